@@ -1,0 +1,401 @@
+"""The DEP web service (mdmenrollment.apple.com), faithful to apple-dep.md sections 3 to 7.
+
+Every request needs a User-Agent and an X-Server-Protocol-Version; every endpoint but /session
+needs a live X-ADM-Auth-Session. Errors are Apple's plain-text codes (quoted like depsim's when
+the `quoted_errors` setting is on). Fault scripts answer before any of these checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sqlite3
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from applesim import inventory
+from applesim.auth import AuthSession, AuthSessions
+from applesim.cursors import FETCH, SYNC, Cursor, CursorInvalid, cursor_decode, cursor_encode
+from applesim.faults import FaultScripts
+from applesim.store import SimStore, timestamp
+from applesim.web import Request, Response, json_response, text_response
+
+ROUTES = {
+    ("GET", "/session"): "session",
+    ("GET", "/account"): "account",
+    ("POST", "/server/devices"): "server_devices",
+    ("POST", "/devices/sync"): "devices_sync",
+    ("POST", "/devices"): "devices",
+    ("POST", "/profile"): "profile_define",
+    ("GET", "/profile"): "profile_get",
+    ("PUT", "/profile/devices"): "profile_assign",
+    ("POST", "/profile/devices"): "profile_assign",
+    ("DELETE", "/profile/devices"): "profile_remove",
+}
+PATHS = frozenset(path for _method, path in ROUTES)
+PAGE_LIMIT_DEFAULT = 100
+PAGE_LIMIT_MAXIMUM = 1000
+ACCOUNT_URLS = (
+    {"uri": "/session", "http_method": ["GET"]},
+    {"uri": "/account", "http_method": ["GET"]},
+    {"uri": "/server/devices", "http_method": ["POST"],
+     "limit": {"default": PAGE_LIMIT_DEFAULT, "maximum": PAGE_LIMIT_MAXIMUM}},
+    {"uri": "/devices/sync", "http_method": ["POST"],
+     "limit": {"default": PAGE_LIMIT_DEFAULT, "maximum": PAGE_LIMIT_MAXIMUM}},
+    {"uri": "/devices", "http_method": ["POST"]},
+    {"uri": "/profile", "http_method": ["GET", "POST"]},
+    {"uri": "/profile/devices", "http_method": ["DELETE", "POST", "PUT"]},
+)  # fmt: skip
+CURSOR_LIFETIME = timedelta(days=7)
+PROFILE_FLAGS = (
+    "allow_pairing", "is_supervised", "is_mandatory", "is_mdm_removable", "is_multi_user",
+    "await_device_configured", "auto_advance_setup", "do_not_use_profile_from_backup",
+    "is_return_to_service",
+)  # fmt: skip
+# (field, longest accepted value, Apple's error code)
+PROFILE_TEXT_FIELDS = (
+    ("department", 125, "DEPARTMENT_INVALID"),
+    ("org_magic", 256, "MAGIC_INVALID"),
+    ("language", 16, "LOCALE_INVALID"),
+    ("region", 16, "LOCALE_INVALID"),
+    ("support_phone_number", 50, "SUPPORT_PHONE_INVALID"),
+    ("support_email_address", 250, "SUPPORT_EMAIL_INVALID"),
+    ("configuration_web_url", 2000, "CONFIG_URL_INVALID"),
+)
+SERVER_QUERY = (
+    "SELECT mdm_server.id AS server_id, server_name, server_uuid, admin_id, assign_limit,"
+    " assign_window, organisation.org_id, organisation.name AS org_name, organisation.email"
+    " AS org_email, organisation.phone AS org_phone, organisation.address AS org_address,"
+    " org_type, org_version, terms_accepted FROM mdm_server"
+    " JOIN organisation ON organisation.id = mdm_server.organisation_id WHERE mdm_server.id = ?"
+)
+
+
+class DEPFailure(Exception):
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+
+
+def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = request.json()
+    except ValueError as error:
+        raise DEPFailure(400, "MALFORMED_REQUEST_BODY") from error
+    if not isinstance(body, dict):
+        raise DEPFailure(400, "MALFORMED_REQUEST_BODY")
+    return body
+
+
+def _limit(body: dict[str, Any]) -> int:
+    limit = body.get("limit", PAGE_LIMIT_DEFAULT)
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise DEPFailure(400, "MALFORMED_REQUEST_BODY")
+    return max(1, min(limit, PAGE_LIMIT_MAXIMUM))
+
+
+def _serials(body: dict[str, Any]) -> list[str]:
+    serials = body.get("devices")
+    if not serials or not isinstance(serials, list):
+        raise DEPFailure(400, "DEVICE_ID_REQUIRED")
+    if len(serials) > 1000 or not all(isinstance(serial, str) for serial in serials):
+        raise DEPFailure(400, "MALFORMED_REQUEST_BODY")
+    return list(dict.fromkeys(serials))
+
+
+def _profile_checked(body: dict[str, Any]) -> dict[str, Any]:
+    name = body.get("profile_name")
+    if name is None or name == "":
+        raise DEPFailure(400, "CONFIG_NAME_REQUIRED")
+    if not isinstance(name, str) or len(name) > 125:
+        raise DEPFailure(400, "CONFIG_NAME_INVALID")
+    url = body.get("url")
+    if url is None or url == "":
+        raise DEPFailure(400, "CONFIG_URL_REQUIRED")
+    if not isinstance(url, str) or len(url) > 2000 or not url.startswith(("https://", "http://")):
+        raise DEPFailure(400, "CONFIG_URL_INVALID")
+    if any(flag in body and not isinstance(body[flag], bool) for flag in PROFILE_FLAGS):
+        raise DEPFailure(400, "FLAGS_INVALID")
+    # A profile that cannot be removed must also supervise the device.
+    if body.get("is_mdm_removable") is False and not body.get("is_supervised"):
+        raise DEPFailure(400, "FLAGS_INVALID")
+    for field, longest, code in PROFILE_TEXT_FIELDS:
+        value = body.get(field)
+        if value is not None and (not isinstance(value, str) or len(value) > longest):
+            raise DEPFailure(400, code)
+    if "@" not in body.get("support_email_address", "@"):
+        raise DEPFailure(400, "SUPPORT_EMAIL_INVALID")
+    return {key: value for key, value in body.items() if key != "devices"}
+
+
+class DEPService:
+    """Answers the DEP web service endpoints for every MDM server in the store."""
+
+    def __init__(self, store: SimStore, faults: FaultScripts) -> None:
+        self.store = store
+        self.faults = faults
+        self.sessions = AuthSessions(store)
+        self._assign_lock = threading.Lock()
+        self._assign_windows: dict[int, tuple[datetime, int]] = {}
+
+    def handle(self, request: Request) -> Response:
+        endpoint = ROUTES.get((request.method, request.path))
+        if endpoint is None:
+            if request.path in PATHS:
+                return self._error(405, "METHOD_NOT_ALLOWED")
+            return self._error(404, "NOT_FOUND")
+        scripted = self.faults.answer(endpoint)
+        if scripted is not None:
+            return scripted
+        rotated = None
+        try:
+            if not request.header("user-agent"):
+                raise DEPFailure(400, "USER_AGENT_MISSING")
+            version = self._protocol_version(request)
+            if endpoint == "session":
+                return self._session(request)
+            session, rotated = self.sessions.use(request.header("x-adm-auth-session"))
+            if session is None:
+                raise DEPFailure(401, "UNAUTHORIZED")
+            response = self._authenticated(endpoint, request, session, version)
+        except DEPFailure as failure:
+            response = self._error(failure.status, failure.code)
+        if rotated:
+            response.headers["X-ADM-Auth-Session"] = rotated
+        return response
+
+    def reset(self) -> None:
+        self.sessions.clear()
+        with self._assign_lock:
+            self._assign_windows.clear()
+
+    def _error(self, status: int, code: str) -> Response:
+        quoted = self.store.setting("quoted_errors") == "1"
+        return text_response(status, f'"{code}"' if quoted else code)
+
+    def _protocol_version(self, request: Request) -> int:
+        try:
+            return int(request.header("x-server-protocol-version") or "")
+        except ValueError as error:
+            raise DEPFailure(400, "X_SERVER_PROTOCOL_VERSION_INVALID") from error
+
+    def _session(self, request: Request) -> Response:
+        uri = f"http://{request.host}{request.path}"
+        server_token_id = self.sessions.server_token_verified(uri, request.headers)
+        if server_token_id is None:
+            raise DEPFailure(401, "UNAUTHORIZED")
+        server_id = self.store.query(
+            "SELECT mdm_server_id FROM server_token WHERE id = ?", (server_token_id,)
+        )[0][0]
+        server = self._server(server_id)
+        if not server["terms_accepted"]:
+            raise DEPFailure(403, "T_C_NOT_SIGNED")
+        return json_response(
+            {"auth_session_token": self.sessions.open(server_token_id, server["server_id"])}
+        )
+
+    def _server(self, server_id: int) -> sqlite3.Row:
+        server = self.store.query_one(SERVER_QUERY, (server_id,))
+        if server is None:
+            raise DEPFailure(401, "UNAUTHORIZED")
+        return server
+
+    def _authenticated(
+        self, endpoint: str, request: Request, session: AuthSession, version: int
+    ) -> Response:
+        server = self._server(session.mdm_server_id)
+        if not server["terms_accepted"]:
+            raise DEPFailure(403, "T_C_NOT_SIGNED")
+        if endpoint == "account":
+            return self._account(server, version)
+        if endpoint == "profile_get":
+            return self._profile_get(request, server)
+        handler = getattr(self, f"_{endpoint}")
+        return handler(_body(request), server, version)
+
+    # https://developer.apple.com/documentation/devicemanagement/get_account_detail
+    def _account(self, server: sqlite3.Row, version: int) -> Response:
+        account: dict[str, Any] = {
+            "server_name": server["server_name"],
+            "server_uuid": server["server_uuid"],
+            "admin_id": server["admin_id"],
+            "facilitator_id": server["admin_id"],
+            "urls": list(ACCOUNT_URLS),
+        }
+        if version >= 3:
+            account |= {
+                "org_name": server["org_name"],
+                "org_email": server["org_email"],
+                "org_phone": server["org_phone"],
+                "org_address": server["org_address"],
+                "org_id": server["org_id"],
+                "org_id_hash": hashlib.sha256(server["org_id"].encode()).hexdigest()[:40],
+                "org_type": server["org_type"],
+                "org_version": server["org_version"],
+            }
+        return json_response(account)
+
+    def _device(self, row: sqlite3.Row, version: int) -> dict[str, Any]:
+        device = inventory.device_json(row)
+        # iPadOS exists from protocol version 7; older clients see iOS.
+        if version < 7 and device["os"] == "iPadOS":
+            device["os"] = "iOS"
+        return device
+
+    def _cursor(self, text: object, server: sqlite3.Row) -> Cursor:
+        if not isinstance(text, str):
+            raise DEPFailure(400, "INVALID_CURSOR")
+        try:
+            return cursor_decode(text, self.store.cursor_secret(), server_id=server["server_id"])
+        except CursorInvalid as error:
+            raise DEPFailure(400, "INVALID_CURSOR") from error
+
+    def _page(
+        self, devices: list[dict[str, Any]], cursor: Cursor, more: bool, now: datetime
+    ) -> Response:
+        return json_response(
+            {
+                "devices": devices,
+                "cursor": cursor_encode(cursor, self.store.cursor_secret()),
+                "more_to_follow": more,
+                "fetched_until": timestamp(now),
+            }
+        )
+
+    # https://developer.apple.com/documentation/devicemanagement/fetch-devices
+    def _server_devices(self, body: dict[str, Any], server: sqlite3.Row, version: int) -> Response:
+        limit, now, server_id = _limit(body), self.store.now(), server["server_id"]
+        if body.get("cursor"):
+            cursor = self._cursor(body["cursor"], server)
+            if cursor.kind == SYNC:
+                raise DEPFailure(400, "EXHAUSTED_CURSOR")
+        else:
+            cursor = Cursor(server_id, FETCH, 0, inventory.event_seq_latest(self.store), now)
+        rows = inventory.devices_page(self.store, server_id, cursor.device_id, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if more:
+            following = Cursor(server_id, FETCH, rows[-1]["id"], cursor.event_seq, now)
+        else:
+            following = Cursor(server_id, SYNC, 0, cursor.event_seq, now)
+        return self._page([self._device(row, version) for row in rows], following, more, now)
+
+    # https://developer.apple.com/documentation/devicemanagement/sync-devices
+    def _devices_sync(self, body: dict[str, Any], server: sqlite3.Row, version: int) -> Response:
+        if not body.get("cursor"):
+            raise DEPFailure(400, "CURSOR_REQUIRED")
+        cursor = self._cursor(body["cursor"], server)
+        limit, now = _limit(body), self.store.now()
+        if now - cursor.issued_at > CURSOR_LIFETIME:
+            raise DEPFailure(400, "EXPIRED_CURSOR")
+        rows = inventory.device_events(self.store, server["server_id"], cursor.event_seq, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        devices = []
+        for row in rows:
+            event = {"op_type": row["op_type"], "op_date": row["op_date"]}
+            if row["op_type"] == "deleted" or row["id"] is None:
+                devices.append({"serial_number": row["event_serial"], **event})
+            else:
+                devices.append({**self._device(row, version), **event})
+        last_seq = rows[-1]["seq"] if rows else cursor.event_seq
+        return self._page(devices, Cursor(server["server_id"], SYNC, 0, last_seq, now), more, now)
+
+    # https://developer.apple.com/documentation/devicemanagement/device-details
+    def _devices(self, body: dict[str, Any], server: sqlite3.Row, version: int) -> Response:
+        serials = _serials(body)
+        owned = inventory.devices_of_server(self.store, server["server_id"], serials)
+        details = {
+            serial: {**self._device(owned[serial], version), "response_status": "SUCCESS"}
+            if serial in owned
+            else {"response_status": "NOT_ACCESSIBLE"}
+            for serial in serials
+        }
+        return json_response({"devices": details})
+
+    # https://developer.apple.com/documentation/devicemanagement/define-profile
+    def _profile_define(self, body: dict[str, Any], server: sqlite3.Row, version: int) -> Response:
+        definition = _profile_checked(body)
+        serials = body.get("devices") or []
+        if not isinstance(serials, list) or not all(isinstance(s, str) for s in serials):
+            raise DEPFailure(400, "MALFORMED_REQUEST_BODY")
+        profile_uuid = inventory.profile_create(self.store, server["server_id"], definition)
+        results, _retry_after = self._assign(server, profile_uuid, list(dict.fromkeys(serials)))
+        return json_response({"profile_uuid": profile_uuid, "devices": results})
+
+    # https://developer.apple.com/documentation/devicemanagement/fetch-profile
+    def _profile_get(self, request: Request, server: sqlite3.Row) -> Response:
+        profile_uuid = request.query.get("profile_uuid")
+        if not profile_uuid:
+            raise DEPFailure(400, "PROFILE_UUID_REQUIRED")
+        profile = inventory.profile_get(self.store, server["server_id"], profile_uuid)
+        if profile is None:
+            raise DEPFailure(404, "NOT_FOUND")
+        return json_response(profile)
+
+    # https://developer.apple.com/documentation/devicemanagement/assign-profile
+    def _profile_assign(self, body: dict[str, Any], server: sqlite3.Row, version: int) -> Response:
+        profile_uuid = body.get("profile_uuid")
+        if not profile_uuid or not isinstance(profile_uuid, str):
+            raise DEPFailure(400, "PROFILE_UUID_REQUIRED")
+        serials = _serials(body)
+        if inventory.profile_get(self.store, server["server_id"], profile_uuid) is None:
+            raise DEPFailure(404, "NOT_FOUND")
+        results, retry_after = self._assign(server, profile_uuid, serials)
+        payload: dict[str, Any] = {"profile_uuid": profile_uuid, "devices": results}
+        if retry_after:
+            payload["retry_after_seconds"] = retry_after
+        return json_response(payload)
+
+    def _assign(
+        self, server: sqlite3.Row, profile_uuid: str, serials: list[str]
+    ) -> tuple[dict[str, str], int]:
+        owned = inventory.devices_of_server(self.store, server["server_id"], serials)
+        granted, retry_after = self._assign_quota(server, sum(s in owned for s in serials))
+        results, assigned = {}, []
+        for serial in serials:
+            if serial not in owned:
+                results[serial] = "NOT_ACCESSIBLE"
+            elif len(assigned) < granted:
+                results[serial] = "SUCCESS"
+                assigned.append(serial)
+            else:
+                results[serial] = "THROTTLED"
+        if assigned:
+            inventory.profile_set(self.store, server["server_id"], assigned, profile_uuid)
+        return results, retry_after
+
+    def _assign_quota(self, server: sqlite3.Row, wanted: int) -> tuple[int, int]:
+        """How many assignments the server's rate allows now, and seconds until more are."""
+        if server["assign_limit"] is None:
+            return wanted, 0
+        window, now = timedelta(seconds=server["assign_window"]), self.store.now()
+        with self._assign_lock:
+            started, used = self._assign_windows.get(server["server_id"], (now, 0))
+            if now - started >= window:
+                started, used = now, 0
+            granted = max(0, min(wanted, server["assign_limit"] - used))
+            self._assign_windows[server["server_id"]] = (started, used + granted)
+        if granted == wanted:
+            return granted, 0
+        return granted, max(1, math.ceil((started + window - now).total_seconds()))
+
+    # https://developer.apple.com/documentation/devicemanagement/clear-device-profile
+    def _profile_remove(self, body: dict[str, Any], server: sqlite3.Row, version: int) -> Response:
+        serials = _serials(body)
+        profile_uuid = body.get("profile_uuid")
+        owned = inventory.devices_of_server(self.store, server["server_id"], serials)
+        results, removed = {}, []
+        for serial in serials:
+            if serial not in owned:
+                results[serial] = "NOT_ACCESSIBLE"
+            elif profile_uuid and owned[serial]["profile_uuid"] != profile_uuid:
+                results[serial] = "FAILED"
+            else:
+                results[serial] = "SUCCESS"
+                removed.append(serial)
+        if removed:
+            inventory.profile_set(self.store, server["server_id"], removed, "")
+        return json_response({"devices": results})

@@ -1,0 +1,120 @@
+"""Fault scripts, after depsim's failure configuration: canned answers per DEP endpoint.
+
+A script is a list of entries consumed in order; each entry answers `count` requests (default 1)
+before the next one takes over, and normal behaviour resumes when the script runs out:
+
+    {"count": 2, "status": 403, "body": "T_C_NOT_SIGNED", "headers": {"Retry-After": "2"}}
+    {"action": "timeout", "seconds": 5}   sleep, then answer normally (or with "status")
+    {"action": "drop"}                    close the connection without a response
+    {"action": "malformed"}               200 with a body that is not JSON
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from applesim.store import SimError
+from applesim.web import APPLE_TEXT, Response
+
+ENDPOINTS = (
+    "session",
+    "account",
+    "server_devices",
+    "devices_sync",
+    "devices",
+    "profile_define",
+    "profile_get",
+    "profile_assign",
+    "profile_remove",
+)
+ACTIONS = ("timeout", "drop", "malformed")
+
+
+@dataclass
+class FaultEntry:
+    count: int
+    status: int | None = None
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    action: str | None = None
+    seconds: float = 0.0
+
+
+def fault_entry_parse(raw: dict[str, Any]) -> FaultEntry:
+    action = raw.get("action")
+    if action is not None and action not in ACTIONS:
+        raise SimError(400, "FAULT_INVALID", f"Unknown action {action!r}; use one of {ACTIONS}.")
+    if action is None and not isinstance(raw.get("status"), int):
+        raise SimError(400, "FAULT_INVALID", "A fault needs a status or an action.")
+    count = raw.get("count", 1)
+    if not isinstance(count, int) or count < 1:
+        raise SimError(400, "FAULT_INVALID", "A fault's count must be a positive integer.")
+    return FaultEntry(
+        count=count,
+        status=raw.get("status"),
+        body=str(raw.get("body", "")),
+        headers={str(name): str(value) for name, value in raw.get("headers", {}).items()},
+        action=action,
+        seconds=float(raw.get("seconds", 0)),
+    )
+
+
+class FaultScripts:
+    """The scripts per endpoint, shared by the request threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._scripts: dict[str, list[FaultEntry]] = {}
+
+    def set(self, endpoint: str, script: list[dict[str, Any]]) -> None:
+        if endpoint not in ENDPOINTS:
+            raise SimError(400, "ENDPOINT_INVALID", f"Unknown endpoint {endpoint!r}: {ENDPOINTS}.")
+        entries = [fault_entry_parse(raw) for raw in script]
+        with self._lock:
+            self._scripts[endpoint] = entries
+
+    def clear(self) -> None:
+        with self._lock:
+            self._scripts.clear()
+
+    def pending(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                endpoint: sum(entry.count for entry in entries)
+                for endpoint, entries in self._scripts.items()
+                if entries
+            }
+
+    def _next(self, endpoint: str) -> FaultEntry | None:
+        with self._lock:
+            entries = self._scripts.get(endpoint)
+            if not entries:
+                return None
+            entry = entries[0]
+            entry.count -= 1
+            if entry.count == 0:
+                entries.pop(0)
+            return entry
+
+    def answer(self, endpoint: str) -> Response | None:
+        """The scripted answer for this request, or None to behave normally.
+
+        A timeout sleeps here and then answers with its status, or normally if it has none.
+        """
+        entry = self._next(endpoint)
+        if entry is None:
+            return None
+        if entry.action == "timeout":
+            time.sleep(entry.seconds)
+        elif entry.action == "drop":
+            return Response(0, drop=True)
+        elif entry.action == "malformed":
+            return Response(
+                200, b'{"devices": [{"serial_number": ', "application/json;charset=UTF8"
+            )
+        if entry.status is None:
+            return None
+        return Response(entry.status, entry.body.encode(), APPLE_TEXT, dict(entry.headers))

@@ -1,0 +1,208 @@
+"""Start a simulator inside a test process and drive it through its control API.
+
+sim = sim_start()
+organisation = sim.control.organisation_create("Example School", org_type="edu")
+server_uuid = sim.control.server_create(organisation["org_id"], "Portal")
+credentials = sim.control.token_credentials(server_uuid)
+...
+sim.stop()
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from datetime import datetime
+from typing import Any
+
+from applesim.server import SimHTTPServer, sim_server_new
+from applesim.store import timestamp, timestamp_parse
+
+
+class SimControlError(Exception):
+    """The control API refused a call; `code` is its error code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+
+
+class SimControl:
+    """Typed wrappers around the /_sim/ control API of a running simulator."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _call(
+        self, method: str, path: str, payload: Any = None, *, raw: bytes | None = None
+    ) -> bytes:
+        body = raw if raw is not None else json.dumps(payload or {}).encode()
+        request = urllib.request.Request(  # noqa: S310 (the simulator's own http URL)
+            self.url + path,
+            data=body if method != "GET" else None,
+            method=method,
+            headers={"Content-Type": "application/octet-stream" if raw else "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (as above)
+                return response.read()
+        except urllib.error.HTTPError as error:
+            refusal = json.loads(error.read() or b"{}")
+            raise SimControlError(
+                error.code, refusal.get("error", ""), refusal.get("message", "")
+            ) from None
+
+    def _json(self, method: str, path: str, payload: Any = None) -> Any:
+        return json.loads(self._call(method, path, payload))
+
+    def reset(self) -> None:
+        self._call("POST", "/_sim/reset")
+
+    def state(self) -> dict[str, Any]:
+        return self._json("GET", "/_sim/state")
+
+    def organisation_create(
+        self,
+        name: str = "Example Organisation",
+        *,
+        apple_ids: list[str] | None = None,
+        org_type: str = "org",
+        terms_accepted: bool = True,
+        **fields: str,
+    ) -> str:
+        """Enrol an organisation (fields: email, phone, address) and sign in its first Apple ID.
+
+        Returns its org_id; `state()` has the rest.
+        """
+        payload = {
+            "name": name,
+            "apple_ids": apple_ids or [],
+            "org_type": org_type,
+            "terms_accepted": terms_accepted,
+            **fields,
+        }
+        return self._json("POST", "/_sim/organisations", payload)["org_id"]
+
+    def terms_set(self, org_id: str, accepted: bool) -> None:
+        self._call("POST", f"/_sim/organisations/{org_id}/terms", {"accepted": accepted})
+
+    def sign_in(self, apple_id: str, *, org_id: str | None = None) -> None:
+        """Sign in to ABM as this Apple ID (checked to be of `org_id` when given)."""
+        self._call("POST", "/_sim/sign-in", {"apple_id": apple_id, "org_id": org_id})
+
+    def server_create(self, org_id: str, server_name: str = "MDM Portal") -> str:
+        """Add an MDM server in ABM; returns its server_uuid."""
+        payload = {"org_id": org_id, "server_name": server_name}
+        return self._json("POST", "/_sim/servers", payload)["server_uuid"]
+
+    def server(self, server_uuid: str) -> dict[str, Any]:
+        return self._json("GET", f"/_sim/servers/{server_uuid}")
+
+    def public_key_upload(self, server_uuid: str, certificate: bytes) -> None:
+        self._call("POST", f"/_sim/servers/{server_uuid}/public-key", raw=certificate)
+
+    def _token_payload(
+        self, validity_days: int, issued_at: datetime | None, token_format: str
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"validity_days": validity_days, "format": token_format}
+        if issued_at is not None:
+            payload["issued_at"] = timestamp(issued_at)
+        return payload
+
+    def token_download(
+        self, server_uuid: str, validity_days: int = 365, *, issued_at: datetime | None = None
+    ) -> bytes:
+        """Press "Download Token" in ABM: the .p7m encrypted to the uploaded public key."""
+        payload = self._token_payload(validity_days, issued_at, "p7m")
+        return self._call("POST", f"/_sim/servers/{server_uuid}/token", payload)
+
+    def token_credentials(
+        self, server_uuid: str, validity_days: int = 365, *, issued_at: datetime | None = None
+    ) -> dict[str, str]:
+        """Like token_download, but answers the decrypted OAuth credentials (no key needed)."""
+        payload = self._token_payload(validity_days, issued_at, "json")
+        return self._json("POST", f"/_sim/servers/{server_uuid}/token", payload)
+
+    def devices_add(self, server_uuid: str, count: int) -> list[str]:
+        return self._json("POST", f"/_sim/servers/{server_uuid}/devices", {"count": count})[
+            "serials"
+        ]
+
+    def devices_modify(
+        self, serials: list[str], *, server_uuid: str | None = None, **changes: str
+    ) -> None:
+        """Change device fields (color="RED"), or move the devices to another server."""
+        payload: dict[str, Any] = {"serials": serials, "changes": changes}
+        if server_uuid is not None:
+            payload["server_uuid"] = server_uuid
+        self._call("POST", "/_sim/devices/modify", payload)
+
+    def devices_delete(self, serials: list[str]) -> None:
+        self._call("POST", "/_sim/devices/delete", {"serials": serials})
+
+    def device(self, serial_number: str) -> dict[str, Any]:
+        return self._json("GET", f"/_sim/devices/{serial_number}")
+
+    def device_serials(self, server_uuid: str) -> set[str]:
+        """Exactly the serials Apple has assigned to this MDM server now."""
+        return set(self.server(server_uuid)["serials"])
+
+    def assign_limit_set(
+        self, server_uuid: str, devices: int | None, per_seconds: float = 60
+    ) -> None:
+        """Throttle profile assignments to `devices` per `per_seconds` (None: unlimited)."""
+        payload = {"devices": devices, "per_seconds": per_seconds}
+        self._call("POST", f"/_sim/servers/{server_uuid}/assign-limit", payload)
+
+    def faults_set(self, endpoint: str, script: list[dict[str, Any]]) -> None:
+        self._call("POST", "/_sim/faults", {"endpoint": endpoint, "script": script})
+
+    def faults_clear(self) -> None:
+        self._call("POST", "/_sim/faults/clear")
+
+    def clock_advance(self, seconds: float) -> datetime:
+        """Move Apple's clock forward; returns Apple's new now."""
+        return timestamp_parse(
+            self._json("POST", "/_sim/clock", {"advance_seconds": seconds})["now"]
+        )
+
+    def now(self) -> datetime:
+        return timestamp_parse(self._json("GET", "/_sim/clock")["now"])
+
+    def quoted_errors_set(self, quoted: bool) -> None:
+        """Quote error bodies as depsim does ("INVALID_CURSOR")."""
+        self._call("POST", "/_sim/settings", {"quoted_errors": quoted})
+
+
+class RunningSim:
+    """A simulator serving on a real socket from a background thread."""
+
+    def __init__(self, server: SimHTTPServer) -> None:
+        self.server = server
+        host, port = server.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        self.control = SimControl(self.url)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join()
+        self.server.simulator.store.close()
+
+    def __enter__(self) -> RunningSim:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def sim_start(*, state_path: str | None = None, port: int = 0) -> RunningSim:
+    """Start a simulator on 127.0.0.1 (port 0: any free port); in memory unless state_path."""
+    return RunningSim(sim_server_new(host="127.0.0.1", port=port, state_path=state_path))

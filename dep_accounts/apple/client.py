@@ -1,0 +1,541 @@
+"""Apple's DEP web service (Automated Device Enrollment), as the portal calls it.
+
+No Django here: a DEPClient is built from a server token's four OAuth values and a base URL
+(settings.DEP_API_URL: Apple in production, applesim in tests and demos). It signs /session with
+OAuth 1.0a HMAC-SHA1, follows the X-ADM-Auth-Session Apple rotates, retries what is worth
+retrying, and turns Apple's answers into frozen dataclasses and its refusals into DEPError
+subclasses whose `message` tells an admin what to do.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Self
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests_oauthlib import OAuth1
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
+from urllib3.exceptions import TimeoutError as TransportTimeoutError
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
+
+PROTOCOL_VERSION = "7"
+CONTENT_TYPE = "application/json;charset=UTF8"
+SESSION_HEADER = "X-ADM-Auth-Session"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Apple's 429 need not say how long to wait; then the next try waits a minute.
+THROTTLE_WAIT_DEFAULT = 60.0
+# Checked in this order: the first found in an error body is Apple's code.
+APPLE_CODES = (
+    "T_C_NOT_SIGNED", "ACCESS_DENIED", "FORBIDDEN", "UNAUTHORIZED", "EXPIRED_CURSOR",
+    "INVALID_CURSOR", "EXHAUSTED_CURSOR", "CURSOR_REQUIRED", "TOO_MANY_REQUESTS",
+)  # fmt: skip
+
+
+class DEPError(Exception):
+    """Apple's DEP web service refused or failed; `message` is for the admin."""
+
+    default_message = "Apple's DEP web service refused the request."
+
+    def __init__(self, message: str | None = None, *, status: int | None = None, code: str = ""):
+        self.message = message or self.default_message
+        self.status = status
+        self.code = code
+        super().__init__(self.message)
+
+
+class TokenRejectedError(DEPError):
+    default_message = (
+        "Apple rejected this server token: it was reset by a newer download in Apple Business "
+        "Manager, or has expired. Download a new token in ABM and upload it."
+    )
+
+
+class TermsNotSignedError(DEPError):
+    default_message = (
+        "Apple requires your organisation to accept its latest terms and conditions. Sign in "
+        "to Apple Business Manager as an administrator, accept them, then try again."
+    )
+
+
+class AccessDeniedError(DEPError):
+    default_message = (
+        "Apple denied this MDM server access to the DEP web service. Check in Apple Business "
+        "Manager that the MDM server still exists, then download and upload a new token."
+    )
+
+
+class CursorExpiredError(DEPError):
+    default_message = "Apple's device cursor is older than 7 days: a full device fetch is needed."
+
+
+class CursorInvalidError(DEPError):
+    default_message = "Apple does not recognise the device cursor: a full device fetch is needed."
+
+
+class CursorExhaustedError(DEPError):
+    default_message = "The full device fetch is complete: continue with incremental syncs."
+
+
+class ThrottledError(DEPError):
+    """Apple asked to wait `retry_after` seconds, longer than the client waits by itself."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: float = THROTTLE_WAIT_DEFAULT,
+        status: int | None = None,
+        code: str = "",
+    ):
+        self.retry_after = retry_after
+        message = message or (
+            f"Apple asked to wait {retry_after:.0f} seconds before the next request; "
+            "it will be retried then."
+        )
+        super().__init__(message, status=status, code=code)
+
+
+class AppleUnavailableError(DEPError):
+    default_message = (
+        "Apple's DEP web service could not be reached or answered with an error. "
+        "Nothing was changed; it will be tried again later."
+    )
+
+
+class AppleRequestError(DEPError):
+    """Any other refusal (a 4xx); `code` is Apple's error code."""
+
+
+@dataclass(frozen=True)
+class AccountURL:
+    uri: str
+    http_methods: tuple[str, ...]
+    limit_default: int | None
+    limit_maximum: int | None
+
+
+@dataclass(frozen=True)
+class Account:
+    server_name: str
+    server_uuid: str
+    admin_id: str
+    facilitator_id: str
+    org_name: str
+    org_email: str
+    org_phone: str
+    org_address: str
+    org_id: str
+    org_id_hash: str
+    org_type: str
+    org_version: str
+    urls: tuple[AccountURL, ...]
+
+    def limit_maximum(self, uri: str) -> int | None:
+        """The largest page Apple allows for an endpoint, if it says."""
+        return next((url.limit_maximum for url in self.urls if url.uri == uri), None)
+
+
+@dataclass(frozen=True)
+class Device:
+    serial_number: str
+    model: str = ""
+    description: str = ""
+    color: str = ""
+    asset_tag: str = ""
+    os: str = ""
+    device_family: str = ""
+    profile_status: str = ""
+    profile_uuid: str = ""
+    profile_assign_time: datetime | None = None
+    profile_push_time: datetime | None = None
+    device_assigned_date: datetime | None = None
+    device_assigned_by: str = ""
+    # Only in /devices/sync answers: "added", "modified" or "deleted", and when.
+    op_type: str = ""
+    op_date: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DevicePage:
+    devices: tuple[Device, ...]
+    cursor: str
+    more_to_follow: bool
+    fetched_until: datetime | None
+
+
+@dataclass(frozen=True)
+class DeviceDetail:
+    serial_number: str
+    response_status: str  # SUCCESS or NOT_ACCESSIBLE
+    device: Device | None
+
+
+@dataclass(frozen=True)
+class ProfileDefined:
+    profile_uuid: str
+    devices: dict[str, str]  # serial -> SUCCESS, NOT_ACCESSIBLE, FAILED or THROTTLED
+
+
+@dataclass(frozen=True)
+class ProfileAssignment:
+    profile_uuid: str
+    devices: dict[str, str]  # serial -> SUCCESS, NOT_ACCESSIBLE, FAILED or THROTTLED
+    retry_after_seconds: int | None
+
+    @property
+    def throttled(self) -> list[str]:
+        return [serial for serial, result in self.devices.items() if result == "THROTTLED"]
+
+
+def _moment(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _device(raw: dict[str, Any]) -> Device:
+    return Device(
+        serial_number=raw["serial_number"],
+        model=raw.get("model") or "",
+        description=raw.get("description") or "",
+        color=raw.get("color") or "",
+        asset_tag=raw.get("asset_tag") or "",
+        os=raw.get("os") or "",
+        device_family=raw.get("device_family") or "",
+        profile_status=raw.get("profile_status") or "",
+        profile_uuid=raw.get("profile_uuid") or "",
+        profile_assign_time=_moment(raw.get("profile_assign_time")),
+        profile_push_time=_moment(raw.get("profile_push_time")),
+        device_assigned_date=_moment(raw.get("device_assigned_date")),
+        device_assigned_by=raw.get("device_assigned_by") or "",
+        op_type=raw.get("op_type") or "",
+        op_date=_moment(raw.get("op_date")),
+    )
+
+
+def _account(raw: dict[str, Any]) -> Account:
+    urls = tuple(
+        AccountURL(
+            uri=url["uri"],
+            http_methods=tuple(url.get("http_method") or ()),
+            limit_default=(url.get("limit") or {}).get("default"),
+            limit_maximum=(url.get("limit") or {}).get("maximum"),
+        )
+        for url in raw.get("urls") or ()
+    )
+    text = {
+        name: str(raw.get(name) or "")
+        for name in (
+            "server_name", "admin_id", "facilitator_id", "org_name", "org_email", "org_phone",
+            "org_address", "org_id", "org_id_hash", "org_type", "org_version",
+        )
+    }  # fmt: skip
+    return Account(server_uuid=raw["server_uuid"], urls=urls, **text)
+
+
+def _page(raw: dict[str, Any]) -> DevicePage:
+    return DevicePage(
+        devices=tuple(_device(device) for device in raw.get("devices") or ()),
+        cursor=raw.get("cursor") or "",
+        more_to_follow=bool(raw.get("more_to_follow")),
+        fetched_until=_moment(raw.get("fetched_until")),
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds, from either of its forms (seconds or an HTTP-date)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+class _AppleRetry(Retry):
+    """urllib3's retries, except that a Retry-After beyond `wait_limit` ends them at once.
+
+    The caller then gets the 429/503 itself and raises ThrottledError instead of sleeping.
+    """
+
+    def __init__(self, *args: Any, wait_limit: float = 30.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.wait_limit = wait_limit
+
+    def new(self, **kw: Any) -> Self:
+        kw.setdefault("wait_limit", self.wait_limit)
+        return super().new(**kw)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        *args: Any,
+        response: BaseHTTPResponse | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        if response is not None:
+            try:
+                wait = self.get_retry_after(response)
+            except InvalidHeader:
+                wait = None
+            if wait is not None and wait > self.wait_limit:
+                raise MaxRetryError(kwargs.get("_pool"), url or "", ResponseError("wait too long"))
+        return super().increment(method, url, *args, response=response, **kwargs)
+
+
+def _apple_code(body: str) -> str:
+    """Apple's error code from a plain-text body, quoted (as depsim does) or not."""
+    text = body.strip().strip('"').strip()
+    known = next((code for code in APPLE_CODES if code in text), None)
+    return known or (text.splitlines()[0][:100] if text else "")
+
+
+def _error(response: requests.Response, *, on_session: bool) -> DEPError:
+    """The DEPError for one of Apple's refusals."""
+    status, code = response.status_code, _apple_code(response.text)
+    wait = _retry_after(response.headers.get("Retry-After"))
+    if status == 429 or (status == 503 and wait is not None):
+        retry_after = THROTTLE_WAIT_DEFAULT if wait is None else wait
+        return ThrottledError(retry_after=retry_after, status=status, code=code)
+    if status >= 500:
+        return AppleUnavailableError(
+            f"Apple's DEP web service failed (HTTP {status}). Nothing was changed; "
+            "it will be tried again later.",
+            status=status,
+            code=code,
+        )
+    known: dict[str, type[DEPError]] = {
+        "T_C_NOT_SIGNED": TermsNotSignedError,
+        "EXPIRED_CURSOR": CursorExpiredError,
+        "INVALID_CURSOR": CursorInvalidError,
+        "EXHAUSTED_CURSOR": CursorExhaustedError,
+    }
+    if code in known:
+        return known[code](status=status, code=code)
+    if on_session and status == 401:
+        return TokenRejectedError(status=status, code=code)
+    if status in (401, 403):
+        return AccessDeniedError(status=status, code=code)
+    return AppleRequestError(
+        f"Apple refused the request ({code or f'HTTP {status}'}).", status=status, code=code
+    )
+
+
+class DEPClient:
+    """One MDM server's conversation with Apple's DEP web service."""
+
+    def __init__(
+        self,
+        *,
+        consumer_key: str,
+        consumer_secret: str,
+        access_token: str,
+        access_secret: str,
+        base_url: str,
+        timeout: float | tuple[float, float] = (5, 30),
+        user_agent: str = "mdmportal/0.1",
+        session_token: str | None = None,
+        max_retry_wait: float = 30.0,
+        retry_backoff: float = 0.5,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        # Apple's current X-ADM-Auth-Session; callers may keep it to save a /session call.
+        self.session_token = session_token
+        self._oauth = OAuth1(
+            consumer_key,
+            client_secret=consumer_secret,
+            resource_owner_key=access_token,
+            resource_owner_secret=access_secret,
+            signature_method="HMAC-SHA1",
+        )
+        self._http = requests.Session()
+        self._http.headers.update(
+            {
+                "User-Agent": user_agent,
+                "X-Server-Protocol-Version": PROTOCOL_VERSION,
+                "Content-Type": CONTENT_TYPE,
+                "Accept": "application/json",
+            }
+        )
+        retry = _AppleRetry(
+            total=2,
+            other=0,
+            allowed_methods=None,
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=retry_backoff,
+            raise_on_status=False,
+            wait_limit=max_retry_wait,
+        )
+        self._http.mount(self.base_url + "/", HTTPAdapter(max_retries=retry))
+        # A signed /session request is never replayed after it may have reached Apple: its
+        # nonce would be spent, and Apple answers a reused nonce with 401.
+        self._http.mount(self.base_url + "/session", HTTPAdapter(max_retries=retry.new(read=0)))
+
+    def __repr__(self) -> str:
+        return f"DEPClient(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(
+        self, method: str, path: str, *, body: Any = None, params: dict[str, str] | None = None
+    ) -> requests.Response:
+        signing = path == "/session"
+        headers = {} if signing or not self.session_token else {SESSION_HEADER: self.session_token}
+        try:
+            response = self._http.request(
+                method,
+                self.base_url + path,
+                data=None if body is None else json.dumps(body),
+                params=params,
+                headers=headers,
+                auth=self._oauth if signing else None,
+                timeout=self.timeout,
+            )
+        except requests.RequestException as error:
+            # Once retries run out, requests reports a timeout as a ConnectionError.
+            reason = getattr(error.args[0] if error.args else None, "reason", None)
+            if isinstance(error, requests.Timeout) or isinstance(reason, TransportTimeoutError):
+                problem = f"did not answer {method} {path} in time"
+            else:
+                problem = f"could not be reached for {method} {path}"
+            raise AppleUnavailableError(
+                f"Apple's DEP web service {problem}. "
+                "Nothing was changed; it will be tried again later."
+            ) from error
+        rotated = response.headers.get(SESSION_HEADER)
+        if rotated:
+            self.session_token = rotated
+        return response
+
+    def _json(self, response: requests.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise AppleUnavailableError(
+                "Apple's DEP web service answered with something that is not JSON. "
+                "Nothing was changed; it will be tried again later.",
+                status=response.status_code,
+            ) from None
+
+    def _authenticate(self) -> None:
+        self.session_token = None
+        response = self._send("GET", "/session")
+        if response.status_code != 200:
+            raise _error(response, on_session=True)
+        session = self._json(response)
+        token = session.get("auth_session_token") if isinstance(session, dict) else None
+        if not isinstance(token, str) or not token:
+            raise AppleUnavailableError("Apple's /session answer had no auth_session_token.")
+        self.session_token = token
+
+    def _call(
+        self, method: str, path: str, *, body: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
+        """Send one request, opening a session first and once more if Apple ends it."""
+        if self.session_token is None:
+            self._authenticate()
+        response = self._send(method, path, body=body, params=params)
+        if response.status_code == 401 or (
+            response.status_code == 403 and "FORBIDDEN" in response.text
+        ):
+            self._authenticate()
+            response = self._send(method, path, body=body, params=params)
+        if response.status_code >= 400:
+            raise _error(response, on_session=False)
+        return self._json(response)
+
+    def _parsed(self, parse: Any, raw: Any) -> Any:
+        try:
+            return parse(raw)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            raise AppleUnavailableError(
+                "Apple's DEP web service answered in an unexpected shape. "
+                "Nothing was changed; it will be tried again later."
+            ) from None
+
+    # https://developer.apple.com/documentation/devicemanagement/get_account_detail
+    def account(self) -> Account:
+        return self._parsed(_account, self._call("GET", "/account"))
+
+    # https://developer.apple.com/documentation/devicemanagement/fetch-devices
+    def devices_fetch(self, *, cursor: str | None = None, limit: int = 1000) -> DevicePage:
+        body: dict[str, Any] = {"limit": limit}
+        if cursor:
+            body["cursor"] = cursor
+        return self._parsed(_page, self._call("POST", "/server/devices", body=body))
+
+    # https://developer.apple.com/documentation/devicemanagement/sync-devices
+    def devices_sync(self, *, cursor: str, limit: int = 1000) -> DevicePage:
+        body = {"cursor": cursor, "limit": limit}
+        return self._parsed(_page, self._call("POST", "/devices/sync", body=body))
+
+    # https://developer.apple.com/documentation/devicemanagement/device-details
+    def device_details(self, serials: Iterable[str]) -> dict[str, DeviceDetail]:
+        answer = self._call("POST", "/devices", body={"devices": list(serials)})
+
+        def parse(raw: dict[str, Any]) -> dict[str, DeviceDetail]:
+            details = {}
+            for serial, detail in raw["devices"].items():
+                status = detail.get("response_status") or ""
+                device = (
+                    _device({"serial_number": serial, **detail}) if status == "SUCCESS" else None
+                )
+                details[serial] = DeviceDetail(serial, status, device)
+            return details
+
+        return self._parsed(parse, answer)
+
+    # https://developer.apple.com/documentation/devicemanagement/define-profile
+    def profile_define(self, profile: dict[str, Any]) -> ProfileDefined:
+        answer = self._call("POST", "/profile", body=profile)
+        return self._parsed(
+            lambda raw: ProfileDefined(raw["profile_uuid"], dict(raw.get("devices") or {})), answer
+        )
+
+    # https://developer.apple.com/documentation/devicemanagement/fetch-profile
+    def profile_get(self, profile_uuid: str) -> dict[str, Any]:
+        answer = self._call("GET", "/profile", params={"profile_uuid": profile_uuid})
+        if not isinstance(answer, dict):
+            raise AppleUnavailableError("Apple's DEP web service answered in an unexpected shape.")
+        return answer
+
+    # https://developer.apple.com/documentation/devicemanagement/assign-profile
+    def profile_assign(self, *, profile_uuid: str, serials: Iterable[str]) -> ProfileAssignment:
+        # PUT, as nanodep and depsim use; Apple's documentation now also allows POST.
+        body = {"profile_uuid": profile_uuid, "devices": list(serials)}
+        answer = self._call("PUT", "/profile/devices", body=body)
+        return self._parsed(
+            lambda raw: ProfileAssignment(
+                raw.get("profile_uuid") or profile_uuid,
+                dict(raw["devices"]),
+                raw.get("retry_after_seconds"),
+            ),
+            answer,
+        )
+
+    # https://developer.apple.com/documentation/devicemanagement/clear-device-profile
+    def profile_remove(
+        self, *, serials: Iterable[str], profile_uuid: str | None = None
+    ) -> dict[str, str]:
+        """Clear the profile of these devices; serial -> SUCCESS, NOT_ACCESSIBLE or FAILED."""
+        body: dict[str, Any] = {"devices": list(serials)}
+        if profile_uuid:
+            body["profile_uuid"] = profile_uuid
+        answer = self._call("DELETE", "/profile/devices", body=body)
+        return self._parsed(lambda raw: dict(raw["devices"]), answer)

@@ -1,0 +1,411 @@
+"""The DEP account's key pair and the server token (.p7m) Apple Business Manager encrypts for it.
+
+Pure functions: bytes in, dataclasses out, ServerTokenError subclasses for anything an admin can
+fix. The file format is described in docs: apple-dep.md sections 1, 2 and 9.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from asn1crypto import cms
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.x509.oid import NameOID
+
+EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+SECRET_FIELDS = ("consumer_key", "consumer_secret", "access_token", "access_secret")
+PAYLOAD_FIELDS = (*SECRET_FIELDS, "access_token_expiry")
+DOWNLOAD_AGAIN = (
+    "In Apple Business Manager, open Preferences > Your MDM Servers, select the server "
+    "and click Download Token, then upload the .p7m file it gives you."
+)
+# DER of the OID prefix 1.2.840.113549.1.7 shared by every PKCS#7/CMS content type.
+CMS_CONTENT_TYPE_PREFIX = bytes.fromhex("06092a864886f70d0107")
+CERTIFICATE = "an X.509 certificate (such as a public key or APNs certificate)"
+# What admins upload by mistake: (pattern on the lowercased start, what it is, extra advice).
+OTHER_FILE_KINDS = (
+    (rb"\Apk(\x03\x04|\x05\x06)", "a ZIP archive", "If it holds the .p7m file, unzip it first. "),
+    (rb"\A%pdf-", "a PDF document", ""),
+    (rb"\A<(!doctype html|html)", "a web page (HTML) saved from the browser", ""),
+    (rb"-----begin certificate-----", CERTIFICATE, ""),
+    (rb"-----begin [a-z ]*private key-----", "a private key", "Never upload private keys. "),
+)
+RSA_PKCS1V15_OID = "1.2.840.113549.1.1.1"
+ACCEPTED_CONTENT_CIPHERS = {"aes128_cbc", "aes256_cbc"}
+ALGORITHM_NAMES = {
+    "tripledes_3key": "3DES (des-ede3-cbc)",
+    "des": "DES-CBC",
+    "aes192_cbc": "AES-192-CBC",
+    "rsaes_oaep": "RSA-OAEP",
+}
+
+
+class ServerTokenError(Exception):
+    """A server token the portal cannot use; `message` tells the admin what to do next."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotAServerTokenError(ServerTokenError):
+    pass
+
+
+class WrongRecipientError(ServerTokenError):
+    pass
+
+
+class UnsupportedCipherError(ServerTokenError):
+    def __init__(self, *, algorithm: str) -> None:
+        self.algorithm = algorithm
+        super().__init__(
+            f"This server token is encrypted with {algorithm}, which the portal does not accept. "
+            "Apple's server tokens use AES-128-CBC, so this file did not come from Apple Business "
+            "Manager as-is: download the token again and upload the .p7m file unchanged."
+        )
+
+
+class DamagedTokenError(ServerTokenError):
+    pass
+
+
+class PayloadFieldsMissingError(ServerTokenError):
+    def __init__(self, *, missing_fields: tuple[str, ...], reason: str = "") -> None:
+        self.missing_fields = missing_fields
+        problem = reason or "is missing " + ", ".join(missing_fields)
+        super().__init__(
+            f"This server token decrypted, but its content {problem}. "
+            "Download a new token from Apple Business Manager and upload it here."
+        )
+
+
+class BadExpiryError(ServerTokenError):
+    def __init__(self, *, found: object) -> None:
+        shown = str(found).replace("\n", " ")
+        self.found = shown if len(shown) <= 40 else shown[:40] + "…"
+        super().__init__(
+            f"This server token's access_token_expiry is {self.found!r}, not a UTC date like "
+            "2026-01-17T11:02:21Z. Download a new token from Apple Business Manager and upload it."
+        )
+
+
+class TokenExpiredError(ServerTokenError):
+    def __init__(self, *, expired_at: datetime) -> None:
+        self.expired_at = expired_at = expired_at.astimezone(UTC)
+        super().__init__(
+            f"This server token expired on {expired_at:%Y-%m-%d} at {expired_at:%H:%M} UTC. "
+            "In Apple Business Manager, download a new token for this MDM server and upload it."
+        )
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private_key_pem: bytes = field(repr=False)
+    certificate_pem: bytes
+
+
+def key_pair_generate(*, common_name: str) -> KeyPair:
+    """An RSA-2048 key and the self-signed certificate an admin uploads to ABM as the public key."""
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mdmportal"),
+        ]
+    )
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        # A day of slack so a clock running behind on Apple's side does not reject it.
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=730))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=True,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=False,
+        )
+        .sign(private_key, hashes.SHA256())
+    )
+    return KeyPair(
+        private_key_pem=private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM),
+    )
+
+
+@dataclass(frozen=True)
+class ServerToken:
+    """The OAuth 1.0a credentials of a decrypted server token."""
+
+    consumer_key: str = field(repr=False)
+    consumer_secret: str = field(repr=False)
+    access_token: str = field(repr=False)
+    access_secret: str = field(repr=False)
+    access_token_expiry: datetime
+
+    def __repr__(self) -> str:
+        return (
+            f"ServerToken(consumer_key={self.consumer_key_fingerprint}, "
+            f"access_token_expiry={self.access_token_expiry:{EXPIRY_FORMAT}})"
+        )
+
+    __str__ = __repr__
+
+    @property
+    def consumer_key_fingerprint(self) -> str:
+        """Tells tokens apart without showing the key: "SHA256:" and 4 groups of 4 hex digits."""
+        digest = hashlib.sha256(self.consumer_key.encode()).hexdigest()[:16]
+        return "SHA256:" + ":".join(digest[i : i + 4] for i in range(0, 16, 4))
+
+    def to_json(self) -> str:
+        fields = {name: getattr(self, name) for name in SECRET_FIELDS}
+        fields["access_token_expiry"] = (
+            f"{self.access_token_expiry.astimezone(UTC):{EXPIRY_FORMAT}}"
+        )
+        return json.dumps(fields, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServerToken:
+        try:
+            fields = json.loads(text)
+        except ValueError as error:
+            raise _payload_unreadable("is not valid JSON") from error
+        return _server_token_from_fields(fields)
+
+    def days_left(self, *, now: datetime) -> int:
+        """Whole days until expiry, rounded down; negative once expired."""
+        return (self.access_token_expiry - now).days
+
+    def is_expired(self, *, now: datetime) -> bool:
+        return now >= self.access_token_expiry
+
+
+def server_token_check_usable(token: ServerToken, *, now: datetime) -> None:
+    if token.is_expired(now=now):
+        raise TokenExpiredError(expired_at=token.access_token_expiry)
+
+
+def server_token_decrypt(
+    data: bytes, *, private_key_pem: bytes, certificate_pem: bytes
+) -> ServerToken:
+    """Decrypt a .p7m as ABM delivers it (or as DER, PEM or bare base64 CMS); expiry unchecked."""
+    # The key pair is the portal's own; a broken one is a bug, not something the admin can fix.
+    private_key = serialization.load_pem_private_key(private_key_pem, password=None)
+    certificate = x509.load_pem_x509_certificate(certificate_pem)
+    if not isinstance(private_key, rsa.RSAPrivateKey) or (
+        private_key.public_key() != certificate.public_key()
+    ):
+        raise ValueError("private_key_pem is not the RSA key of certificate_pem")
+
+    content_info = _content_info_load(_cms_ber(data))
+    _recipient_check(content_info, certificate=certificate)
+    try:
+        # cryptography only reads DER, and Apple writes indefinite-length BER.
+        plaintext = pkcs7.pkcs7_decrypt_der(
+            content_info.dump(force=True), certificate, private_key, []
+        )
+    except ValueError as error:
+        raise _damaged("it could not be decrypted") from error
+    return _server_token_from_plaintext(plaintext)
+
+
+def _not_a_server_token(what: str, *, advice: str = DOWNLOAD_AGAIN) -> NotAServerTokenError:
+    return NotAServerTokenError(f"This file is {what}, not an Apple server token. {advice}")
+
+
+def _damaged(problem: str) -> DamagedTokenError:
+    return DamagedTokenError(
+        f"This server token is damaged ({problem}); download it again. {DOWNLOAD_AGAIN}"
+    )
+
+
+def _cms_ber(data: bytes) -> bytes:
+    """The CMS bytes inside whatever wrapper the upload has, or an error naming what it is."""
+    # A byte-order mark is what a Windows text editor leaves when someone "fixes" the file.
+    text = data.strip().removeprefix(b"\xef\xbb\xbf")
+    if not text:
+        raise NotAServerTokenError(f"This file is empty. {DOWNLOAD_AGAIN}")
+    _other_file_kinds_refuse(text)
+    if _looks_like_cms(data):
+        return data
+    if text.startswith(b"-----BEGIN "):
+        body = re.search(rb"-----BEGIN (?:PKCS7|CMS)-----(.*?)(?:-----END |$)", text, re.DOTALL)
+        if body is None:
+            raise _not_a_server_token("a PEM file of another kind")
+        return _base64_decode_damaged(body.group(1))
+    # MIME header fields, folded or not, ending in CRLF or LF; the body is what follows them.
+    headers = re.match(rb"(?:[!-9;-~]+:[^\n]*\n(?:[ \t][^\n]*\n)*)+", text + b"\n")
+    if headers is not None:
+        if b"pkcs7-mime" not in headers.group(0).lower():
+            raise _not_a_server_token("a MIME message without an encrypted server token")
+        body = text[headers.end() :]
+        if not body.strip():
+            raise _damaged("it has the S/MIME headers but no content")
+        return _base64_decode_damaged(body)
+    try:
+        decoded = base64.b64decode(re.sub(rb"\s+", b"", text), validate=True)
+    except binascii.Error:
+        decoded = b""
+    if _looks_like_cms(decoded):
+        return decoded
+    if _is_vpp_token(decoded):
+        raise NotAServerTokenError(
+            "This file is an Apps and Books (VPP) content token (.vpptoken), not an Apple server "
+            f"token. {DOWNLOAD_AGAIN}"
+        )
+    if _is_der_certificate(data):
+        raise _not_a_server_token(CERTIFICATE)
+    raise NotAServerTokenError(f"This file is not an Apple server token (.p7m). {DOWNLOAD_AGAIN}")
+
+
+def _other_file_kinds_refuse(text: bytes) -> None:
+    head = text[:1024].lower()
+    for pattern, what, advice in OTHER_FILE_KINDS:
+        if re.search(pattern, head):
+            raise _not_a_server_token(what, advice=advice + DOWNLOAD_AGAIN)
+
+
+def _looks_like_cms(ber: bytes) -> bool:
+    return ber[:1] == b"\x30" and CMS_CONTENT_TYPE_PREFIX in ber[2:16]
+
+
+def _base64_decode_damaged(body: bytes) -> bytes:
+    try:
+        ber = base64.b64decode(re.sub(rb"\s+", b"", body), validate=True)
+    except binascii.Error as error:
+        raise _damaged("its base64 text is broken") from error
+    if not _looks_like_cms(ber):
+        raise _damaged("its content is not a CMS structure")
+    return ber
+
+
+def _is_vpp_token(decoded: bytes) -> bool:
+    try:
+        fields = json.loads(decoded)
+    except ValueError:
+        return False
+    return isinstance(fields, dict) and {"token", "expDate"} <= fields.keys()
+
+
+def _is_der_certificate(data: bytes) -> bool:
+    try:
+        x509.load_der_x509_certificate(data)
+    except ValueError:
+        return False
+    return True
+
+
+def _content_info_load(ber: bytes) -> cms.ContentInfo:
+    try:
+        content_info = cms.ContentInfo.load(ber)
+        # Parse everything now, so a truncated or corrupt file fails here and not halfway later.
+        content_info.dump(force=True)
+        content_type = content_info["content_type"].native
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as error:
+        raise _damaged("its ASN.1 structure is broken or cut short") from error
+    if content_type == "signed_data":
+        raise _not_a_server_token("a signed, not encrypted, CMS file")
+    if content_type != "enveloped_data":
+        raise _not_a_server_token(f"a CMS file of type {content_type}, not encrypted")
+    return content_info
+
+
+def _recipient_check(content_info: cms.ContentInfo, *, certificate: x509.Certificate) -> None:
+    """Refuse tokens for another public key or in ciphers Apple does not use, before decrypting."""
+    ours = asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
+    enveloped_data = content_info["content"]
+    our_recipient = None
+    for recipient_info in enveloped_data["recipient_infos"]:
+        if recipient_info.name != "ktri":
+            continue
+        rid = recipient_info.chosen["rid"]
+        if rid.name == "issuer_and_serial_number":
+            matches = (
+                rid.chosen["issuer"] == ours.issuer
+                and rid.chosen["serial_number"].native == ours.serial_number
+            )
+        else:
+            matches = ours.key_identifier is not None and rid.chosen.native == ours.key_identifier
+        if matches:
+            our_recipient = recipient_info.chosen
+    if our_recipient is None:
+        raise WrongRecipientError(
+            "This server token was encrypted for a different public key. Upload this account's "
+            "public key to the MDM server in Apple Business Manager, then download a new token "
+            "and upload it here."
+        )
+    key_transport = our_recipient["key_encryption_algorithm"]["algorithm"]
+    if key_transport.dotted != RSA_PKCS1V15_OID:
+        raise UnsupportedCipherError(
+            algorithm=ALGORITHM_NAMES.get(key_transport.native, key_transport.native)
+        )
+    content_cipher = enveloped_data["encrypted_content_info"]["content_encryption_algorithm"]
+    cipher_name = content_cipher["algorithm"].native
+    if cipher_name not in ACCEPTED_CONTENT_CIPHERS:
+        raise UnsupportedCipherError(algorithm=ALGORITHM_NAMES.get(cipher_name, cipher_name))
+
+
+def _payload_unreadable(reason: str) -> PayloadFieldsMissingError:
+    return PayloadFieldsMissingError(missing_fields=PAYLOAD_FIELDS, reason=reason)
+
+
+def _server_token_from_plaintext(plaintext: bytes) -> ServerToken:
+    lines = [line.strip() for line in plaintext.decode("utf-8", errors="replace").splitlines()]
+    begin = lines.index("-----BEGIN MESSAGE-----") if "-----BEGIN MESSAGE-----" in lines else -1
+    end = lines.index("-----END MESSAGE-----") if "-----END MESSAGE-----" in lines else -1
+    if not 0 <= begin < end:
+        raise _payload_unreadable("has no -----BEGIN MESSAGE----- ... -----END MESSAGE----- block")
+    # Lines before BEGIN are the inner text/plain MIME header; Apple may wrap the JSON anywhere.
+    try:
+        fields = json.loads("".join(lines[begin + 1 : end]))
+    except ValueError as error:
+        raise _payload_unreadable("is not valid JSON") from error
+    return _server_token_from_fields(fields)
+
+
+def _server_token_from_fields(fields: object) -> ServerToken:
+    if not isinstance(fields, dict):
+        fields = {}
+    missing = tuple(
+        name
+        for name in PAYLOAD_FIELDS
+        if not fields.get(name) or (name in SECRET_FIELDS and not isinstance(fields[name], str))
+    )
+    if missing:
+        raise PayloadFieldsMissingError(missing_fields=missing)
+    found = fields["access_token_expiry"]
+    if not isinstance(found, str) or not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", found):
+        raise BadExpiryError(found=found)
+    try:
+        expiry = datetime.strptime(found, EXPIRY_FORMAT).replace(tzinfo=UTC)
+    except ValueError as error:
+        raise BadExpiryError(found=found) from error
+    return ServerToken(**{name: fields[name] for name in SECRET_FIELDS}, access_token_expiry=expiry)

@@ -1,0 +1,274 @@
+"""Forms of the admin console. They only validate input; the views call the services."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.core.validators import validate_email
+from django.template.defaultfilters import filesizeformat
+
+from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, EnrollmentProfile
+
+LICENCE_MAX_BYTES = 64 * 1024
+# Apple's profile status of a device: https://developer.apple.com/documentation/devicemanagement/device
+PROFILE_STATUSES = [
+    ("", "Any profile status"),
+    ("empty", "No profile"),
+    ("assigned", "Assigned"),
+    ("pushed", "Pushed"),
+    ("removed", "Removed"),
+]
+
+
+class TokenFileInput(forms.FileInput):
+    """A file input for a server token; the template draws the "Choose file" button around it."""
+
+    def __init__(self) -> None:
+        super().__init__(attrs={"accept": ".p7m", "class": "file-input"})
+
+
+def _token_file_validate(upload: UploadedFile) -> UploadedFile:
+    # The size comes from the upload handler: the file is not read to measure it.
+    if upload.size > settings.DEP_TOKEN_MAX_BYTES:
+        raise ValidationError(
+            f"This file is {filesizeformat(upload.size)}; a server token is about 2 KB. Choose "
+            "the .p7m file that Download Token in Apple Business Manager saved."
+        )
+    return upload
+
+
+class TokenUploadForm(forms.Form):
+    token_file = forms.FileField(
+        label="Server token (.p7m)",
+        widget=TokenFileInput(),
+        error_messages={"required": "Choose the .p7m file you downloaded from ABM."},
+    )
+
+    def clean_token_file(self) -> UploadedFile:
+        return _token_file_validate(self.cleaned_data["token_file"])
+
+    def token_file_bytes(self) -> bytes:
+        return self.cleaned_data["token_file"].read()
+
+
+class EmailListField(forms.CharField):
+    """Email addresses, one a line or separated by commas; cleaned to one a line."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def to_python(self, value: str | None) -> str:
+        addresses = (value or "").replace(",", "\n").split()
+        invalid = []
+        for address in addresses:
+            try:
+                validate_email(address)
+            except ValidationError:
+                invalid.append(address)
+        if invalid:
+            raise ValidationError(
+                f"Not an email address: {', '.join(invalid)}. Write one address a line, "
+                "or separate them with commas."
+            )
+        return "\n".join(dict.fromkeys(addresses))
+
+
+class AccountEditForm(forms.Form):
+    """Edit DEP Account: the account's settings and, optionally, a renewed server token."""
+
+    SETTINGS = (
+        "display_name",
+        "notification_emails",
+        "auto_sync",
+        "sync_interval_minutes",
+        "default_profile",
+        "assign_default_profile",
+    )
+
+    display_name = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="Shown instead of the MDM server name. Leave empty to use the server name.",
+    )
+    notification_emails = EmailListField(
+        label="Notification contacts",
+        required=False,
+        help_text="Who is reminded before the server token expires. One email address a line, "
+        "or separated by commas.",
+    )
+    auto_sync = forms.BooleanField(label="Sync devices automatically", required=False)
+    sync_interval_minutes = forms.IntegerField(
+        label="Sync interval (minutes)",
+        min_value=15,
+        max_value=1440,
+        help_text="Between 15 minutes and 1440 (a day).",
+    )
+    default_profile = forms.ModelChoiceField(
+        label="Default enrollment profile",
+        queryset=EnrollmentProfile.objects.none(),
+        required=False,
+        empty_label="No default profile",
+    )
+    assign_default_profile = forms.BooleanField(
+        label="Assign it to new devices automatically", required=False
+    )
+    token_file = forms.FileField(label="Upload Token", required=False, widget=TokenFileInput())
+    apple_id_changed = forms.BooleanField(
+        label="The Apple ID that manages this server in ABM has changed", required=False
+    )
+
+    def __init__(self, *args, account: DEPAccount, **kwargs) -> None:
+        kwargs.setdefault(
+            "initial",
+            {name: getattr(account, name) for name in self.SETTINGS}
+            | {"notification_emails": "\n".join(account.notification_email_list)},
+        )
+        super().__init__(*args, **kwargs)
+        self.fields["default_profile"].queryset = account.profiles.all()
+
+    def clean_token_file(self) -> UploadedFile | None:
+        upload = self.cleaned_data["token_file"]
+        return _token_file_validate(upload) if upload else None
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("assign_default_profile") and not cleaned.get("default_profile"):
+            self.add_error(
+                "default_profile", "Choose the profile to assign to new devices, or untick it."
+            )
+        return cleaned
+
+    def account_settings(self) -> dict:
+        return {name: self.cleaned_data[name] for name in self.SETTINGS}
+
+
+class ProfileForm(forms.Form):
+    account = forms.ModelChoiceField(
+        label="DEP account", queryset=DEPAccount.objects.none(), empty_label=None
+    )
+    name = forms.CharField(max_length=125, label="Profile name")
+    url = forms.URLField(
+        max_length=2000,
+        label="MDM enrollment URL",
+        assume_scheme="https",
+        help_text="The URL devices fetch their enrollment profile from during Setup Assistant.",
+    )
+    is_supervised = forms.BooleanField(label="Supervise devices", required=False, initial=True)
+    is_mandatory = forms.BooleanField(
+        label="Enrollment is mandatory (users cannot skip it)", required=False, initial=True
+    )
+    is_mdm_removable = forms.BooleanField(label="Users may remove MDM", required=False)
+    allow_pairing = forms.BooleanField(
+        label="Allow pairing with computers", required=False, initial=True
+    )
+    department = forms.CharField(max_length=125, required=False)
+    support_phone_number = forms.CharField(
+        max_length=50, required=False, label="Support phone number"
+    )
+    support_email_address = forms.EmailField(required=False, label="Support email address")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["account"].queryset = DEPAccount.objects.exclude(
+            state=DEPAccount.State.AWAITING_TOKEN
+        )
+
+    def profile_fields(self) -> dict:
+        return {name: value for name, value in self.cleaned_data.items() if name != "account"}
+
+
+class MakeDefaultForm(forms.Form):
+    assign_to_new_devices = forms.BooleanField(
+        label="Assign to new devices automatically", required=False
+    )
+
+
+class ProfileAssignForm(forms.Form):
+    serials = forms.CharField(
+        label="Serial numbers",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "monospace"}),
+        help_text="One serial number a line, or separated by commas or spaces.",
+    )
+    devices = forms.MultipleChoiceField(
+        label="Devices without a profile", required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    def __init__(self, *args, candidates: list[DEPDevice], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["devices"].choices = [
+            (d.serial_number, f"{d.serial_number} · {d.model or d.device_family}")
+            for d in candidates
+        ]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        typed = (cleaned.get("serials") or "").replace(",", " ").upper().split()
+        serials = list(dict.fromkeys([*typed, *cleaned.get("devices", [])]))
+        if not serials:
+            raise ValidationError("Type serial numbers or tick devices to assign the profile to.")
+        cleaned["serial_list"] = serials
+        return cleaned
+
+
+class LicenceForm(forms.Form):
+    licence_file = forms.FileField(label="Licence file", required=False)
+    document = forms.CharField(
+        label="Or paste the licence",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "monospace"}),
+    )
+
+    def clean_licence_file(self) -> UploadedFile | None:
+        upload = self.cleaned_data["licence_file"]
+        if upload and upload.size > LICENCE_MAX_BYTES:
+            raise ValidationError(
+                f"This file is {filesizeformat(upload.size)}; a licence is a few kilobytes. "
+                "Choose the licence file you received from the vendor."
+            )
+        return upload
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        upload, pasted = cleaned.get("licence_file"), (cleaned.get("document") or "").strip()
+        if self.errors:
+            return cleaned
+        if upload and pasted:
+            raise ValidationError("Upload the licence file or paste it, not both.")
+        if upload:
+            try:
+                cleaned["document"] = upload.read().decode()
+            except UnicodeDecodeError:
+                self.add_error("licence_file", "This is not a licence: it is not a text file.")
+        elif pasted:
+            cleaned["document"] = pasted
+        else:
+            raise ValidationError("Upload the licence file or paste its text.")
+        return cleaned
+
+
+class DeviceFilterForm(forms.Form):
+    q = forms.CharField(label="Serial number", required=False, max_length=64)
+    account = forms.ModelChoiceField(
+        label="DEP account",
+        queryset=DEPAccount.objects.exclude(state=DEPAccount.State.AWAITING_TOKEN),
+        required=False,
+        empty_label="All DEP accounts",
+    )
+    profile_status = forms.ChoiceField(
+        label="Profile status", choices=PROFILE_STATUSES, required=False
+    )
+    removed = forms.BooleanField(label="Show removed devices", required=False)
+
+
+class AuditFilterForm(forms.Form):
+    account = forms.ModelChoiceField(
+        label="DEP account",
+        queryset=DEPAccount.objects.all(),
+        required=False,
+        empty_label="All DEP accounts",
+    )
+    action = forms.ChoiceField(
+        choices=[("", "All actions"), *AuditEvent.Action.choices], required=False
+    )

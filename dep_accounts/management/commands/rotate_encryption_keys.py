@@ -1,0 +1,33 @@
+"""Re-encrypt every stored secret under the newest key in SECRETS_ENCRYPTION_KEYS."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from dep_accounts.encryption import secret_reencrypt
+from dep_accounts.models import KeyPair, ServerToken
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-encrypt server tokens and private keys under the first key of "
+        "SECRETS_ENCRYPTION_KEYS; afterwards the older keys can be removed."
+    )
+
+    def handle(self, *args, **options) -> None:
+        with transaction.atomic():
+            key_pairs = list(
+                KeyPair.objects.select_for_update().only("pk", "private_key_encrypted")
+            )
+            for key_pair in key_pairs:
+                key_pair.private_key_encrypted = secret_reencrypt(key_pair.private_key_encrypted)
+            KeyPair.objects.bulk_update(key_pairs, ["private_key_encrypted"], batch_size=500)
+            tokens = list(ServerToken.objects.select_for_update().only("pk", "secrets_encrypted"))
+            for token in tokens:
+                token.secrets_encrypted = secret_reencrypt(token.secrets_encrypted)
+            ServerToken.objects.bulk_update(tokens, ["secrets_encrypted"], batch_size=500)
+        self.stdout.write(
+            f"Re-encrypted {len(key_pairs)} private key(s) and {len(tokens)} server token(s) "
+            "under the newest key."
+        )

@@ -1,0 +1,124 @@
+"""Reads that several places share: the banner, the DEP accounts list, the licence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F, QuerySet
+from django.urls import reverse
+
+from dep_accounts.models import Banner, DEPAccount, SubscriptionLicence
+
+State = DEPAccount.State
+
+# Most urgent first: Apple no longer accepts the token, then the time-driven states.
+_URGENCY = {
+    State.REJECTED: 0,
+    State.EXPIRED: 1,
+    State.TERMS_NOT_ACCEPTED: 2,
+    State.CRITICAL: 3,
+    State.WARNING: 4,
+}
+_LEVEL = {
+    State.REJECTED: "critical",
+    State.EXPIRED: "critical",
+    State.TERMS_NOT_ACCEPTED: "critical",
+    State.CRITICAL: "critical",
+    State.WARNING: "warning",
+}
+
+
+def _account_banner_text(account: DEPAccount, now: datetime) -> tuple[str, str]:
+    name = account.name
+    if account.state == State.REJECTED:
+        return (
+            f"Apple no longer accepts the server token of “{name}”: it was reset by a new "
+            "download in Apple Business Manager. Upload the new token.",
+            "Upload the new token",
+        )
+    if account.state == State.EXPIRED:
+        return (
+            f"The server token of “{name}” expired on {account.token_expires_at:%d %b %Y}. "
+            "Devices no longer sync: download a new token in ABM and upload it.",
+            "Renew now",
+        )
+    if account.state == State.TERMS_NOT_ACCEPTED:
+        return (
+            f"Apple has new terms and conditions for the organisation of “{name}”. "
+            "An administrator must accept them in Apple Business Manager before devices sync.",
+            "See what to do",
+        )
+    days = account.days_left(now)
+    when = "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
+    return (
+        f"The server token of “{name}” expires {when} ({account.token_expires_at:%d %b %Y}).",
+        "Renew the token",
+    )
+
+
+def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
+    """The problems every page lists: one query for the accounts, one for the licence."""
+    accounts = (
+        DEPAccount.objects.filter(state__in=list(_URGENCY))
+        .only("id", "display_name", "server_name", "state", "token_expires_at")
+        .order_by("token_expires_at", "id")
+    )
+    problems = sorted(accounts, key=lambda a: _URGENCY[a.state])
+    items = []
+    for account in problems:
+        text, action = _account_banner_text(account, now)
+        items.append(
+            {
+                "level": _LEVEL[account.state],
+                "text": text,
+                "action": action,
+                "url": reverse("dep_accounts:edit", args=[account.pk]),
+            }
+        )
+    licence = SubscriptionLicence.objects.filter(is_current=True).first()
+    licence_url = reverse("dep_accounts:subscription")
+    if licence is None:
+        items.append(
+            {
+                "level": "critical",
+                "text": "No subscription licence is installed: DEP accounts cannot be synced.",
+                "action": "Upload a licence",
+                "url": licence_url,
+            }
+        )
+    elif licence.valid_until <= now:
+        items.append(
+            {
+                "level": "critical",
+                "text": f"The subscription licence expired on {licence.valid_until:%d %b %Y}: "
+                "DEP accounts cannot be synced until it is renewed.",
+                "action": "Renew the subscription",
+                "url": licence_url,
+            }
+        )
+    elif licence.valid_until <= now + timedelta(days=settings.DEP_TOKEN_WARNING_DAYS):
+        items.append(
+            {
+                "level": "warning",
+                "text": f"The subscription licence expires on {licence.valid_until:%d %b %Y}.",
+                "action": "Renew the subscription",
+                "url": licence_url,
+            }
+        )
+    return items
+
+
+def banner_items() -> list[dict[str, str]]:
+    """The stored banner, in one query."""
+    items = Banner.objects.filter(pk=1).values_list("items", flat=True).first()
+    return items or []
+
+
+def dep_accounts_list() -> QuerySet[DEPAccount]:
+    """DEP accounts, soonest expiry first; no per-row queries."""
+    return DEPAccount.objects.order_by(F("token_expires_at").asc(nulls_last=True), "id")
+
+
+def licence_current() -> SubscriptionLicence | None:
+    return SubscriptionLicence.objects.filter(is_current=True).first()

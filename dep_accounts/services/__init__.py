@@ -1,0 +1,1 @@
+"""The rules that change things, one module per subject: tokens, sync, profiles, licence."""

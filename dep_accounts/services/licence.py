@@ -1,0 +1,149 @@
+"""The subscription licence: a document signed by the vendor with Ed25519.
+
+A licence reads `mdmportal-licence-v1.<payload>.<signature>`, both parts unpadded base64url;
+the payload is JSON with licence_id, customer, plan, device_limit, valid_from, valid_until.
+Only the signature makes it valid, so a licence edited in the database or the file is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from dep_accounts.models import AuditEvent, SubscriptionLicence
+from dep_accounts.services.tokens import audit_record, banner_refresh
+
+PREFIX = "mdmportal-licence-v1."
+
+
+class LicenceError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class LicenceTerms:
+    licence_id: str
+    customer: str
+    plan: str
+    device_limit: int
+    valid_from: datetime
+    valid_until: datetime
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def licence_document_issue(
+    *,
+    signing_key: str,
+    customer: str,
+    plan: str,
+    device_limit: int,
+    valid_from: datetime,
+    valid_until: datetime,
+) -> str:
+    """A signed licence document (the vendor's side; the portal uses it for demos and tests)."""
+    payload = json.dumps(
+        {
+            "licence_id": secrets.token_hex(8),
+            "customer": customer,
+            "plan": plan,
+            "device_limit": device_limit,
+            "valid_from": valid_from.isoformat(),
+            "valid_until": valid_until.isoformat(),
+        },
+        separators=(",", ":"),
+    ).encode()
+    signed = PREFIX + _b64(payload)
+    key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(signing_key))
+    return f"{signed}.{_b64(key.sign(signed.encode()))}"
+
+
+def licence_document_verify(document: str, *, public_key: str) -> LicenceTerms:
+    """The terms of a licence whose signature the vendor's public key confirms."""
+    document = document.strip()
+    if not document.startswith(PREFIX) or document.count(".") != 2:
+        raise LicenceError(
+            "This is not an mdmportal licence file. Upload the .licence file your vendor sent."
+        )
+    signed, _, signature = document.rpartition(".")
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))
+        key.verify(_unb64(signature), signed.encode())
+        payload = json.loads(_unb64(signed.removeprefix(PREFIX)))
+        return LicenceTerms(
+            licence_id=str(payload["licence_id"]),
+            customer=str(payload["customer"]),
+            plan=str(payload["plan"]),
+            device_limit=int(payload["device_limit"]),
+            valid_from=datetime.fromisoformat(payload["valid_from"]),
+            valid_until=datetime.fromisoformat(payload["valid_until"]),
+        )
+    except (InvalidSignature, binascii.Error, ValueError) as exc:
+        raise LicenceError(
+            "This licence's signature is not valid: it was changed after it was issued, or was "
+            "issued for another installation. Upload the file exactly as your vendor sent it."
+        ) from exc
+    except (KeyError, TypeError) as exc:
+        raise LicenceError(
+            "This licence lacks required terms. Ask your vendor for a new licence file."
+        ) from exc
+
+
+def licence_install(*, document: str, actor: AbstractBaseUser | None) -> SubscriptionLicence:
+    """Verify a licence document and make it the current licence."""
+    terms = licence_document_verify(document, public_key=settings.LICENCE_PUBLIC_KEY)
+    if terms.valid_until <= terms.valid_from:
+        raise LicenceError("This licence ends before it starts. Ask your vendor for a new one.")
+    current = SubscriptionLicence.objects.filter(is_current=True).first()
+    if current is not None and terms.valid_until < current.valid_until:
+        raise LicenceError(
+            f"This licence ends on {terms.valid_until:%Y-%m-%d}, before the current one "
+            f"({current.valid_until:%Y-%m-%d}). Upload the newest licence."
+        )
+    with transaction.atomic():
+        SubscriptionLicence.objects.filter(is_current=True).update(is_current=False)
+        licence = SubscriptionLicence.objects.create(
+            document=document.strip(),
+            licence_id=terms.licence_id,
+            customer=terms.customer,
+            plan=terms.plan,
+            device_limit=terms.device_limit,
+            valid_from=terms.valid_from,
+            valid_until=terms.valid_until,
+            uploaded_by=actor if actor is not None and actor.is_authenticated else None,
+        )
+        audit_record(
+            action=AuditEvent.Action.LICENCE_CHANGED,
+            message=f"Installed {terms.plan} licence for {terms.customer}, "
+            f"{terms.device_limit} devices, valid until {terms.valid_until:%Y-%m-%d}.",
+            actor=actor,
+        )
+    banner_refresh()
+    return licence
+
+
+def licence_is_valid(licence: SubscriptionLicence) -> bool:
+    """Whether a stored licence still carries the vendor's signature over the stored terms."""
+    try:
+        terms = licence_document_verify(licence.document, public_key=settings.LICENCE_PUBLIC_KEY)
+    except LicenceError:
+        return False
+    return (terms.valid_until, terms.device_limit) == (licence.valid_until, licence.device_limit)

@@ -1,0 +1,363 @@
+"""Device sync with Apple: a full fetch, then incremental syncs from the saved cursor.
+
+Each page of devices and the cursor that follows it are saved in one transaction, so a worker
+killed mid-sync resumes where it stopped: nothing is lost and nothing is repeated. One sync per
+account runs at a time, under a lease that expires if its worker dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from dep_accounts.apple import client as apple_client
+from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
+from dep_accounts.selectors import licence_current
+from dep_accounts.services.licence import licence_is_valid
+from dep_accounts.services.tokens import (
+    account_state_set,
+    audit_record,
+    dep_client_for_token,
+    server_token_credentials,
+)
+
+logger = logging.getLogger(__name__)
+
+State = DEPAccount.State
+Result = DEPAccount.SyncResult
+Phase = DEPAccount.SyncPhase
+
+PAGE_LIMIT = 1000
+LEASE = timedelta(minutes=10)
+ASSIGN_BATCH = 1000
+# Apple may ask to wait; a wait this short is spent in the task, a longer one is rescheduled.
+MAX_INLINE_WAIT_SECONDS = 10.0
+UNAVAILABLE_BACKOFF = [timedelta(minutes=m) for m in (1, 5, 15, 60)]
+
+DEVICE_FIELDS = [
+    "model",
+    "description",
+    "color",
+    "asset_tag",
+    "os",
+    "device_family",
+    "profile_status",
+    "profile_uuid",
+    "profile_assign_time",
+    "device_assigned_date",
+    "device_assigned_by",
+    "op_date",
+]
+
+
+class SyncUnavailableError(Exception):
+    """The account cannot be synced now; `message` says why and what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SyncBusyError(SyncUnavailableError):
+    pass
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    result: str
+    devices_seen: int
+    message: str
+
+
+def sync_blocker(*, account: DEPAccount, now: datetime | None = None) -> str:
+    """Why the account cannot be synced now, or "" if it can."""
+    licence = licence_current()
+    if licence is None:
+        return "No subscription licence is installed: upload one on the Subscription page first."
+    if licence.is_expired(now):
+        return (
+            f"The subscription licence expired on {licence.valid_until:%Y-%m-%d}: "
+            "renew the subscription first."
+        )
+    if not licence_is_valid(licence):
+        return (
+            "The installed subscription licence does not match its signature: upload the "
+            "licence file your vendor sent on the Subscription page."
+        )
+    if not account.token_is_usable:
+        return account.state_detail or f"The server token is {account.get_state_display().lower()}."
+    return ""
+
+
+def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+    """'Sync now': check the account may sync, then queue the sync once the request commits."""
+    from dep_accounts import tasks
+
+    blocker = sync_blocker(account=account)
+    if blocker:
+        raise SyncUnavailableError(blocker)
+    audit_record(
+        action=AuditEvent.Action.SYNC,
+        message=f"Sync of “{account.name}” requested.",
+        actor=actor,
+        account=account,
+    )
+    transaction.on_commit(lambda: tasks.account_sync.delay(account.pk))
+
+
+def accounts_due_for_sync(*, now: datetime | None = None) -> list[int]:
+    """Accounts whose automatic sync interval has passed and that may call Apple."""
+    now = now or timezone.now()
+    licence = licence_current()
+    if licence is None or licence.is_expired(now):
+        return []
+    due = []
+    candidates = DEPAccount.objects.filter(state__in=[State.OK, State.WARNING, State.CRITICAL])
+    rows = candidates.values_list(
+        "pk", "auto_sync", "last_sync_at", "sync_interval_minutes", "sync_retry_at"
+    )
+    for pk, auto_sync, last, interval, retry_at in rows:
+        if retry_at is not None:
+            if retry_at <= now:
+                due.append(pk)
+        elif auto_sync and (last is None or last + timedelta(minutes=interval) <= now):
+            due.append(pk)
+    return due
+
+
+def _lease_take(account: DEPAccount, now: datetime) -> bool:
+    taken = DEPAccount.objects.filter(
+        Q(sync_lock_until__isnull=True) | Q(sync_lock_until__lt=now), pk=account.pk
+    ).update(
+        sync_lock_until=now + LEASE,
+        last_sync_started_at=now,
+        last_sync_result=Result.RUNNING,
+        last_sync_message="",
+        sync_devices_seen=0,
+    )
+    return taken == 1
+
+
+def _device_row(account: DEPAccount, device: apple_client.Device, now: datetime) -> DEPDevice:
+    return DEPDevice(
+        account=account,
+        serial_number=device.serial_number,
+        model=device.model or "",
+        description=device.description or "",
+        color=device.color or "",
+        asset_tag=device.asset_tag or "",
+        os=device.os or "",
+        device_family=device.device_family or "",
+        profile_status=device.profile_status or "",
+        profile_uuid=device.profile_uuid or "",
+        profile_assign_time=device.profile_assign_time,
+        device_assigned_date=device.device_assigned_date,
+        device_assigned_by=device.device_assigned_by or "",
+        op_date=device.op_date,
+        removed_at=None,
+        updated_at=now,
+    )
+
+
+def _latest_by_serial(devices: Iterable[apple_client.Device]) -> list[apple_client.Device]:
+    """Apple may list a serial more than once in a page; the latest event wins."""
+    latest: dict[str, apple_client.Device] = {}
+    floor = datetime.min.replace(tzinfo=UTC)
+    for device in devices:
+        seen = latest.get(device.serial_number)
+        if seen is None or (device.op_date or floor) >= (seen.op_date or floor):
+            latest[device.serial_number] = device
+    return list(latest.values())
+
+
+def _page_save(
+    *, account: DEPAccount, page: apple_client.DevicePage, phase: str, now: datetime
+) -> list[str]:
+    """Save one page of devices with the cursor after it; return serials new to the account."""
+    devices = _latest_by_serial(page.devices)
+    deleted = [d.serial_number for d in devices if d.op_type == "deleted"]
+    present = [d for d in devices if d.op_type != "deleted"]
+    with transaction.atomic():
+        known = set(
+            DEPDevice.objects.filter(
+                account=account,
+                serial_number__in=[d.serial_number for d in present],
+                removed_at__isnull=True,
+            ).values_list("serial_number", flat=True)
+        )
+        if present:
+            DEPDevice.objects.bulk_create(
+                [_device_row(account, d, now) for d in present],
+                update_conflicts=True,
+                unique_fields=["account", "serial_number"],
+                update_fields=[*DEVICE_FIELDS, "removed_at", "updated_at"],
+            )
+        if deleted:
+            DEPDevice.objects.filter(account=account, serial_number__in=deleted).update(
+                removed_at=now, updated_at=now
+            )
+        account.sync_cursor = page.cursor or account.sync_cursor
+        account.sync_cursor_at = now
+        account.sync_phase = phase
+        account.sync_devices_seen += len(page.devices)
+        account.sync_lock_until = now + LEASE
+        DEPAccount.objects.filter(pk=account.pk).update(
+            sync_cursor=account.sync_cursor,
+            sync_cursor_at=now,
+            sync_phase=phase,
+            sync_devices_seen=account.sync_devices_seen,
+            sync_lock_until=account.sync_lock_until,
+        )
+    return [d.serial_number for d in present if d.serial_number not in known]
+
+
+def _fetch_restart(account: DEPAccount, now: datetime) -> None:
+    account.sync_phase = Phase.FETCH
+    account.sync_cursor = ""
+    account.sync_fetch_started_at = now
+    DEPAccount.objects.filter(pk=account.pk).update(
+        sync_phase=Phase.FETCH, sync_cursor="", sync_fetch_started_at=now
+    )
+
+
+def _fetch_finish(account: DEPAccount, now: datetime) -> None:
+    """After a complete fetch, devices Apple no longer lists are gone from the account."""
+    with transaction.atomic():
+        DEPDevice.objects.filter(
+            account=account,
+            removed_at__isnull=True,
+            updated_at__lt=account.sync_fetch_started_at,
+        ).update(removed_at=now)
+        account.sync_phase = Phase.SYNC
+        DEPAccount.objects.filter(pk=account.pk).update(sync_phase=Phase.SYNC)
+
+
+def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
+    """Yield (page, phase) from Apple until there is nothing more to follow."""
+    while True:
+        if account.sync_phase == Phase.FETCH:
+            if not account.sync_cursor and account.sync_fetch_started_at is None:
+                _fetch_restart(account, now)
+            try:
+                page = client.devices_fetch(cursor=account.sync_cursor or None, limit=PAGE_LIMIT)
+            except apple_client.CursorExhaustedError:
+                _fetch_finish(account, now)
+                continue
+            yield page, Phase.FETCH
+            if not page.more_to_follow:
+                _fetch_finish(account, now)
+                return
+        else:
+            try:
+                page = client.devices_sync(cursor=account.sync_cursor, limit=PAGE_LIMIT)
+            except (apple_client.CursorExpiredError, apple_client.CursorInvalidError):
+                logger.info("Cursor of DEP account %s no longer valid: full fetch", account.pk)
+                _fetch_restart(account, now)
+                continue
+            yield page, Phase.SYNC
+            if not page.more_to_follow:
+                return
+
+
+def devices_sync(*, account: DEPAccount) -> SyncOutcome:
+    """Bring the account's devices in line with Apple's, under the account's sync lease."""
+    now = timezone.now()
+    blocker = sync_blocker(account=account, now=now)
+    if blocker:
+        return SyncOutcome(result=Result.FAILED, devices_seen=0, message=blocker)
+    if not _lease_take(account, now):
+        raise SyncBusyError("A sync of this DEP account is already running.")
+    account.refresh_from_db()
+    current = account.server_tokens.filter(is_current=True).first()
+    client = dep_client_for_token(server_token_credentials(current))
+    new_serials: list[str] = []
+    retry_at = None
+    try:
+        if account.sync_phase == Phase.SYNC and not account.sync_cursor:
+            _fetch_restart(account, now)
+        for page, phase in _pages(client, account, now):
+            new_serials += _page_save(account=account, page=page, phase=phase, now=now)
+        if account.assign_default_profile and account.default_profile_id and new_serials:
+            _default_profile_assign(client, account, new_serials)
+        outcome = SyncOutcome(
+            result=Result.OK,
+            devices_seen=account.sync_devices_seen,
+            message=f"{account.sync_devices_seen} device record(s) from Apple, "
+            f"{len(new_serials)} new.",
+        )
+        if account.state in (State.REJECTED, State.TERMS_NOT_ACCEPTED):
+            account_state_set(account=account, state=State.OK, detail="")
+    except apple_client.TokenRejectedError as exc:
+        account_state_set(account=account, state=State.REJECTED, detail=exc.message)
+        outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, exc.message)
+    except apple_client.TermsNotSignedError as exc:
+        account_state_set(account=account, state=State.TERMS_NOT_ACCEPTED, detail=exc.message)
+        outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, exc.message)
+    except apple_client.ThrottledError as exc:
+        retry_at = now + timedelta(seconds=max(exc.retry_after, 1))
+        outcome = SyncOutcome(
+            Result.WAITING,
+            account.sync_devices_seen,
+            f"Apple asked to wait: the sync resumes after {retry_at:%H:%M:%S} UTC.",
+        )
+    except apple_client.DEPError as exc:
+        backoff = UNAVAILABLE_BACKOFF[min(account.sync_failures, len(UNAVAILABLE_BACKOFF) - 1)]
+        retry_at = now + backoff
+        outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, exc.message)
+    _sync_finish(account=account, outcome=outcome, retry_at=retry_at)
+    return outcome
+
+
+def _default_profile_assign(
+    client: apple_client.DEPClient, account: DEPAccount, serials: list[str]
+) -> None:
+    profile = account.default_profile
+    for start in range(0, len(serials), ASSIGN_BATCH):
+        batch = serials[start : start + ASSIGN_BATCH]
+        for _attempt in range(3):
+            assignment = client.profile_assign(profile_uuid=profile.profile_uuid, serials=batch)
+            assigned = [s for s, r in assignment.devices.items() if r == "SUCCESS"]
+            DEPDevice.objects.filter(account=account, serial_number__in=assigned).update(
+                profile_uuid=profile.profile_uuid, profile_status="assigned"
+            )
+            batch = [s for s, r in assignment.devices.items() if r == "THROTTLED"]
+            wait = assignment.retry_after_seconds or 0
+            if not batch or wait > MAX_INLINE_WAIT_SECONDS:
+                break
+            time.sleep(wait)
+        if batch:
+            raise apple_client.ThrottledError(
+                f"Apple throttled the assignment of {len(batch)} device(s).",
+                retry_after=float(assignment.retry_after_seconds or 60),
+            )
+
+
+def _sync_finish(*, account: DEPAccount, outcome: SyncOutcome, retry_at: datetime | None) -> None:
+    now = timezone.now()
+    device_count = DEPDevice.objects.filter(account=account, removed_at__isnull=True).count()
+    DEPAccount.objects.filter(pk=account.pk).update(
+        sync_lock_until=None,
+        last_sync_at=now,
+        last_sync_result=outcome.result,
+        last_sync_message=outcome.message[:500],
+        sync_retry_at=retry_at,
+        sync_failures=0 if outcome.result == Result.OK else F("sync_failures") + 1,
+        device_count=device_count,
+    )
+    audit_record(
+        action=AuditEvent.Action.SYNC,
+        message=f"Sync of “{account.name}”: {outcome.message}",
+        account=account,
+        outcome=AuditEvent.Outcome.SUCCESS
+        if outcome.result == Result.OK
+        else AuditEvent.Outcome.FAILURE,
+        details={"devices_seen": outcome.devices_seen, "result": outcome.result},
+    )

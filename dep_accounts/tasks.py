@@ -1,0 +1,40 @@
+"""Thin Celery tasks: look the object up, call the service."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from dep_accounts.models import DEPAccount
+from dep_accounts.services.reminders import reminders_send
+from dep_accounts.services.sync import SyncBusyError, accounts_due_for_sync, devices_sync
+from dep_accounts.services.tokens import banner_refresh, token_states_refresh
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task
+def token_expiry_refresh() -> None:
+    """Hourly: every token's expiry state, the banner, and the renewal reminders due."""
+    token_states_refresh()
+    banner_refresh()
+    reminders_send()
+
+
+@shared_task
+def syncs_dispatch_due() -> None:
+    """Every minute: queue a sync for each account whose interval or retry time has come."""
+    for account_id in accounts_due_for_sync():
+        account_sync.delay(account_id)
+
+
+@shared_task
+def account_sync(account_id: int) -> None:
+    account = DEPAccount.objects.filter(pk=account_id).first()
+    if account is None:
+        return
+    try:
+        devices_sync(account=account)
+    except SyncBusyError:
+        logger.info("Sync of DEP account %s already running; skipped", account_id)

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from dep_accounts import views
+
+app_name = "dep_accounts"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("admin/apple-dep/dep-accounts/", views.account_list, name="list"),
+    path("admin/apple-dep/dep-accounts/add/", views.account_add, name="add"),
+    path("admin/apple-dep/dep-accounts/add/<int:pk>/", views.account_add_token, name="add_token"),
+    path(
+        "admin/apple-dep/dep-accounts/add/<int:pk>/confirm/",
+        views.account_add_confirm,
+        name="add_confirm",
+    ),
+    path("admin/apple-dep/dep-accounts/<int:pk>/", views.account_detail, name="detail"),
+    path("admin/apple-dep/dep-accounts/<int:pk>/edit/", views.account_edit, name="edit"),
+    path(
+        "admin/apple-dep/dep-accounts/<int:pk>/public-key.pem",
+        views.account_public_key,
+        name="public_key",
+    ),
+    path("admin/apple-dep/dep-accounts/<int:pk>/sync/", views.account_sync, name="sync"),
+    path("admin/apple-dep/devices/", views.device_list, name="devices"),
+    path("admin/apple-dep/profiles/", views.profile_list, name="profiles"),
+    path("admin/apple-dep/profiles/add/", views.profile_add, name="profile_add"),
+    path("admin/apple-dep/profiles/<int:pk>/assign/", views.profile_assign, name="profile_assign"),
+    path(
+        "admin/apple-dep/profiles/<int:pk>/make-default/",
+        views.profile_make_default,
+        name="profile_make_default",
+    ),
+    path("admin/subscription/", views.subscription, name="subscription"),
+    path("admin/audit-log/", views.audit_log, name="audit_log"),
+]

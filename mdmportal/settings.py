@@ -1,0 +1,250 @@
+"""mdmportal settings: one file, configured by environment variables (django-environ).
+
+Harmless values have development defaults. Secrets have none once DEBUG is off: the process
+stops with a message naming the missing variable. With DEBUG on (the embedded default of
+`make run`), development secrets are created once under var/ and reused.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from celery.schedules import crontab
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("MDMPORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+env = environ.FileAwareEnv()
+environ.FileAwareEnv.read_env(BASE_DIR / ".env")
+
+DEBUG = env.bool("DEBUG", default=True)
+
+
+def _development_secrets() -> dict[str, str]:
+    """Secrets for the embedded default, made on first start and kept in var/."""
+    path = VAR_DIR / "development-secrets.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    made = {
+        "SECRET_KEY": lambda: secrets.token_urlsafe(50),
+        "SECRETS_ENCRYPTION_KEYS": lambda: Fernet.generate_key().decode(),
+        "LICENCE_SIGNING_KEY": lambda: base64.b64encode(
+            Ed25519PrivateKey.generate().private_bytes_raw()
+        ).decode(),
+    }
+    missing = {name: make() for name, make in made.items() if name not in known}
+    if missing:
+        known |= missing
+        path.write_text(json.dumps(known))
+        path.chmod(0o600)
+    return known
+
+
+def _secret(name: str) -> str:
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEBUG:
+        return _development_secrets()[name]
+    raise ImproperlyConfigured(
+        f"{name} is not set. Set it (or {name}_FILE) in the environment: "
+        "production never runs on development secrets."
+    )
+
+
+SECRET_KEY = _secret("SECRET_KEY")
+# Fernet keys that encrypt server tokens and private keys at rest, newest first: the first
+# encrypts, all decrypt, so a new key can be put in front and the old one dropped after
+# `manage.py rotate_encryption_keys`.
+SECRETS_ENCRYPTION_KEYS = [k.strip() for k in _secret("SECRETS_ENCRYPTION_KEYS").split(",") if k]
+
+# Subscription licences are signed by the vendor (Ed25519); the portal only verifies them.
+# The embedded default signs its own with a development key (`manage.py issue_licence`).
+LICENCE_SIGNING_KEY = _development_secrets()["LICENCE_SIGNING_KEY"] if DEBUG else ""
+LICENCE_PUBLIC_KEY = env.str("LICENCE_PUBLIC_KEY", default="") or (
+    base64.b64encode(
+        Ed25519PrivateKey.from_private_bytes(base64.b64decode(LICENCE_SIGNING_KEY))
+        .public_key()
+        .public_bytes_raw()
+    ).decode()
+    if LICENCE_SIGNING_KEY
+    else _secret("LICENCE_PUBLIC_KEY")
+)
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "axes",
+    "dep_accounts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "mdmportal.urls"
+WSGI_APPLICATION = "mdmportal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "dep_accounts.context_processors.banner",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mdmportal.sqlite3'}"),
+}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL and a busy timeout let the web server and the worker share the embedded database.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+# Repeated failed logins lock the username + address pair for a while.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# A server token is about 2 KB; nothing this portal accepts is near 1 MB. Larger uploads are
+# refused by Django before they are read whole.
+DEP_TOKEN_MAX_BYTES = env.int("DEP_TOKEN_MAX_BYTES", default=64 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+
+# Apple's DEP web service; the demo and the tests point this at applesim.
+DEP_API_URL = env.str("DEP_API_URL", default="https://mdmenrollment.apple.com")
+DEP_API_TIMEOUT_SECONDS = env.float("DEP_API_TIMEOUT_SECONDS", default=30.0)
+# The ABM-like page of applesim, linked from the Add DEP Account steps in the demo only.
+APPLESIM_ABM_URL = env.str("APPLESIM_ABM_URL", default="")
+DEP_TOKEN_WARNING_DAYS = env.int("DEP_TOKEN_WARNING_DAYS", default=30)
+DEP_TOKEN_CRITICAL_DAYS = env.int("DEP_TOKEN_CRITICAL_DAYS", default=7)
+DEP_REMINDER_DAYS = [30, 14, 7, 3, 1, 0]
+
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mdmportal <mdmportal@localhost>")
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL == "filesystem://":
+    _broker_dir = VAR_DIR / "celery-broker"
+    for _sub in ("out", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "out"),
+        "data_folder_out": str(_broker_dir / "out"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_TIME_LIMIT = 30 * 60
+CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "dep-token-expiry": {
+        "task": "dep_accounts.tasks.token_expiry_refresh",
+        "schedule": crontab(minute=0),
+    },
+    "dep-sync-dispatch": {
+        "task": "dep_accounts.tasks.syncs_dispatch_due",
+        "schedule": 60.0,
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"axes": {"level": "WARNING"}},
+}
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True

@@ -1,0 +1,110 @@
+"""Fixtures shared by the tests: applesim over a real socket, users in each role, DEP accounts
+whose tokens were issued by applesim's ABM and uploaded through the real services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from applesim.testing import RunningSim
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[RunningSim]:
+    from applesim.testing import sim_start
+
+    running = sim_start()
+    yield running
+    running.stop()
+
+
+@dataclass
+class ABM:
+    """One organisation in applesim, with an MDM server ready to take public keys."""
+
+    sim: RunningSim
+    org_id: str
+    server_uuid: str
+    apple_id: str
+
+    def server_add(self, name: str) -> str:
+        return self.sim.control.server_create(org_id=self.org_id, server_name=name)
+
+    def token_for(
+        self,
+        account,
+        *,
+        server_uuid: str | None = None,
+        validity_days: int = 365,
+        apple_id: str | None = None,
+    ) -> bytes:
+        """Upload the account's public key to an MDM server and download its server token."""
+        server_uuid = server_uuid or self.server_uuid
+        control = self.sim.control
+        control.sign_in(org_id=self.org_id, apple_id=apple_id or self.apple_id)
+        control.public_key_upload(
+            server_uuid=server_uuid, certificate=account.key_pair.certificate_pem.encode()
+        )
+        return control.token_download(server_uuid=server_uuid, validity_days=validity_days)
+
+
+@pytest.fixture
+def abm(sim: RunningSim, settings) -> ABM:
+    settings.DEP_API_URL = sim.url
+    sim.control.reset()
+    org_id = sim.control.organisation_create(
+        name="Springfield Schools",
+        apple_ids=["it.admin@springfield.example", "deputy@springfield.example"],
+    )
+    server_uuid = sim.control.server_create(org_id=org_id, server_name="Springfield MDM")
+    return ABM(
+        sim=sim, org_id=org_id, server_uuid=server_uuid, apple_id="it.admin@springfield.example"
+    )
+
+
+def _user_in(django_user_model, username: str, group: str | None):
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user(username=username, password="correct horse 42")
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def admin(django_user_model):
+    return _user_in(django_user_model, "alex.admin", "admins")
+
+
+@pytest.fixture
+def viewer(django_user_model):
+    return _user_in(django_user_model, "val.viewer", "viewers")
+
+
+@pytest.fixture
+def nobody(django_user_model):
+    return _user_in(django_user_model, "noel.norole", None)
+
+
+@pytest.fixture
+def client_as(client) -> Callable:
+    def log_in(user):
+        client.force_login(user)
+        return client
+
+    return log_in
+
+
+@pytest.fixture
+def dep_account(abm: ABM, admin):
+    """A DEP account with a current token, valid one year, for applesim's Springfield MDM."""
+    from dep_accounts.services.tokens import account_create, account_token_add, token_check
+
+    account = account_create(actor=admin)
+    token_file = abm.token_for(account)
+    check = token_check(account=account, token_file=token_file)
+    return account_token_add(account=account, check=check, actor=admin, file_name="smime.p7m")

@@ -1,0 +1,162 @@
+"""Expiry states, the banner and renewal reminders, with time moved by time-machine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from dep_accounts.encryption import secret_encrypt
+from dep_accounts.models import DEPAccount, ReminderSent, ServerToken
+from dep_accounts.selectors import banner_items
+from dep_accounts.services.reminders import reminders_send
+from dep_accounts.services.tokens import banner_refresh, token_states_refresh
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+State = DEPAccount.State
+
+
+def _account(name: str, expires_in: timedelta | None, state: str = State.OK, **fields):
+    expires_at = NOW + expires_in if expires_in is not None else None
+    account = DEPAccount.objects.create(
+        server_name=name,
+        server_uuid=name.upper().replace(" ", "")[:32],
+        org_name="Springfield Schools",
+        token_expires_at=expires_at,
+        state=state if expires_at else State.AWAITING_TOKEN,
+        **fields,
+    )
+    if expires_at:
+        ServerToken.objects.create(
+            account=account,
+            secrets_encrypted=secret_encrypt(b"{}"),
+            access_token_expiry=expires_at,
+            consumer_key_fingerprint="SHA256:00",
+            server_uuid=account.server_uuid,
+            admin_apple_id="it.admin@springfield.example",
+        )
+    return account
+
+
+@time_machine.travel(NOW, tick=False)
+def test_states_follow_the_thresholds():
+    accounts = {
+        "fine": _account("fine", timedelta(days=90)),
+        "warning": _account("warning", timedelta(days=30)),
+        "critical": _account("critical", timedelta(days=7)),
+        "expired": _account("expired", timedelta(seconds=-1)),
+        "awaiting": _account("awaiting", None),
+    }
+
+    token_states_refresh()
+
+    states = {name: DEPAccount.objects.get(pk=a.pk).state for name, a in accounts.items()}
+    assert states == {
+        "fine": State.OK,
+        "warning": State.WARNING,
+        "critical": State.CRITICAL,
+        "expired": State.EXPIRED,
+        "awaiting": State.AWAITING_TOKEN,
+    }
+
+
+@time_machine.travel(NOW, tick=False)
+def test_apples_verdict_stays_until_the_token_expires():
+    rejected = _account("rejected", timedelta(days=100), state=State.REJECTED)
+    terms = _account("terms", timedelta(days=5), state=State.TERMS_NOT_ACCEPTED)
+    gone = _account("gone", timedelta(days=-2), state=State.REJECTED)
+
+    token_states_refresh()
+
+    assert DEPAccount.objects.get(pk=rejected.pk).state == State.REJECTED
+    assert DEPAccount.objects.get(pk=terms.pk).state == State.TERMS_NOT_ACCEPTED
+    assert DEPAccount.objects.get(pk=gone.pk).state == State.EXPIRED
+
+
+def test_the_expiry_refresh_costs_the_same_queries_for_3_and_300_accounts():
+    def queries_for(count: int) -> int:
+        DEPAccount.objects.all().delete()
+        DEPAccount.objects.bulk_create(
+            DEPAccount(
+                server_name=f"s{i}",
+                server_uuid=f"{count}-{i}",
+                token_expires_at=NOW + timedelta(days=i % 60 - 5),
+                state=State.OK,
+            )
+            for i in range(count)
+        )
+        banner_refresh()
+        with time_machine.travel(NOW, tick=False), CaptureQueriesContext(connection) as ctx:
+            token_states_refresh()
+            banner_refresh()
+        return len(ctx)
+
+    assert queries_for(3) == queries_for(300)
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_banner_lists_every_problem_most_urgent_first():
+    _account("Later", timedelta(days=20))
+    _account("Soon", timedelta(days=3))
+    _account("Gone", timedelta(days=-1))
+    _account("Reset", timedelta(days=200), state=State.REJECTED)
+    _account("Terms", timedelta(days=200), state=State.TERMS_NOT_ACCEPTED)
+    _account("Fine", timedelta(days=200))
+    token_states_refresh()
+
+    banner_refresh()
+
+    texts = [item["text"] for item in banner_items()]
+    order = [
+        next(n for n in ("Reset", "Gone", "Terms", "Soon", "Later") if n in t) for t in texts[:5]
+    ]
+    assert order == ["Reset", "Gone", "Terms", "Soon", "Later"]
+    assert not any("Fine" in t for t in texts)
+    assert "in 3 days" in texts[3]
+    assert "No subscription licence" in texts[5]
+
+
+def test_reading_the_banner_costs_one_query(django_assert_max_num_queries):
+    banner_refresh()
+    with django_assert_max_num_queries(1):
+        banner_items()
+
+
+@pytest.mark.parametrize(
+    ("days_before", "step"), [(30, 30), (20, 30), (14, 14), (7, 7), (5, 7), (3, 3), (1, 1), (0, 0)]
+)
+def test_a_reminder_goes_out_once_at_each_step(days_before, step, django_user_model):
+    expiry = datetime(2027, 3, 10, 15, 0, tzinfo=UTC)
+    with time_machine.travel(expiry - timedelta(days=400), tick=False):
+        account = _account(
+            "Springfield MDM", timedelta(days=400), notification_emails="ops@x.example"
+        )
+        ServerToken.objects.filter(account=account).update(access_token_expiry=expiry)
+    django_user_model.objects.create_superuser("root", "root@x.example", "pw-long-enough-42")
+
+    with time_machine.travel(expiry - timedelta(days=days_before, hours=1), tick=False):
+        assert reminders_send() == 1
+        assert reminders_send() == 0
+
+    assert ReminderSent.objects.get().days_before == step
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert sorted(message.to) == ["ops@x.example", "root@x.example"]
+    assert "Springfield MDM" in message.subject
+    assert f"/admin/apple-dep/dep-accounts/{account.pk}/edit/" in message.body
+    assert "Download Token" in message.body
+
+
+def test_no_reminder_before_thirty_days_or_after_expiry(django_user_model):
+    django_user_model.objects.create_superuser("root", "root@x.example", "pw-long-enough-42")
+    with time_machine.travel(NOW, tick=False):
+        _account("Far", timedelta(days=45))
+        _account("Past", timedelta(days=-3))
+        assert reminders_send() == 0
+    assert mail.outbox == []

@@ -1,0 +1,641 @@
+"""DEP Accounts pages: the list, Add DEP Account, the account page and Edit DEP Account with the
+renewal rules. Tokens are real .p7m files downloaded from applesim's ABM."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from dep_accounts.context_processors import banner
+from dep_accounts.encryption import secret_decrypt
+from dep_accounts.models import AuditEvent, DEPAccount, EnrollmentProfile, ServerToken
+from dep_accounts.services.licence import licence_document_issue, licence_install
+from dep_accounts.services.tokens import (
+    account_create,
+    account_token_add,
+    banner_refresh,
+    server_token_credentials,
+    token_check,
+)
+
+pytestmark = pytest.mark.django_db
+
+State = DEPAccount.State
+
+
+@pytest.fixture
+def licence(admin):
+    """A valid subscription licence, so the banner only lists token problems."""
+    now = timezone.now()
+    document = licence_document_issue(
+        signing_key=settings.LICENCE_SIGNING_KEY,
+        customer="Springfield Schools",
+        plan="Business",
+        device_limit=500,
+        valid_from=now - timedelta(days=1),
+        valid_until=now + timedelta(days=365),
+    )
+    return licence_install(document=document, actor=admin)
+
+
+def _account_with_token(abm, admin, *, validity_days: int = 365) -> DEPAccount:
+    account = account_create(actor=admin)
+    token_file = abm.token_for(account, validity_days=validity_days)
+    check = token_check(account=account, token_file=token_file)
+    return account_token_add(account=account, check=check, actor=admin, file_name="first.p7m")
+
+
+def _p7m(data: bytes, name: str = "Springfield MDM_Token_smime.p7m") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type="application/pkcs7-mime")
+
+
+def _edit_form(account: DEPAccount, **changes) -> dict:
+    """The Edit DEP Account form as the page fills it in, with some fields changed."""
+    form = {
+        "display_name": account.display_name,
+        "notification_emails": account.notification_emails,
+        "sync_interval_minutes": account.sync_interval_minutes,
+        "default_profile": account.default_profile_id or "",
+    }
+    if account.auto_sync:
+        form["auto_sync"] = "on"
+    if account.assign_default_profile:
+        form["assign_default_profile"] = "on"
+    form.update(changes)
+    return form
+
+
+def _snapshot(account: DEPAccount) -> dict:
+    """Everything a refused upload must leave exactly as it was, secrets' bytes included."""
+    return {
+        "account": DEPAccount.objects.filter(pk=account.pk).values().get(),
+        "server_tokens": [
+            {**row, "secrets_encrypted": bytes(row["secrets_encrypted"])}
+            for row in ServerToken.objects.filter(account=account).order_by("id").values()
+        ],
+    }
+
+
+def _edit_url(account: DEPAccount) -> str:
+    return reverse("dep_accounts:edit", args=[account.pk])
+
+
+# The DEP Accounts list
+
+
+def _accounts_listed(count: int, start: int = 0) -> None:
+    now = timezone.now()
+    DEPAccount.objects.bulk_create(
+        DEPAccount(
+            server_name=f"MDM server {n:02d}",
+            server_uuid=f"00000000-0000-4000-8000-{n:012d}",
+            org_name="Springfield Schools",
+            admin_apple_id="it.admin@springfield.example",
+            state=State.OK,
+            token_expires_at=now + timedelta(days=100 + n),
+            device_count=n,
+        )
+        for n in range(start, start + count)
+    )
+
+
+def test_the_dep_accounts_list_costs_the_same_queries_for_3_and_30_accounts(client_as, admin):
+    client = client_as(admin)
+    _accounts_listed(3)
+    with CaptureQueriesContext(connection) as three:
+        assert client.get(reverse("dep_accounts:list")).status_code == 200
+    _accounts_listed(27, start=3)
+    with CaptureQueriesContext(connection) as thirty:
+        page = client.get(reverse("dep_accounts:list")).content.decode()
+    assert page.count('class="row-title"') == 30
+    assert len(thirty) == len(three)
+
+
+def test_the_list_shows_soonest_expiry_first_with_days_left_and_state(client_as, viewer):
+    now = timezone.now()
+    DEPAccount.objects.create(
+        server_name="Later MDM", server_uuid="later", state=State.OK,
+        token_expires_at=now + timedelta(days=200), device_count=12,
+    )  # fmt: skip
+    DEPAccount.objects.create(
+        server_name="Sooner MDM", server_uuid="sooner", display_name="Main campus",
+        state=State.CRITICAL, token_expires_at=now + timedelta(days=5, hours=1), device_count=3,
+    )  # fmt: skip
+    page = client_as(viewer).get(reverse("dep_accounts:list")).content.decode()
+    assert page.index("Sooner MDM") < page.index("Later MDM")
+    assert "Main campus" in page
+    assert "5 days left" in page
+    assert "tone-critical" in page and "badge-critical" in page
+
+
+def test_the_server_name_cell_reveals_an_edit_button_for_admins(client_as, admin):
+    account = DEPAccount.objects.create(
+        server_name="Springfield MDM", server_uuid="u1", state=State.OK,
+        token_expires_at=timezone.now() + timedelta(days=90),
+    )  # fmt: skip
+    page = client_as(admin).get(reverse("dep_accounts:list")).content.decode()
+    assert (
+        f'<a class="edit-button" href="{_edit_url(account)}" aria-label="Edit Springfield MDM" '
+        'title="Edit">'
+    ) in page
+
+
+def test_accounts_awaiting_a_token_link_to_the_add_flow(client_as, admin):
+    account = account_create(actor=admin)
+    page = client_as(admin).get(reverse("dep_accounts:list")).content.decode()
+    assert "Awaiting token" in page
+    assert reverse("dep_accounts:add_token", args=[account.pk]) in page
+
+
+# Add DEP Account
+
+
+def test_adding_a_dep_account_end_to_end(client_as, admin, abm):
+    client = client_as(admin)
+    assert b"Create key pair" in client.get(reverse("dep_accounts:add")).content
+
+    response = client.post(reverse("dep_accounts:add"))
+    account = DEPAccount.objects.get()
+    add_token_url = reverse("dep_accounts:add_token", args=[account.pk])
+    assert response.status_code == 302 and response.url == add_token_url
+
+    steps = client.get(add_token_url).content.decode()
+    public_key_url = reverse("dep_accounts:public_key", args=[account.pk])
+    assert f'href="{public_key_url}"' in steps
+    assert "Download Token" in steps and "Upload public key" in steps
+    assert "Downloading a new server token will reset your existing one" in steps
+
+    public_key = client.get(public_key_url)
+    assert public_key["Content-Type"] == "application/x-pem-file"
+    assert public_key["Content-Disposition"] == (
+        f'attachment; filename="mdmportal_{account.pk}_public_key.pem"'
+    )
+    assert public_key.content == account.key_pair.certificate_pem.encode()
+    assert b"PRIVATE KEY" not in public_key.content
+
+    token_file = abm.token_for(account)
+    preview = client.post(add_token_url, {"token_file": _p7m(token_file)})
+    assert preview.status_code == 200
+    text = preview.content.decode()
+    check = token_check(account=account, token_file=token_file)
+    for shown in (
+        "Springfield MDM",
+        "Springfield Schools",
+        "it.admin@springfield.example",
+        f"{check.token.access_token_expiry:%-d %b %Y}",
+        "364 days left",
+        check.token.consumer_key_fingerprint,
+    ):
+        assert shown in text
+    assert reverse("dep_accounts:add_confirm", args=[account.pk]) in text
+    assert not account.server_tokens.exists()
+
+    confirmed = client.post(reverse("dep_accounts:add_confirm", args=[account.pk]))
+    assert confirmed.status_code == 302 and confirmed.url == account.get_absolute_url()
+    account.refresh_from_db()
+    assert (account.server_name, account.state) == ("Springfield MDM", State.OK)
+    assert account.server_tokens.get().file_name == "Springfield MDM_Token_smime.p7m"
+    assert f"dep_accounts.staged_token.{account.pk}" not in client.session
+    assert "Added “Springfield MDM”" in client.get(confirmed.url).content.decode()
+    listing = client.get(reverse("dep_accounts:list")).content.decode()
+    assert f'href="{account.get_absolute_url()}">Springfield MDM</a>' in listing
+
+
+def test_the_checked_upload_waits_for_the_confirm_step_encrypted(client_as, admin, abm):
+    client = client_as(admin)
+    account = account_create(actor=admin)
+    token_file = abm.token_for(account)
+    client.post(
+        reverse("dep_accounts:add_token", args=[account.pk]), {"token_file": _p7m(token_file)}
+    )
+    staged = client.session[f"dep_accounts.staged_token.{account.pk}"]
+    stored = str(staged)
+    assert base64.b64encode(token_file).decode()[:40] not in stored
+    assert token_file.decode(errors="ignore")[200:260] not in stored
+    assert secret_decrypt(staged["token_file"].encode()) == token_file
+
+
+def test_add_refuses_a_file_that_is_not_a_server_token_and_audits_it(client_as, admin):
+    account = account_create(actor=admin)
+    response = client_as(admin).post(
+        reverse("dep_accounts:add_token", args=[account.pk]),
+        {"token_file": _p7m(b"not a server token", name="notes.txt")},
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["token_file"]
+    event = AuditEvent.objects.get(action=AuditEvent.Action.TOKEN_REJECTED)
+    assert (event.outcome, event.account, event.actor) == ("failure", account, admin)
+    assert event.details == {"reason": "bad_file"}
+    account.refresh_from_db()
+    assert account.state == State.AWAITING_TOKEN and not account.server_tokens.exists()
+
+
+def test_add_refuses_a_file_far_larger_than_a_server_token(client_as, admin, settings):
+    settings.DEP_TOKEN_MAX_BYTES = 4096
+    account = account_create(actor=admin)
+    response = client_as(admin).post(
+        reverse("dep_accounts:add_token", args=[account.pk]),
+        {"token_file": _p7m(b"x" * 5000)},
+    )
+    assert response.status_code == 200
+    assert "a server token is about 2 KB" in response.context["form"].errors["token_file"][0]
+
+
+def test_add_of_a_server_already_added_points_to_its_edit_page(client_as, admin, abm):
+    client = client_as(admin)
+    account = account_create(actor=admin)
+    existing = DEPAccount.objects.create(
+        server_name="Springfield MDM", server_uuid=abm.server_uuid, state=State.OK,
+        token_expires_at=timezone.now() + timedelta(days=90),
+    )  # fmt: skip
+    preview = client.post(
+        reverse("dep_accounts:add_token", args=[account.pk]),
+        {"token_file": _p7m(abm.token_for(account))},
+    )
+    text = preview.content.decode()
+    assert "already added as" in text and _edit_url(existing) in text
+    assert reverse("dep_accounts:add_confirm", args=[account.pk]) not in text
+
+
+def test_confirming_after_the_server_was_added_elsewhere_says_so(client_as, admin, abm):
+    client = client_as(admin)
+    account = account_create(actor=admin)
+    client.post(
+        reverse("dep_accounts:add_token", args=[account.pk]),
+        {"token_file": _p7m(abm.token_for(account))},
+    )
+    existing = DEPAccount.objects.create(
+        server_name="Springfield MDM", server_uuid=abm.server_uuid, state=State.OK,
+        token_expires_at=timezone.now() + timedelta(days=90),
+    )  # fmt: skip
+    response = client.post(reverse("dep_accounts:add_confirm", args=[account.pk]))
+    assert response.status_code == 200
+    assert "is already added as" in response.context["form"].errors["token_file"][0]
+    assert _edit_url(existing) in response.content.decode()
+    assert not account.server_tokens.exists()
+
+
+def test_confirming_without_an_upload_asks_for_it_again(client_as, admin):
+    account = account_create(actor=admin)
+    client = client_as(admin)
+    response = client.post(reverse("dep_accounts:add_confirm", args=[account.pk]))
+    assert response.url == reverse("dep_accounts:add_token", args=[account.pk])
+    assert "upload it again" in client.get(response.url).content.decode()
+
+
+def test_the_add_steps_link_to_the_simulated_abm_only_in_the_demo(client_as, admin, settings):
+    account = account_create(actor=admin)
+    client = client_as(admin)
+    url = reverse("dep_accounts:add_token", args=[account.pk])
+    settings.APPLESIM_ABM_URL = ""
+    assert b"Demo: Apple Business Manager is simulated" not in client.get(url).content
+    settings.APPLESIM_ABM_URL = "http://127.0.0.1:8001/abm/"
+    page = client.get(url).content.decode()
+    assert "Demo: Apple Business Manager is simulated at" in page
+    assert 'href="http://127.0.0.1:8001/abm/"' in page
+
+
+# The account page
+
+
+def test_the_account_page_shows_details_history_and_renewal_steps(client_as, viewer, dep_account):
+    EnrollmentProfile.objects.create(
+        account=dep_account, name="Staff iPads", url="https://mdm.example/enroll"
+    )
+    page = client_as(viewer).get(dep_account.get_absolute_url()).content.decode()
+    current = dep_account.server_tokens.get()
+    for shown in (
+        "Springfield MDM",
+        dep_account.server_uuid,
+        "Springfield Schools",
+        "it.admin@springfield.example",
+        current.consumer_key_fingerprint,
+        "smime.p7m",
+        "alex.admin",
+        "Current",
+        "Staff iPads",
+        "Renewing this token",
+        "Download Token",
+        reverse("dep_accounts:public_key", args=[dep_account.pk]),
+        f"{reverse('dep_accounts:devices')}?account={dep_account.pk}",
+    ):
+        assert shown in page
+
+
+def test_sync_now_is_disabled_with_the_reason_when_the_token_is_expired(
+    client_as, admin, dep_account, licence
+):
+    DEPAccount.objects.filter(pk=dep_account.pk).update(
+        state=State.EXPIRED, state_detail="The server token expired on 2026-01-01."
+    )
+    page = client_as(admin).get(dep_account.get_absolute_url()).content.decode()
+    assert 'disabled aria-describedby="sync-unavailable"' in page
+    assert "The server token expired on 2026-01-01." in page
+
+
+def test_sync_now_is_disabled_until_the_subscription_is_renewed(client_as, admin, dep_account):
+    page = client_as(admin).get(dep_account.get_absolute_url()).content.decode()
+    assert 'disabled aria-describedby="sync-unavailable"' in page
+    assert "licence" in page
+
+
+def test_sync_now_queues_a_sync_and_says_so(client_as, admin, dep_account, licence):
+    client = client_as(admin)
+    page = client.get(dep_account.get_absolute_url()).content.decode()
+    assert 'id="sync-unavailable"' not in page
+    response = client.post(reverse("dep_accounts:sync", args=[dep_account.pk]))
+    assert response.url == dep_account.get_absolute_url()
+    assert "Sync of “Springfield MDM” requested" in client.get(response.url).content.decode()
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.SYNC, actor=admin).exists()
+
+
+def test_sync_now_refused_shows_why(client_as, admin, dep_account):
+    client = client_as(admin)
+    response = client.post(reverse("dep_accounts:sync", args=[dep_account.pk]))
+    assert response.url == dep_account.get_absolute_url()
+    assert "licence" in client.get(response.url).content.decode()
+
+
+# Edit DEP Account and the renewal rules
+
+
+def test_the_edit_page_is_titled_edit_dep_account_with_an_upload_token_field(
+    client_as, admin, dep_account
+):
+    page = client_as(admin).get(_edit_url(dep_account)).content.decode()
+    assert "<title>Edit DEP Account</title>" in page
+    assert "<h1>Edit DEP Account</h1>" in page
+    assert 'type="file" name="token_file"' in page and 'accept=".p7m"' in page
+    assert ">Upload Token</label>" in page and "Choose file" in page
+    assert ">The Apple ID that manages this server in ABM has changed</span>" in page
+    assert 'enctype="multipart/form-data"' in page
+    assert page.count('type="submit"') == 2  # Save, and Log out in the user menu
+
+
+def test_renewal_moves_the_expiry_a_year_ahead_and_the_banner_updates_at_once(
+    client_as, admin, abm, licence
+):
+    account = _account_with_token(abm, admin, validity_days=10)
+    client = client_as(admin)
+    assert "expires in 9 days" in client.get(reverse("dep_accounts:dashboard")).content.decode()
+    previous = account.server_tokens.get()
+
+    response = client.post(
+        _edit_url(account), {**_edit_form(account), "token_file": _p7m(abm.token_for(account))}
+    )
+
+    assert response.status_code == 302 and response.url == account.get_absolute_url()
+    account.refresh_from_db()
+    assert account.state == State.OK
+    assert account.days_left() == 364
+    page = client.get(response.url).content.decode()
+    expiry = timezone.localtime(account.token_expires_at)
+    assert f"Server token renewed: valid until {expiry:%-d %B %Y} (364 days)." in page
+    assert "banner-item" not in page
+    previous.refresh_from_db()
+    assert not previous.is_current and previous.replaced_at is not None
+    assert account.server_tokens.get(is_current=True).file_name == "Springfield MDM_Token_smime.p7m"
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.TOKEN_RENEWED, actor=admin).exists()
+
+
+def test_renewal_refuses_a_token_for_another_mdm_server_showing_both_side_by_side(
+    client_as, admin, dep_account, abm
+):
+    other_uuid = abm.server_add("Other MDM")
+    token_file = abm.token_for(dep_account, server_uuid=other_uuid)
+    before = _snapshot(dep_account)
+
+    response = client_as(admin).post(
+        _edit_url(dep_account),
+        {
+            **_edit_form(dep_account, display_name="Renamed", sync_interval_minutes=30),
+            "token_file": _p7m(token_file),
+        },
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "This file is for" in page and "This account" in page
+    assert page.index("Other MDM") < page.index("This account")
+    assert other_uuid in page and dep_account.server_uuid in page
+    assert "Add it as a new DEP account instead" in page
+    assert f'href="{reverse("dep_accounts:add")}"' in page
+    assert "Other MDM" in response.context["form"].errors["token_file"][0]
+    assert _snapshot(dep_account) == before
+
+
+def test_renewal_refuses_an_expired_token(client_as, admin, dep_account, abm):
+    token_file = abm.token_for(dep_account, validity_days=1)
+    before = _snapshot(dep_account)
+    with time_machine.travel(timezone.now() + timedelta(days=2)):
+        response = client_as(admin).post(
+            _edit_url(dep_account),
+            {**_edit_form(dep_account, display_name="Renamed"), "token_file": _p7m(token_file)},
+        )
+    assert response.status_code == 200
+    assert "expired" in response.context["form"].errors["token_file"][0]
+    assert _snapshot(dep_account) == before
+
+
+def test_renewal_refuses_a_token_that_expires_before_the_current_one(
+    client_as, admin, dep_account, abm
+):
+    token_file = abm.token_for(dep_account, validity_days=200)
+    before = _snapshot(dep_account)
+    response = client_as(admin).post(
+        _edit_url(dep_account), {**_edit_form(dep_account), "token_file": _p7m(token_file)}
+    )
+    assert response.status_code == 200
+    assert "before the current one" in response.context["form"].errors["token_file"][0]
+    assert _snapshot(dep_account) == before
+
+
+def test_renewal_by_another_apple_id_needs_the_confirmation_and_is_audited(
+    client_as, admin, dep_account, abm
+):
+    client = client_as(admin)
+    token_file = abm.token_for(dep_account, apple_id="deputy@springfield.example")
+    before = _snapshot(dep_account)
+
+    refused = client.post(
+        _edit_url(dep_account), {**_edit_form(dep_account), "token_file": _p7m(token_file)}
+    )
+
+    assert refused.status_code == 200
+    page = refused.content.decode()
+    assert "deputy@springfield.example" in page and "it.admin@springfield.example" in page
+    assert '<div class="field field-highlight">' in page
+    assert _snapshot(dep_account) == before
+
+    accepted = client.post(
+        _edit_url(dep_account),
+        {**_edit_form(dep_account), "token_file": _p7m(token_file), "apple_id_changed": "on"},
+    )
+
+    assert accepted.status_code == 302
+    dep_account.refresh_from_db()
+    assert dep_account.admin_apple_id == "deputy@springfield.example"
+    assert dep_account.server_tokens.get(is_current=True).apple_id_change_confirmed
+    event = AuditEvent.objects.get(action=AuditEvent.Action.APPLE_ID_CHANGED)
+    assert (event.actor, event.account) == (admin, dep_account)
+
+
+def test_renewal_refuses_a_token_that_a_newer_download_has_reset(
+    client_as, admin, dep_account, abm
+):
+    older = abm.token_for(dep_account)
+    abm.token_for(dep_account)
+    before = _snapshot(dep_account)
+    response = client_as(admin).post(
+        _edit_url(dep_account), {**_edit_form(dep_account), "token_file": _p7m(older)}
+    )
+    assert response.status_code == 200
+    assert "Apple does not accept" in response.context["form"].errors["token_file"][0]
+    assert _snapshot(dep_account) == before
+    assert AuditEvent.objects.filter(
+        action=AuditEvent.Action.TOKEN_REJECTED, details__reason="apple_refused"
+    ).exists()
+
+
+def test_renewal_fails_cleanly_when_apple_cannot_be_reached(client_as, admin, dep_account, abm):
+    token_file = abm.token_for(dep_account)
+    abm.sim.control.faults_set("session", [{"count": 10, "status": 503}])
+    before = _snapshot(dep_account)
+    try:
+        response = client_as(admin).post(
+            _edit_url(dep_account), {**_edit_form(dep_account), "token_file": _p7m(token_file)}
+        )
+    finally:
+        abm.sim.control.faults_clear()
+    assert response.status_code == 200
+    assert "Nothing was changed" in response.context["form"].errors["token_file"][0]
+    assert _snapshot(dep_account) == before
+
+
+def test_saving_settings_without_a_file_keeps_the_token(client_as, admin, dep_account):
+    client = client_as(admin)
+    profile = EnrollmentProfile.objects.create(
+        account=dep_account, name="Staff iPads", url="https://mdm.example/enroll"
+    )
+    before = _snapshot(dep_account)["server_tokens"]
+    response = client.post(
+        _edit_url(dep_account),
+        {
+            "display_name": "Springfield (main)",
+            "notification_emails": "it@springfield.example, deputy@x.example\nops@x.example",
+            "sync_interval_minutes": "30",
+            "default_profile": profile.pk,
+            "assign_default_profile": "on",
+        },
+    )
+    assert response.status_code == 302
+    dep_account.refresh_from_db()
+    assert dep_account.display_name == "Springfield (main)"
+    assert dep_account.notification_email_list == [
+        "it@springfield.example",
+        "deputy@x.example",
+        "ops@x.example",
+    ]
+    assert (dep_account.auto_sync, dep_account.sync_interval_minutes) == (False, 30)
+    assert (dep_account.default_profile, dep_account.assign_default_profile) == (profile, True)
+    assert _snapshot(dep_account)["server_tokens"] == before
+    assert (
+        "Saved the settings of “Springfield (main)”." in client.get(response.url).content.decode()
+    )
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.ACCOUNT_CHANGED).exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("notification_emails", "it@springfield.example, not-an-address", "not-an-address"),
+        ("sync_interval_minutes", "5", "greater than or equal to 15"),
+        ("sync_interval_minutes", "2000", "less than or equal to 1440"),
+        ("assign_default_profile", "on", "Choose the profile"),
+    ],
+)
+def test_edit_refuses_invalid_settings_and_saves_nothing(
+    client_as, admin, dep_account, field, value, error
+):
+    before = _snapshot(dep_account)
+    response = client_as(admin).post(
+        _edit_url(dep_account), _edit_form(dep_account, **{field: value})
+    )
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert any(error in message for messages in errors.values() for message in messages)
+    assert _snapshot(dep_account) == before
+
+
+# The banner and secrets
+
+
+def test_the_banner_costs_at_most_one_query(rf, admin, dep_account, django_assert_max_num_queries):
+    banner_refresh()
+    request = rf.get("/")
+    request.user = admin
+    with django_assert_max_num_queries(1):
+        items = banner(request)["banner_items"]
+    assert items
+
+
+def test_no_page_shows_a_server_token_secret_or_the_private_key(client_as, admin, dep_account, abm):
+    client = client_as(admin)
+    credentials = server_token_credentials(dep_account.server_tokens.get(is_current=True))
+    private_key = secret_decrypt(dep_account.key_pair.private_key_encrypted).decode()
+    secrets = [
+        credentials.consumer_key,
+        credentials.consumer_secret,
+        credentials.access_token,
+        credentials.access_secret,
+        *private_key.splitlines()[1:-1],
+    ]
+    awaiting = account_create(actor=admin)
+    responses = [
+        client.get(url)
+        for url in (
+            reverse("dep_accounts:dashboard"),
+            reverse("dep_accounts:list"),
+            dep_account.get_absolute_url(),
+            _edit_url(dep_account),
+            reverse("dep_accounts:public_key", args=[dep_account.pk]),
+            reverse("dep_accounts:devices"),
+            reverse("dep_accounts:profiles"),
+            reverse("dep_accounts:subscription"),
+            reverse("dep_accounts:audit_log"),
+            reverse("dep_accounts:add_token", args=[awaiting.pk]),
+        )
+    ]
+    lab_token_file = abm.token_for(awaiting, server_uuid=abm.server_add("Lab MDM"))
+    lab_token = token_check(account=awaiting, token_file=lab_token_file).token
+    secrets += [lab_token.consumer_key, lab_token.consumer_secret, lab_token.access_secret]
+    responses.append(
+        client.post(
+            reverse("dep_accounts:add_token", args=[awaiting.pk]),
+            {"token_file": _p7m(lab_token_file)},
+        )
+    )
+    responses.append(
+        client.post(
+            _edit_url(dep_account),
+            {
+                **_edit_form(dep_account),
+                "token_file": _p7m(abm.token_for(dep_account, server_uuid=abm.server_add("X"))),
+            },
+        )
+    )
+    for response in responses:
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "PRIVATE KEY" not in html
+        for secret in secrets:
+            assert secret not in html
