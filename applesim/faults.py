@@ -7,6 +7,7 @@ before the next one takes over, and normal behaviour resumes when the script run
     {"action": "timeout", "seconds": 5}   sleep, then answer normally (or with "status")
     {"action": "drop"}                    close the connection without a response
     {"action": "malformed"}               200 with a body that is not JSON
+    {"action": "pass"}                    answer normally (to fault a later request)
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ ENDPOINTS = (
     "profile_assign",
     "profile_remove",
 )
-ACTIONS = ("timeout", "drop", "malformed")
+ACTIONS = ("timeout", "drop", "malformed", "pass")
 
 
 @dataclass
@@ -105,7 +106,7 @@ class FaultScripts:
         A timeout sleeps here and then answers with its status, or normally if it has none.
         """
         entry = self._next(endpoint)
-        if entry is None:
+        if entry is None or entry.action == "pass":
             return None
         if entry.action == "timeout":
             time.sleep(entry.seconds)

@@ -174,6 +174,17 @@ class ProfileForm(forms.Form):
             state=DEPAccount.State.AWAITING_TOKEN
         )
 
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        # Apple refuses (FLAGS_INVALID) an unsupervised profile whose MDM cannot be removed.
+        if not cleaned.get("is_supervised") and not cleaned.get("is_mdm_removable"):
+            self.add_error(
+                "is_mdm_removable",
+                "Users can always remove MDM from devices that are not supervised: tick this, "
+                "or supervise the devices.",
+            )
+        return cleaned
+
     def profile_fields(self) -> dict:
         return {name: value for name, value in self.cleaned_data.items() if name != "account"}
 

@@ -13,5 +13,6 @@ app.autodiscover_tasks()
 
 @signals.worker_ready.connect
 def _expiry_refresh_on_start(sender, **kwargs) -> None:
-    """Compute expiry states once when a worker starts, not only at the next hourly run."""
+    """Compute expiry states and queue due syncs when a worker starts, not an hour later."""
     sender.app.send_task("dep_accounts.tasks.token_expiry_refresh")
+    sender.app.send_task("dep_accounts.tasks.syncs_dispatch_due")

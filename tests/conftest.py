@@ -108,3 +108,25 @@ def dep_account(abm: ABM, admin):
     token_file = abm.token_for(account)
     check = token_check(account=account, token_file=token_file)
     return account_token_add(account=account, check=check, actor=admin, file_name="smime.p7m")
+
+
+@pytest.fixture
+def licence(db):
+    """A subscription licence valid for a year, signed with the development key."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from dep_accounts.services.licence import licence_document_issue, licence_install
+
+    now = timezone.now()
+    document = licence_document_issue(
+        signing_key=settings.LICENCE_SIGNING_KEY,
+        customer="Springfield Schools",
+        plan="Education",
+        device_limit=100_000,
+        valid_from=now - timedelta(days=1),
+        valid_until=now + timedelta(days=365),
+    )
+    return licence_install(document=document, actor=None)

@@ -9,8 +9,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from dep_accounts.models import DEPAccount, EnrollmentProfile
-from dep_accounts.services.tokens import account_create
+from dep_accounts.apple import token as apple_token
+from dep_accounts.encryption import secret_encrypt
+from dep_accounts.models import DEPAccount, EnrollmentProfile, KeyPair
 
 pytestmark = pytest.mark.django_db
 
@@ -39,11 +40,27 @@ ACTIONS = [
 ALL_PAGES = READ_PAGES + ADMIN_PAGES + ACTIONS
 
 
+@pytest.fixture(scope="module")
+def key_pair() -> apple_token.KeyPair:
+    """One RSA key pair for every account of this module: generating one per test is slow."""
+    return apple_token.key_pair_generate(common_name="mdmportal-dep-access-tests")
+
+
+def _account_with_key_pair(key_pair: apple_token.KeyPair, **fields) -> DEPAccount:
+    account = DEPAccount.objects.create(**fields)
+    KeyPair.objects.create(
+        account=account,
+        private_key_encrypted=secret_encrypt(key_pair.private_key_pem),
+        certificate_pem=key_pair.certificate_pem.decode(),
+    )
+    return account
+
+
 @pytest.fixture
-def listed_account(admin) -> DEPAccount:
+def listed_account(key_pair) -> DEPAccount:
     """A DEP account as the list shows it once its token is in (the token itself is not needed)."""
-    account = account_create(actor=admin)
-    DEPAccount.objects.filter(pk=account.pk).update(
+    return _account_with_key_pair(
+        key_pair,
         server_name="Springfield MDM",
         server_uuid="6D1F2A3B-0000-4000-8000-000000000001",
         org_name="Springfield Schools",
@@ -51,14 +68,12 @@ def listed_account(admin) -> DEPAccount:
         state=DEPAccount.State.OK,
         token_expires_at=timezone.now() + timedelta(days=300),
     )
-    account.refresh_from_db()
-    return account
 
 
 @pytest.fixture
-def urls(listed_account, admin) -> dict[str, str]:
+def urls(listed_account, key_pair) -> dict[str, str]:
     """Every page's URL, with the objects they show."""
-    awaiting = account_create(actor=admin)
+    awaiting = _account_with_key_pair(key_pair)
     profile = EnrollmentProfile.objects.create(
         account=listed_account,
         profile_uuid="P-1",

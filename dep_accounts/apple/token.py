@@ -265,7 +265,7 @@ def _cms_ber(data: bytes) -> bytes:
     headers = re.match(rb"(?:[!-9;-~]+:[^\n]*\n(?:[ \t][^\n]*\n)*)+", text + b"\n")
     if headers is not None:
         if b"pkcs7-mime" not in headers.group(0).lower():
-            raise _not_a_server_token("a MIME message without an encrypted server token")
+            raise _not_a_server_token("a MIME message of another kind")
         body = text[headers.end() :]
         if not body.strip():
             raise _damaged("it has the S/MIME headers but no content")
