@@ -19,11 +19,11 @@ from dep_accounts.apple.client import (
     CursorExpiredError,
     CursorInvalidError,
     DEPClient,
-    Device,
     TermsNotSignedError,
     ThrottledError,
     TokenRejectedError,
 )
+from dep_accounts.apple.schema import Device
 
 
 @pytest.fixture(scope="module")

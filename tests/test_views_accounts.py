@@ -210,6 +210,13 @@ def test_adding_a_dep_account_end_to_end(client_as, admin, abm):
     assert f'href="{account.get_absolute_url()}">Springfield MDM</a>' in listing
 
 
+def test_the_add_steps_of_an_account_that_has_its_token_open_the_account(
+    client_as, admin, dep_account
+):
+    response = client_as(admin).get(reverse("dep_accounts:add_token", args=[dep_account.pk]))
+    assert response.status_code == 302 and response.url == dep_account.get_absolute_url()
+
+
 def test_the_checked_upload_waits_for_the_confirm_step_encrypted(client_as, admin, abm):
     client = client_as(admin)
     account = account_create(actor=admin)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import email.utils
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
 
@@ -23,6 +22,17 @@ from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.exceptions import TimeoutError as TransportTimeoutError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
+
+from dep_accounts.apple.schema import (
+    Account,
+    DeviceDetail,
+    DevicePage,
+    ProfileAssignment,
+    ProfileDefined,
+    account_parse,
+    device_parse,
+    page_parse,
+)
 
 PROTOCOL_VERSION = "7"
 CONTENT_TYPE = "application/json;charset=UTF8"
@@ -110,146 +120,6 @@ class AppleUnavailableError(DEPError):
 
 class AppleRequestError(DEPError):
     """Any other refusal (a 4xx); `code` is Apple's error code."""
-
-
-@dataclass(frozen=True)
-class AccountURL:
-    uri: str
-    http_methods: tuple[str, ...]
-    limit_default: int | None
-    limit_maximum: int | None
-
-
-@dataclass(frozen=True)
-class Account:
-    server_name: str
-    server_uuid: str
-    admin_id: str
-    facilitator_id: str
-    org_name: str
-    org_email: str
-    org_phone: str
-    org_address: str
-    org_id: str
-    org_id_hash: str
-    org_type: str
-    org_version: str
-    urls: tuple[AccountURL, ...]
-
-    def limit_maximum(self, uri: str) -> int | None:
-        """The largest page Apple allows for an endpoint, if it says."""
-        return next((url.limit_maximum for url in self.urls if url.uri == uri), None)
-
-
-@dataclass(frozen=True)
-class Device:
-    serial_number: str
-    model: str = ""
-    description: str = ""
-    color: str = ""
-    asset_tag: str = ""
-    os: str = ""
-    device_family: str = ""
-    profile_status: str = ""
-    profile_uuid: str = ""
-    profile_assign_time: datetime | None = None
-    profile_push_time: datetime | None = None
-    device_assigned_date: datetime | None = None
-    device_assigned_by: str = ""
-    # Only in /devices/sync answers: "added", "modified" or "deleted", and when.
-    op_type: str = ""
-    op_date: datetime | None = None
-
-
-@dataclass(frozen=True)
-class DevicePage:
-    devices: tuple[Device, ...]
-    cursor: str
-    more_to_follow: bool
-    fetched_until: datetime | None
-
-
-@dataclass(frozen=True)
-class DeviceDetail:
-    serial_number: str
-    response_status: str  # SUCCESS or NOT_ACCESSIBLE
-    device: Device | None
-
-
-@dataclass(frozen=True)
-class ProfileDefined:
-    profile_uuid: str
-    devices: dict[str, str]  # serial -> SUCCESS, NOT_ACCESSIBLE, FAILED or THROTTLED
-
-
-@dataclass(frozen=True)
-class ProfileAssignment:
-    profile_uuid: str
-    devices: dict[str, str]  # serial -> SUCCESS, NOT_ACCESSIBLE, FAILED or THROTTLED
-    retry_after_seconds: int | None
-
-    @property
-    def throttled(self) -> list[str]:
-        return [serial for serial, result in self.devices.items() if result == "THROTTLED"]
-
-
-def _moment(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _device(raw: dict[str, Any]) -> Device:
-    return Device(
-        serial_number=raw["serial_number"],
-        model=raw.get("model") or "",
-        description=raw.get("description") or "",
-        color=raw.get("color") or "",
-        asset_tag=raw.get("asset_tag") or "",
-        os=raw.get("os") or "",
-        device_family=raw.get("device_family") or "",
-        profile_status=raw.get("profile_status") or "",
-        profile_uuid=raw.get("profile_uuid") or "",
-        profile_assign_time=_moment(raw.get("profile_assign_time")),
-        profile_push_time=_moment(raw.get("profile_push_time")),
-        device_assigned_date=_moment(raw.get("device_assigned_date")),
-        device_assigned_by=raw.get("device_assigned_by") or "",
-        op_type=raw.get("op_type") or "",
-        op_date=_moment(raw.get("op_date")),
-    )
-
-
-def _account(raw: dict[str, Any]) -> Account:
-    urls = tuple(
-        AccountURL(
-            uri=url["uri"],
-            http_methods=tuple(url.get("http_method") or ()),
-            limit_default=(url.get("limit") or {}).get("default"),
-            limit_maximum=(url.get("limit") or {}).get("maximum"),
-        )
-        for url in raw.get("urls") or ()
-    )
-    text = {
-        name: str(raw.get(name) or "")
-        for name in (
-            "server_name", "admin_id", "facilitator_id", "org_name", "org_email", "org_phone",
-            "org_address", "org_id", "org_id_hash", "org_type", "org_version",
-        )
-    }  # fmt: skip
-    return Account(server_uuid=raw["server_uuid"], urls=urls, **text)
-
-
-def _page(raw: dict[str, Any]) -> DevicePage:
-    return DevicePage(
-        devices=tuple(_device(device) for device in raw.get("devices") or ()),
-        cursor=raw.get("cursor") or "",
-        more_to_follow=bool(raw.get("more_to_follow")),
-        fetched_until=_moment(raw.get("fetched_until")),
-    )
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -471,19 +341,19 @@ class DEPClient:
 
     # https://developer.apple.com/documentation/devicemanagement/get_account_detail
     def account(self) -> Account:
-        return self._parsed(_account, self._call("GET", "/account"))
+        return self._parsed(account_parse, self._call("GET", "/account"))
 
     # https://developer.apple.com/documentation/devicemanagement/fetch-devices
     def devices_fetch(self, *, cursor: str | None = None, limit: int = 1000) -> DevicePage:
         body: dict[str, Any] = {"limit": limit}
         if cursor:
             body["cursor"] = cursor
-        return self._parsed(_page, self._call("POST", "/server/devices", body=body))
+        return self._parsed(page_parse, self._call("POST", "/server/devices", body=body))
 
     # https://developer.apple.com/documentation/devicemanagement/sync-devices
     def devices_sync(self, *, cursor: str, limit: int = 1000) -> DevicePage:
         body = {"cursor": cursor, "limit": limit}
-        return self._parsed(_page, self._call("POST", "/devices/sync", body=body))
+        return self._parsed(page_parse, self._call("POST", "/devices/sync", body=body))
 
     # https://developer.apple.com/documentation/devicemanagement/device-details
     def device_details(self, serials: Iterable[str]) -> dict[str, DeviceDetail]:
@@ -494,7 +364,9 @@ class DEPClient:
             for serial, detail in raw["devices"].items():
                 status = detail.get("response_status") or ""
                 device = (
-                    _device({"serial_number": serial, **detail}) if status == "SUCCESS" else None
+                    device_parse({"serial_number": serial, **detail})
+                    if status == "SUCCESS"
+                    else None
                 )
                 details[serial] = DeviceDetail(serial, status, device)
             return details

@@ -13,12 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from dep_accounts.apple import client as apple_client
+from dep_accounts.apple import schema as apple_schema
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.licence import licence_is_valid
@@ -36,7 +38,6 @@ Result = DEPAccount.SyncResult
 Phase = DEPAccount.SyncPhase
 
 PAGE_LIMIT = 1000
-LEASE = timedelta(minutes=10)
 ASSIGN_BATCH = 1000
 # Apple may ask to wait; a wait this short is spent in the task, a longer one is rescheduled.
 MAX_INLINE_WAIT_SECONDS = 10.0
@@ -133,11 +134,16 @@ def accounts_due_for_sync(*, now: datetime | None = None) -> list[int]:
     return due
 
 
+def _lease_until() -> datetime:
+    """A sync holds its account for this long past its last page; a dead worker's lease lapses."""
+    return timezone.now() + timedelta(seconds=settings.DEP_SYNC_LEASE_SECONDS)
+
+
 def _lease_take(account: DEPAccount, now: datetime) -> bool:
     taken = DEPAccount.objects.filter(
         Q(sync_lock_until__isnull=True) | Q(sync_lock_until__lt=now), pk=account.pk
     ).update(
-        sync_lock_until=now + LEASE,
+        sync_lock_until=_lease_until(),
         last_sync_started_at=now,
         last_sync_result=Result.RUNNING,
         last_sync_message="",
@@ -146,7 +152,7 @@ def _lease_take(account: DEPAccount, now: datetime) -> bool:
     return taken == 1
 
 
-def _device_row(account: DEPAccount, device: apple_client.Device, now: datetime) -> DEPDevice:
+def _device_row(account: DEPAccount, device: apple_schema.Device, now: datetime) -> DEPDevice:
     return DEPDevice(
         account=account,
         serial_number=device.serial_number,
@@ -167,9 +173,9 @@ def _device_row(account: DEPAccount, device: apple_client.Device, now: datetime)
     )
 
 
-def _latest_by_serial(devices: Iterable[apple_client.Device]) -> list[apple_client.Device]:
+def _latest_by_serial(devices: Iterable[apple_schema.Device]) -> list[apple_schema.Device]:
     """Apple may list a serial more than once in a page; the latest event wins."""
-    latest: dict[str, apple_client.Device] = {}
+    latest: dict[str, apple_schema.Device] = {}
     floor = datetime.min.replace(tzinfo=UTC)
     for device in devices:
         seen = latest.get(device.serial_number)
@@ -179,7 +185,7 @@ def _latest_by_serial(devices: Iterable[apple_client.Device]) -> list[apple_clie
 
 
 def _page_save(
-    *, account: DEPAccount, page: apple_client.DevicePage, phase: str, now: datetime
+    *, account: DEPAccount, page: apple_schema.DevicePage, phase: str, now: datetime
 ) -> list[str]:
     """Save one page of devices with the cursor after it; return serials new to the account."""
     devices = _latest_by_serial(page.devices)
@@ -208,7 +214,7 @@ def _page_save(
         account.sync_cursor_at = now
         account.sync_phase = phase
         account.sync_devices_seen += len(page.devices)
-        account.sync_lock_until = now + LEASE
+        account.sync_lock_until = _lease_until()
         DEPAccount.objects.filter(pk=account.pk).update(
             sync_cursor=account.sync_cursor,
             sync_cursor_at=now,

@@ -18,6 +18,7 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from dep_accounts.apple import client as apple_client
+from dep_accounts.apple import schema as apple_schema
 from dep_accounts.apple import token as apple_token
 from dep_accounts.encryption import secret_decrypt, secret_encrypt
 from dep_accounts.models import (
@@ -60,7 +61,7 @@ class WrongServerError(TokenUploadError):
 
     code = "wrong_server"
 
-    def __init__(self, message: str, *, found: apple_client.Account, existing: DEPAccount | None):
+    def __init__(self, message: str, *, found: apple_schema.Account, existing: DEPAccount | None):
         super().__init__(message)
         self.found = found
         self.existing = existing
@@ -90,7 +91,7 @@ class TokenCheck:
     """A decrypted server token together with what Apple says it belongs to."""
 
     token: apple_token.ServerToken
-    apple_account: apple_client.Account
+    apple_account: apple_schema.Account
 
 
 def dep_client_for_token(token: apple_token.ServerToken) -> apple_client.DEPClient:
