@@ -74,6 +74,7 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "text": text,
                 "action": action,
                 "url": reverse("dep_accounts:edit", args=[account.pk]),
+                "view_url": reverse("dep_accounts:detail", args=[account.pk]),
             }
         )
     licence = SubscriptionLicence.objects.filter(is_current=True).first()

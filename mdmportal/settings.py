@@ -147,7 +147,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "dashboard"
+LOGIN_REDIRECT_URL = "dep_accounts:dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
 # Repeated failed logins lock the username + address pair for a while.

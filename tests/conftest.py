@@ -13,6 +13,11 @@ if TYPE_CHECKING:
     from applesim.testing import RunningSim
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def sim() -> Iterator[RunningSim]:
     from applesim.testing import sim_start

@@ -77,11 +77,25 @@ def test_the_dashboard_summarises_the_accounts_and_lists_every_banner(client_as,
     assert banner.index("Shelbyville MDM") < banner.index("Springfield MDM")
     assert banner.count('role="alert"') == 2  # the expired token and the missing licence
     assert '<div class="banner-item banner-warning">' in banner
-    assert "Renew the token" in banner and "Upload a licence" in banner
-    assert reverse("dep_accounts:edit", args=[DEPAccount.objects.get(state="expired").pk]) in banner
+    expired = DEPAccount.objects.get(state="expired")
+    assert reverse("dep_accounts:detail", args=[expired.pk]) in banner
+    assert reverse("dep_accounts:edit", args=[expired.pk]) not in banner
     assert "Next token to expire" in page and "Springfield MDM" in page
     assert ">3</span>" in page  # DEP accounts
     assert ">40</span>" in page  # devices
+
+
+def test_the_banner_sends_admins_to_fix_and_viewers_to_look(client_as, admin, viewer):
+    account = _account("Shelbyville MDM", state=State.EXPIRED, days=-2)
+    banner_refresh()
+
+    for_admin = client_as(admin).get(reverse("dep_accounts:dashboard")).content.decode()
+    for_viewer = client_as(viewer).get(reverse("dep_accounts:dashboard")).content.decode()
+
+    assert "Renew now" in for_admin and "Upload a licence" in for_admin
+    assert reverse("dep_accounts:edit", args=[account.pk]) in for_admin
+    assert "Renew now" not in for_viewer
+    assert reverse("dep_accounts:detail", args=[account.pk]) in for_viewer
 
 
 def test_the_banner_shows_on_every_page_after_sign_in_only(client, client_as, viewer):
