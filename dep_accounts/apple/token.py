@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from asn1crypto import cms
+from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
@@ -214,18 +215,24 @@ def server_token_check_usable(token: ServerToken, *, now: datetime) -> None:
 
 
 def server_token_decrypt(
-    data: bytes, *, private_key_pem: bytes, certificate_pem: bytes
+    data: bytes, *, private_key_pem: bytes, certificate_pem: bytes | None
 ) -> ServerToken:
-    """Decrypt a .p7m as ABM delivers it (or as DER, PEM or bare base64 CMS); expiry unchecked."""
+    """Decrypt a .p7m as ABM delivers it (or as DER, PEM or bare base64 CMS); expiry unchecked.
+
+    Without the certificate (the command line has only the private key), the token's own
+    recipient is taken to be the key's, and a failure says that the key does not fit.
+    """
     # The key pair is the portal's own; a broken one is a bug, not something the admin can fix.
     private_key = serialization.load_pem_private_key(private_key_pem, password=None)
-    certificate = x509.load_pem_x509_certificate(certificate_pem)
-    if not isinstance(private_key, rsa.RSAPrivateKey) or (
-        private_key.public_key() != certificate.public_key()
-    ):
-        raise ValueError("private_key_pem is not the RSA key of certificate_pem")
-
+    if not isinstance(private_key, rsa.RSAPrivateKey):
+        raise ValueError("private_key_pem is not an RSA key")
     content_info = _content_info_load(_cms_ber(data))
+    if certificate_pem is None:
+        certificate = _certificate_for_recipient(content_info, private_key=private_key)
+    else:
+        certificate = x509.load_pem_x509_certificate(certificate_pem)
+        if private_key.public_key() != certificate.public_key():
+            raise ValueError("private_key_pem is not the RSA key of certificate_pem")
     _recipient_check(content_info, certificate=certificate)
     try:
         # cryptography only reads DER, and Apple writes indefinite-length BER.
@@ -233,8 +240,54 @@ def server_token_decrypt(
             content_info.dump(force=True), certificate, private_key, []
         )
     except ValueError as error:
+        if certificate_pem is None:
+            raise WrongRecipientError(
+                "This server token was not encrypted for this private key. Use the private key "
+                "whose public key was uploaded to the MDM server in Apple Business Manager."
+            ) from error
         raise _damaged("it could not be decrypted") from error
     return _server_token_from_plaintext(plaintext)
+
+
+def _certificate_for_recipient(
+    content_info: cms.ContentInfo, *, private_key: rsa.RSAPrivateKey
+) -> x509.Certificate:
+    """A stand-in certificate that names the token's recipient and carries our public key."""
+    recipients = [
+        info.chosen["rid"].chosen
+        for info in content_info["content"]["recipient_infos"]
+        if info.name == "ktri" and info.chosen["rid"].name == "issuer_and_serial_number"
+    ]
+    if not recipients:
+        raise _damaged("it names no recipient")
+    now = datetime.now(UTC).replace(microsecond=0)
+    tbs = asn1_x509.TbsCertificate(
+        {
+            "version": "v3",
+            "serial_number": recipients[0]["serial_number"].native,
+            "signature": {"algorithm": "sha256_rsa"},
+            "issuer": recipients[0]["issuer"],
+            "validity": {
+                "not_before": asn1_x509.Time({"utc_time": now}),
+                "not_after": asn1_x509.Time({"utc_time": now + timedelta(days=1)}),
+            },
+            "subject": recipients[0]["issuer"],
+            "subject_public_key_info": asn1_keys.PublicKeyInfo.load(
+                private_key.public_key().public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            ),
+        }
+    )
+    signature = private_key.sign(tbs.dump(), padding.PKCS1v15(), hashes.SHA256())
+    stand_in = asn1_x509.Certificate(
+        {
+            "tbs_certificate": tbs,
+            "signature_algorithm": {"algorithm": "sha256_rsa"},
+            "signature_value": signature,
+        }
+    )
+    return x509.load_der_x509_certificate(stand_in.dump())
 
 
 def _not_a_server_token(what: str, *, advice: str = DOWNLOAD_AGAIN) -> NotAServerTokenError:

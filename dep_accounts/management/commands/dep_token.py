@@ -60,3 +60,7 @@ class Command(BaseCommand):
                 indent=2,
             )
         )
+        try:
+            apple_token.server_token_check_usable(token, now=now)
+        except apple_token.ServerTokenError as exc:
+            raise CommandError(exc.message) from exc
