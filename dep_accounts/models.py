@@ -6,7 +6,6 @@ only encrypted, in `*_encrypted` fields that no `__str__`, admin page or templat
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 
 from django.conf import settings
@@ -14,6 +13,11 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+
+
+def calendar_days_until(moment: datetime, *, now: datetime | None = None) -> int:
+    """Days from today to the day of `moment` in the portal's time zone: 0 is "today"."""
+    return (timezone.localdate(moment) - timezone.localdate(now or timezone.now())).days
 
 
 class DEPAccount(models.Model):
@@ -98,8 +102,7 @@ class DEPAccount(models.Model):
     def days_left(self, now: datetime | None = None) -> int | None:
         if self.token_expires_at is None:
             return None
-        seconds = (self.token_expires_at - (now or timezone.now())).total_seconds()
-        return math.floor(seconds / 86400)
+        return calendar_days_until(self.token_expires_at, now=now)
 
     @property
     def token_is_usable(self) -> bool:

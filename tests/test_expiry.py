@@ -160,3 +160,39 @@ def test_no_reminder_before_thirty_days_or_after_expiry(django_user_model):
         _account("Past", timedelta(days=-3))
         assert reminders_send() == 0
     assert mail.outbox == []
+
+
+@pytest.mark.parametrize(
+    ("now", "days_left", "text"),
+    [
+        (datetime(2026, 12, 1, 23, 59, 30, tzinfo=UTC), 1, "tomorrow"),
+        (datetime(2026, 12, 2, 0, 0, 0, tzinfo=UTC), 0, "today"),
+        (datetime(2026, 12, 2, 0, 0, 29, tzinfo=UTC), 0, "today"),
+    ],
+)
+def test_days_left_count_calendar_days_across_midnight(now, days_left, text):
+    account = DEPAccount.objects.create(
+        server_name="Midnight MDM",
+        server_uuid="MIDNIGHT",
+        token_expires_at=datetime(2026, 12, 2, 0, 0, 30, tzinfo=UTC),
+        state=State.OK,
+    )
+    with time_machine.travel(now, tick=False):
+        token_states_refresh()
+        banner_refresh()
+        assert account.days_left() == days_left
+        assert DEPAccount.objects.get(pk=account.pk).state == State.CRITICAL
+        assert f"expires {text}" in banner_items()[0]["text"]
+
+
+def test_a_token_turns_expired_the_second_it_expires():
+    expiry = datetime(2026, 12, 2, 0, 0, 30, tzinfo=UTC)
+    account = DEPAccount.objects.create(
+        server_name="Midnight MDM", server_uuid="MIDNIGHT", token_expires_at=expiry, state=State.OK
+    )
+    with time_machine.travel(expiry - timedelta(seconds=1), tick=False):
+        token_states_refresh()
+        assert DEPAccount.objects.get(pk=account.pk).state == State.CRITICAL
+    with time_machine.travel(expiry, tick=False):
+        token_states_refresh()
+        assert DEPAccount.objects.get(pk=account.pk).state == State.EXPIRED

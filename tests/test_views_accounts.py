@@ -192,7 +192,7 @@ def test_adding_a_dep_account_end_to_end(client_as, admin, abm):
         "Springfield Schools",
         "it.admin@springfield.example",
         f"{check.token.access_token_expiry:%-d %b %Y}",
-        "364 days left",
+        "365 days left",
         check.token.consumer_key_fingerprint,
     ):
         assert shown in text
@@ -393,7 +393,7 @@ def test_renewal_moves_the_expiry_a_year_ahead_and_the_banner_updates_at_once(
 ):
     account = _account_with_token(abm, admin, validity_days=10)
     client = client_as(admin)
-    assert "expires in 9 days" in client.get(reverse("dep_accounts:dashboard")).content.decode()
+    assert "expires in 10 days" in client.get(reverse("dep_accounts:dashboard")).content.decode()
     previous = account.server_tokens.get()
 
     response = client.post(
@@ -403,10 +403,10 @@ def test_renewal_moves_the_expiry_a_year_ahead_and_the_banner_updates_at_once(
     assert response.status_code == 302 and response.url == account.get_absolute_url()
     account.refresh_from_db()
     assert account.state == State.OK
-    assert account.days_left() == 364
+    assert account.days_left() == 365
     page = client.get(response.url).content.decode()
     expiry = timezone.localtime(account.token_expires_at)
-    assert f"Server token renewed: valid until {expiry:%-d %B %Y} (364 days)." in page
+    assert f"Server token renewed: valid until {expiry:%-d %B %Y} (365 days)." in page
     assert "banner-item" not in page
     previous.refresh_from_db()
     assert not previous.is_current and previous.replaced_at is not None

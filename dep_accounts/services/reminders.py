@@ -18,7 +18,13 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from dep_accounts.models import AuditEvent, DEPAccount, ReminderSent, ServerToken
+from dep_accounts.models import (
+    AuditEvent,
+    DEPAccount,
+    ReminderSent,
+    ServerToken,
+    calendar_days_until,
+)
 from dep_accounts.roles import ADMINS
 from dep_accounts.services.tokens import audit_record
 
@@ -27,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 def reminder_step(*, expires_at: datetime, now: datetime) -> int | None:
     """The reminder step due now: the smallest threshold at or above the days left."""
-    days_left = (expires_at.date() - now.date()).days
+    days_left = calendar_days_until(expires_at, now=now)
     if days_left < 0:
         return None
     due = [step for step in settings.DEP_REMINDER_DAYS if step >= days_left]
@@ -42,7 +48,7 @@ def _admin_emails() -> list[str]:
 
 
 def _reminder_text(account: DEPAccount, expires_at: datetime, now: datetime) -> tuple[str, str]:
-    days_left = (expires_at.date() - now.date()).days
+    days_left = calendar_days_until(expires_at, now=now)
     when = "today" if days_left == 0 else f"in {days_left} day{'s' * (days_left != 1)}"
     edit_url = settings.PORTAL_BASE_URL.rstrip("/") + reverse(
         "dep_accounts:edit", args=[account.pk]

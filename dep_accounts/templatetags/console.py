@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 
 from django import template
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from dep_accounts import roles
-from dep_accounts.models import AuditEvent, DEPAccount
+from dep_accounts.models import AuditEvent, DEPAccount, calendar_days_until
 
 register = template.Library()
 
@@ -67,10 +65,10 @@ def outcome_tone(outcome: str) -> str:
 
 @register.filter
 def days_until(moment: datetime | None) -> int | None:
-    """Whole days from now until `moment`, rounded down like DEPAccount.days_left."""
+    """Calendar days from today until `moment`, like DEPAccount.days_left."""
     if moment is None:
         return None
-    return math.floor((moment - timezone.now()).total_seconds() / 86400)
+    return calendar_days_until(moment)
 
 
 @register.filter
