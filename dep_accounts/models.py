@@ -105,6 +105,13 @@ class DEPAccount(models.Model):
         return calendar_days_until(self.token_expires_at, now=now)
 
     @property
+    def sync_interrupted(self) -> bool:
+        """A sync marked running whose worker stopped renewing its lease (it died mid-sync)."""
+        return self.last_sync_result == self.SyncResult.RUNNING and (
+            self.sync_lock_until is None or self.sync_lock_until < timezone.now()
+        )
+
+    @property
     def token_is_usable(self) -> bool:
         """Apple calls are made only with a token Apple still accepts."""
         return self.state in {self.State.OK, self.State.WARNING, self.State.CRITICAL}

@@ -29,12 +29,15 @@ def syncs_dispatch_due() -> None:
         account_sync.delay(account_id)
 
 
-@shared_task
-def account_sync(account_id: int) -> None:
+@shared_task(bind=True, max_retries=3)
+def account_sync(self, account_id: int) -> None:
     account = DEPAccount.objects.filter(pk=account_id).first()
     if account is None:
         return
     try:
         devices_sync(account=account)
-    except SyncBusyError:
-        logger.info("Sync of DEP account %s already running; skipped", account_id)
+    except SyncBusyError as exc:
+        # The holder may be a worker that died mid-sync: try again once its lease lapses, and
+        # the sync resumes from the cursor it saved.
+        logger.info("Sync of DEP account %s busy; retrying in %.0f s", account_id, exc.retry_after)
+        raise self.retry(countdown=exc.retry_after) from exc

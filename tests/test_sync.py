@@ -147,14 +147,20 @@ def test_an_expired_licence_blocks_every_sync_until_renewed(abm, dep_account, li
 
 def test_only_one_sync_runs_per_account_and_a_dead_workers_lease_expires(abm, dep_account, licence):
     DEPAccount.objects.filter(pk=dep_account.pk).update(
-        sync_lock_until=timezone.now() + timedelta(minutes=5)
+        sync_lock_until=timezone.now() + timedelta(minutes=5),
+        last_sync_result=Result.RUNNING,
     )
-    with pytest.raises(SyncBusyError):
+    with pytest.raises(SyncBusyError) as busy:
         devices_sync(account=dep_account)
+    assert 290 < busy.value.retry_after <= 301
+    dep_account.refresh_from_db()
+    assert not dep_account.sync_interrupted
 
     DEPAccount.objects.filter(pk=dep_account.pk).update(
         sync_lock_until=timezone.now() - timedelta(seconds=1)
     )
+    dep_account.refresh_from_db()
+    assert dep_account.sync_interrupted
     assert devices_sync(account=dep_account).result == Result.OK
 
 

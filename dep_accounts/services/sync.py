@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachableError
 
 from dep_accounts.apple import client as apple_client
 from dep_accounts.apple import schema as apple_schema
@@ -68,7 +69,11 @@ class SyncUnavailableError(Exception):
 
 
 class SyncBusyError(SyncUnavailableError):
-    pass
+    """Another sync holds the account; `retry_after` is when its lease lapses, in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -93,15 +98,14 @@ def sync_blocker(*, account: DEPAccount, now: datetime | None = None) -> str:
             "The installed subscription licence does not match its signature: upload the "
             "licence file your vendor sent on the Subscription page."
         )
-    if not account.token_is_usable:
+    # Only a sync can find out that the terms have been accepted since.
+    if not account.token_is_usable and account.state != State.TERMS_NOT_ACCEPTED:
         return account.state_detail or f"The server token is {account.get_state_display().lower()}."
     return ""
 
 
 def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
     """'Sync now': check the account may sync, then queue the sync once the request commits."""
-    from dep_accounts import tasks
-
     blocker = sync_blocker(account=account)
     if blocker:
         raise SyncUnavailableError(blocker)
@@ -111,7 +115,32 @@ def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None)
         actor=actor,
         account=account,
     )
-    transaction.on_commit(lambda: tasks.account_sync.delay(account.pk))
+    transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
+
+
+def _sync_queue(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+    from dep_accounts import tasks
+
+    try:
+        tasks.account_sync.delay(account.pk)
+    except BrokerUnreachableError as exc:
+        logger.warning("Sync of DEP account %s not queued: %s", account.pk, exc)
+        # Due now: the dispatcher queues it once the broker answers again.
+        DEPAccount.objects.filter(pk=account.pk, sync_retry_at__isnull=True).update(
+            sync_retry_at=timezone.now()
+        )
+        audit_record(
+            action=AuditEvent.Action.SYNC,
+            message=f"Sync of “{account.name}” not started: the background worker queue is "
+            f"unreachable ({exc}).",
+            actor=actor,
+            account=account,
+            outcome=AuditEvent.Outcome.FAILURE,
+        )
+        raise SyncUnavailableError(
+            "The background worker queue is unreachable, so the sync could not start now. It "
+            "runs by itself as soon as the queue is back: nothing else to do."
+        ) from exc
 
 
 def accounts_due_for_sync(*, now: datetime | None = None) -> list[int]:
@@ -121,7 +150,9 @@ def accounts_due_for_sync(*, now: datetime | None = None) -> list[int]:
     if licence is None or licence.is_expired(now):
         return []
     due = []
-    candidates = DEPAccount.objects.filter(state__in=[State.OK, State.WARNING, State.CRITICAL])
+    candidates = DEPAccount.objects.filter(
+        state__in=[State.OK, State.WARNING, State.CRITICAL, State.TERMS_NOT_ACCEPTED]
+    )
     rows = candidates.values_list(
         "pk", "auto_sync", "last_sync_at", "sync_interval_minutes", "sync_retry_at"
     )
@@ -248,6 +279,8 @@ def _fetch_finish(account: DEPAccount, now: datetime) -> None:
 
 def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
     """Yield (page, phase) from Apple until there is nothing more to follow."""
+    # Whether the page before, in this run, said that more devices follow the saved cursor.
+    more_promised = False
     while True:
         if account.sync_phase == Phase.FETCH:
             if not account.sync_cursor and account.sync_fetch_started_at is None:
@@ -255,8 +288,21 @@ def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
             try:
                 page = client.devices_fetch(cursor=account.sync_cursor or None, limit=PAGE_LIMIT)
             except apple_client.CursorExhaustedError:
-                _fetch_finish(account, now)
+                # Finishing against the page before would drop the devices not yet fetched.
+                if more_promised:
+                    _fetch_restart(account, now)
+                else:
+                    _fetch_finish(account, now)
+                more_promised = False
                 continue
+            except (apple_client.CursorExpiredError, apple_client.CursorInvalidError):
+                if not account.sync_cursor:
+                    raise
+                logger.info("Fetch cursor of DEP account %s refused: full fetch again", account.pk)
+                more_promised = False
+                _fetch_restart(account, now)
+                continue
+            more_promised = page.more_to_follow
             yield page, Phase.FETCH
             if not page.more_to_follow:
                 _fetch_finish(account, now)
@@ -264,7 +310,11 @@ def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
         else:
             try:
                 page = client.devices_sync(cursor=account.sync_cursor, limit=PAGE_LIMIT)
-            except (apple_client.CursorExpiredError, apple_client.CursorInvalidError):
+            except (
+                apple_client.CursorExpiredError,
+                apple_client.CursorInvalidError,
+                apple_client.CursorExhaustedError,
+            ):
                 logger.info("Cursor of DEP account %s no longer valid: full fetch", account.pk)
                 _fetch_restart(account, now)
                 continue
@@ -280,7 +330,13 @@ def devices_sync(*, account: DEPAccount) -> SyncOutcome:
     if blocker:
         return SyncOutcome(result=Result.FAILED, devices_seen=0, message=blocker)
     if not _lease_take(account, now):
-        raise SyncBusyError("A sync of this DEP account is already running.")
+        lease_until = DEPAccount.objects.values_list("sync_lock_until", flat=True).get(
+            pk=account.pk
+        )
+        raise SyncBusyError(
+            "A sync of this DEP account is already running.",
+            retry_after=max((lease_until - now).total_seconds(), 0) + 1 if lease_until else 1,
+        )
     account.refresh_from_db()
     current = account.server_tokens.filter(is_current=True).first()
     client = dep_client_for_token(server_token_credentials(current))
