@@ -25,7 +25,7 @@ class DEPAccount(models.Model):
         AWAITING_TOKEN = "awaiting_token", "Awaiting token"
         OK = "ok", "Active"
         WARNING = "warning", "Expires soon"
-        CRITICAL = "critical", "Expires within days"
+        CRITICAL = "critical", "Expires within a week"
         EXPIRED = "expired", "Expired"
         REJECTED = "rejected", "Rejected by Apple"
         TERMS_NOT_ACCEPTED = "terms_not_accepted", "Terms not accepted"

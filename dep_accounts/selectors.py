@@ -39,7 +39,7 @@ def _account_banner_text(account: DEPAccount, now: datetime) -> tuple[str, str]:
         )
     if account.state == State.EXPIRED:
         return (
-            f"The server token of “{name}” expired on {account.token_expires_at:%d %b %Y}. "
+            f"The server token of “{name}” expired on {account.token_expires_at:%-d %b %Y}. "
             "Devices no longer sync: download a new token in ABM and upload it.",
             "Renew now",
         )
@@ -52,9 +52,14 @@ def _account_banner_text(account: DEPAccount, now: datetime) -> tuple[str, str]:
     days = account.days_left(now)
     when = "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
     return (
-        f"The server token of “{name}” expires {when} ({account.token_expires_at:%d %b %Y}).",
+        f"The server token of “{name}” expires {when} ({account.token_expires_at:%-d %b %Y}).",
         "Renew the token",
     )
+
+
+def _fix_anchor(account: DEPAccount) -> str:
+    """Token problems are fixed under Upload Token, far down the Edit DEP Account page."""
+    return "" if account.state == State.TERMS_NOT_ACCEPTED else "#upload-token"
 
 
 def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
@@ -73,7 +78,7 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "level": _LEVEL[account.state],
                 "text": text,
                 "action": action,
-                "url": reverse("dep_accounts:edit", args=[account.pk]),
+                "url": reverse("dep_accounts:edit", args=[account.pk]) + _fix_anchor(account),
                 "view_url": reverse("dep_accounts:detail", args=[account.pk]),
             }
         )
@@ -92,7 +97,7 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
         items.append(
             {
                 "level": "critical",
-                "text": f"The subscription licence expired on {licence.valid_until:%d %b %Y}: "
+                "text": f"The subscription licence expired on {licence.valid_until:%-d %b %Y}: "
                 "DEP accounts cannot be synced until it is renewed.",
                 "action": "Renew the subscription",
                 "url": licence_url,
@@ -102,7 +107,7 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
         items.append(
             {
                 "level": "warning",
-                "text": f"The subscription licence expires on {licence.valid_until:%d %b %Y}.",
+                "text": f"The subscription licence expires on {licence.valid_until:%-d %b %Y}.",
                 "action": "Renew the subscription",
                 "url": licence_url,
             }

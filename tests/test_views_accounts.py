@@ -406,7 +406,7 @@ def test_renewal_moves_the_expiry_a_year_ahead_and_the_banner_updates_at_once(
     assert account.days_left() == 365
     page = client.get(response.url).content.decode()
     expiry = timezone.localtime(account.token_expires_at)
-    assert f"Server token renewed: valid until {expiry:%-d %B %Y} (365 days)." in page
+    assert f"Server token renewed: valid until {expiry:%-d %b %Y} (365 days)." in page
     assert "banner-item" not in page
     previous.refresh_from_db()
     assert not previous.is_current and previous.replaced_at is not None

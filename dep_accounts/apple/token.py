@@ -105,7 +105,7 @@ class TokenExpiredError(ServerTokenError):
     def __init__(self, *, expired_at: datetime) -> None:
         self.expired_at = expired_at = expired_at.astimezone(UTC)
         super().__init__(
-            f"This server token expired on {expired_at:%Y-%m-%d} at {expired_at:%H:%M} UTC. "
+            f"This server token expired on {expired_at:%-d %b %Y} at {expired_at:%H:%M} UTC. "
             "In Apple Business Manager, download a new token for this MDM server and upload it."
         )
 

@@ -115,8 +115,8 @@ def licence_install(*, document: str, actor: AbstractBaseUser | None) -> Subscri
     current = SubscriptionLicence.objects.filter(is_current=True).first()
     if current is not None and terms.valid_until < current.valid_until:
         raise LicenceError(
-            f"This licence ends on {terms.valid_until:%Y-%m-%d}, before the current one "
-            f"({current.valid_until:%Y-%m-%d}). Upload the newest licence."
+            f"This licence ends on {terms.valid_until:%-d %b %Y}, before the current one "
+            f"({current.valid_until:%-d %b %Y}). Upload the newest licence."
         )
     with transaction.atomic():
         SubscriptionLicence.objects.filter(is_current=True).update(is_current=False)
@@ -133,7 +133,7 @@ def licence_install(*, document: str, actor: AbstractBaseUser | None) -> Subscri
         audit_record(
             action=AuditEvent.Action.LICENCE_CHANGED,
             message=f"Installed {terms.plan} licence for {terms.customer}, "
-            f"{terms.device_limit} devices, valid until {terms.valid_until:%Y-%m-%d}.",
+            f"{terms.device_limit} devices, valid until {terms.valid_until:%-d %b %Y}.",
             actor=actor,
         )
     banner_refresh()

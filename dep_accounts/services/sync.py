@@ -90,7 +90,7 @@ def sync_blocker(*, account: DEPAccount, now: datetime | None = None) -> str:
         return "No subscription licence is installed: upload one on the Subscription page first."
     if licence.is_expired(now):
         return (
-            f"The subscription licence expired on {licence.valid_until:%Y-%m-%d}: "
+            f"The subscription licence expired on {licence.valid_until:%-d %b %Y}: "
             "renew the subscription first."
         )
     if not licence_is_valid(licence):

@@ -261,7 +261,7 @@ def account_token_add(
             _audit(
                 action=AuditEvent.Action.ACCOUNT_CREATED,
                 message=f"Added DEP account for MDM server “{account.server_name}” "
-                f"({account.org_name}); token expires {account.token_expires_at:%Y-%m-%d}.",
+                f"({account.org_name}); token expires {account.token_expires_at:%-d %b %Y}.",
                 actor=actor,
                 account=account,
                 details={"fingerprint": check.token.consumer_key_fingerprint},
@@ -339,8 +339,8 @@ def _token_renew_locked(
             )
         if check.token.access_token_expiry < current.access_token_expiry:
             raise OlderTokenError(
-                f"This token expires on {check.token.access_token_expiry:%Y-%m-%d}, before the "
-                f"current one ({current.access_token_expiry:%Y-%m-%d}): it is an older download. "
+                f"This token expires on {check.token.access_token_expiry:%-d %b %Y}, before the "
+                f"current one ({current.access_token_expiry:%-d %b %Y}): it is an older download. "
                 "Upload the token you downloaded last."
             )
         previous_apple_id = current.admin_apple_id
@@ -374,8 +374,8 @@ def _token_renew_locked(
     _audit(
         action=AuditEvent.Action.TOKEN_RENEWED if current else AuditEvent.Action.TOKEN_UPLOADED,
         message=f"Server token of “{account.server_name}” renewed: expires "
-        f"{server_token.access_token_expiry:%Y-%m-%d}"
-        + (f" (was {previous_expiry:%Y-%m-%d})." if previous_expiry else "."),
+        f"{server_token.access_token_expiry:%-d %b %Y}"
+        + (f" (was {previous_expiry:%-d %b %Y})." if previous_expiry else "."),
         actor=actor,
         account=account,
         details={"fingerprint": server_token.consumer_key_fingerprint, "file_name": file_name},
@@ -388,11 +388,11 @@ def token_state_for(*, expires_at: datetime | None, now: datetime) -> tuple[str,
     if expires_at is None:
         return State.AWAITING_TOKEN, "Upload a server token from Apple Business Manager."
     if expires_at <= now:
-        return State.EXPIRED, f"The server token expired on {expires_at:%Y-%m-%d}."
+        return State.EXPIRED, f"The server token expired on {expires_at:%-d %b %Y}."
     if expires_at <= now + timedelta(days=settings.DEP_TOKEN_CRITICAL_DAYS):
-        return State.CRITICAL, f"The server token expires on {expires_at:%Y-%m-%d}."
+        return State.CRITICAL, f"The server token expires on {expires_at:%-d %b %Y}."
     if expires_at <= now + timedelta(days=settings.DEP_TOKEN_WARNING_DAYS):
-        return State.WARNING, f"The server token expires on {expires_at:%Y-%m-%d}."
+        return State.WARNING, f"The server token expires on {expires_at:%-d %b %Y}."
     return State.OK, ""
 
 

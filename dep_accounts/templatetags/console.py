@@ -134,3 +134,26 @@ def page_query(context: template.Context, number: int) -> str:
     query = context["request"].GET.copy()
     query["page"] = number
     return query.urlencode()
+
+
+@register.filter
+def thousands(number: int | None) -> str:
+    """100000 as “100,000”, so that fleet sizes read at a glance."""
+    return "" if number is None else f"{number:,}"
+
+
+# Apple's raw values, as an admin reads them.
+_APPLE_LABELS = {
+    "OSX": "macOS",
+    "empty": "No profile",
+    "assigned": "Assigned",
+    "pushed": "Pushed",
+    "removed": "Removed",
+    "edu": "Education",
+    "org": "Organisation",
+}
+
+
+@register.filter
+def apple_label(value: str) -> str:
+    return _APPLE_LABELS.get(value, value)

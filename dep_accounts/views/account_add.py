@@ -45,8 +45,19 @@ def account_add_token(request: HttpRequest, pk: int) -> HttpResponse:
         if preview["already_added"] is None:
             file_name = form.cleaned_data["token_file"].name
             _staged_token_put(request.session, account, token_file, file_name)
+        else:
+            _refusal_record(
+                request,
+                account,
+                f"the MDM server “{preview['server_name']}” is already added as "
+                f"“{preview['already_added'].name}”.",
+                reason=tokens.WrongServerError.code,
+            )
         context = {"account": account, "preview": preview}
         return render(request, "dep_accounts/account_add_confirm.html", context)
+    # An empty or oversized file is refused by the form; a missing one is not an upload.
+    if form.has_error("token_file") and not form.has_error("token_file", "required"):
+        _refusal_record(request, account, " ".join(form.errors["token_file"]), reason="bad_file")
     return render(request, UPLOAD_TEMPLATE, _upload_context(account, form))
 
 
@@ -69,7 +80,7 @@ def account_add_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     messages.success(
         request,
         f"Added “{account.server_name}” of {account.org_name}: the server token is valid until "
-        f"{date_format(localtime(account.token_expires_at), 'j F Y')}.",
+        f"{date_format(localtime(account.token_expires_at), 'j M Y')}.",
     )
     return redirect(account)
 
@@ -78,18 +89,22 @@ def _upload_refused(
     request: HttpRequest, account: DEPAccount, form: TokenUploadForm, exc: tokens.TokenUploadError
 ) -> HttpResponse:
     """Show why the token was refused, and keep a trace of it in the audit log."""
-    tokens.audit_record(
-        action=AuditEvent.Action.TOKEN_REJECTED,
-        outcome=AuditEvent.Outcome.FAILURE,
-        message=f"Token upload rejected: {exc.message}",
-        actor=request.user,
-        account=account,
-        details={"reason": exc.code},
-    )
+    _refusal_record(request, account, exc.message, reason=exc.code)
     # On the confirm step the form is empty: the error is the token's, not a missing file.
     form.errors.clear()
     form.add_error("token_file", exc.message)
     return render(request, UPLOAD_TEMPLATE, {**_upload_context(account, form), "upload_error": exc})
+
+
+def _refusal_record(request: HttpRequest, account: DEPAccount, why: str, *, reason: str) -> None:
+    tokens.audit_record(
+        action=AuditEvent.Action.TOKEN_REJECTED,
+        outcome=AuditEvent.Outcome.FAILURE,
+        message=f"Token upload rejected: {why}",
+        actor=request.user,
+        account=account,
+        details={"reason": reason},
+    )
 
 
 def _preview(account: DEPAccount, check: tokens.TokenCheck) -> dict:

@@ -13,7 +13,7 @@ from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
 from dep_accounts.forms import AccountEditForm
-from dep_accounts.models import DEPAccount, KeyPair, ServerToken
+from dep_accounts.models import AuditEvent, DEPAccount, KeyPair, ServerToken
 from dep_accounts.selectors import dep_accounts_list
 from dep_accounts.services import tokens
 from dep_accounts.services.sync import SyncUnavailableError, account_sync_request, sync_blocker
@@ -60,6 +60,16 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
         tokens.account_update(account=account, actor=request.user, **form.account_settings())
         messages.success(request, _saved_message(account, server_token))
         return redirect(account)
+    if form.has_error("token_file"):
+        # The form refused the file itself (empty, or too large to be a server token).
+        tokens.audit_record(
+            action=AuditEvent.Action.TOKEN_REJECTED,
+            outcome=AuditEvent.Outcome.FAILURE,
+            message="Token upload rejected: " + " ".join(form.errors["token_file"]),
+            actor=request.user,
+            account=account,
+            details={"reason": "bad_file", "file_name": request.FILES["token_file"].name[:255]},
+        )
     return render(request, EDIT_TEMPLATE, context)
 
 
@@ -81,7 +91,7 @@ def _uploaded_token_renew(
 def _saved_message(account: DEPAccount, server_token: ServerToken | None) -> str:
     if server_token is None:
         return f"Saved the settings of “{account.name}”."
-    valid_until = date_format(localtime(server_token.access_token_expiry), "j F Y")
+    valid_until = date_format(localtime(server_token.access_token_expiry), "j M Y")
     return f"Server token renewed: valid until {valid_until} ({account.days_left()} days)."
 
 
