@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar
 
@@ -116,6 +116,7 @@ class Process:
         self.name = name
         self.command = command
         self.log_path = log
+        self.ended = False
         with log.open("ab") as output:
             # A session of its own: stopping it reaches its children (gunicorn and
             # prefork workers) and nothing else.
@@ -141,25 +142,24 @@ class Process:
 
     def kill(self) -> None:
         """SIGKILL, as the kernel's OOM killer or a lost machine would; children die with it."""
-        try:
+        if self.ended:
+            return
+        with suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.popen.wait(timeout=10)
+        # Its process id may now be reused by a stranger, which must never be signalled.
+        self.ended = True
+
+    def terminate(self) -> None:
+        if not self.ended and self.is_running():
+            self.popen.terminate()
 
     def stop(self, timeout: float = 10) -> None:
-        if self.is_running():
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        # Whatever is left of its session (a child that outlived its parent) is killed too.
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.popen.wait(timeout=10)
+        """SIGTERM and wait up to `timeout`; then whatever is left of its session is killed."""
+        self.terminate()
+        with suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=timeout)
+        self.kill()
 
 
 class Processes:
@@ -201,9 +201,13 @@ class Processes:
             raise AssertionError(f"{process.name} exited with {process.popen.returncode}.")
         return True
 
-    def stop_all(self) -> None:
-        for process in reversed(self.started):
-            process.stop()
+    def stop_all(self, timeout: float = 10) -> None:
+        """Stop every process started, all at once, within `timeout` (then kill)."""
+        for process in self.started:
+            process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in self.started:
+            process.stop(timeout=max(deadline - time.monotonic(), 0.1))
 
     def logs(self) -> str:
         return "\n".join(
@@ -212,13 +216,10 @@ class Processes:
 
 
 @contextmanager
-def processes_running(log_dir: Path, env: Mapping[str, str]) -> Iterator[Processes]:
-    """Processes that are all stopped at the end; their logs are printed if the block failed."""
-    running = Processes(log_dir, env)
+def logs_on_failure(processes: Processes) -> Iterator[None]:
+    """Print what every process said if the block fails."""
     try:
-        yield running
+        yield
     except BaseException:
-        print(running.logs())
+        print(processes.logs())
         raise
-    finally:
-        running.stop_all()
