@@ -29,6 +29,12 @@ class TokenFileInput(forms.FileInput):
         super().__init__(attrs={"accept": ".p7m", "class": "file-input"})
 
 
+EMPTY_TOKEN_FILE = (
+    "This file is empty: the download did not finish. In Apple Business Manager, click "
+    "Download Token on the MDM server again and upload the new .p7m file."
+)
+
+
 def _token_file_validate(upload: UploadedFile) -> UploadedFile:
     # The size comes from the upload handler: the file is not read to measure it.
     if upload.size > settings.DEP_TOKEN_MAX_BYTES:
@@ -43,7 +49,10 @@ class TokenUploadForm(forms.Form):
     token_file = forms.FileField(
         label="Server token (.p7m)",
         widget=TokenFileInput(),
-        error_messages={"required": "Choose the .p7m file you downloaded from ABM."},
+        error_messages={
+            "required": "Choose the .p7m file you downloaded from ABM.",
+            "empty": EMPTY_TOKEN_FILE,
+        },
     )
 
     def clean_token_file(self) -> UploadedFile:
@@ -113,7 +122,12 @@ class AccountEditForm(forms.Form):
     assign_default_profile = forms.BooleanField(
         label="Assign it to new devices automatically", required=False
     )
-    token_file = forms.FileField(label="Upload Token", required=False, widget=TokenFileInput())
+    token_file = forms.FileField(
+        label="Upload Token",
+        required=False,
+        widget=TokenFileInput(),
+        error_messages={"empty": EMPTY_TOKEN_FILE},
+    )
     apple_id_changed = forms.BooleanField(
         label="The Apple ID that manages this server in ABM has changed", required=False
     )

@@ -205,6 +205,9 @@ class DEPDevice(models.Model):
     op_date = models.DateTimeField(null=True, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # New to the account while its default profile is assigned automatically, and not yet
+    # assigned: kept until Apple answers for the device, whatever fails in between.
+    default_profile_pending = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = "DEP device"

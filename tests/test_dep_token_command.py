@@ -1,4 +1,4 @@
-"""`manage.py dep_token inspect`: metadata as JSON, never a secret; the form's message on bad files."""
+"""`manage.py dep_token inspect`: JSON metadata, never a secret; the form's message on bad files."""
 
 from __future__ import annotations
 

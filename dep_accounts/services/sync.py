@@ -237,6 +237,12 @@ def _page_save(
                 unique_fields=["account", "serial_number"],
                 update_fields=[*DEVICE_FIELDS, "removed_at", "updated_at"],
             )
+        new = [d.serial_number for d in present if d.serial_number not in known]
+        if new and account.assign_default_profile and account.default_profile_id:
+            # Marked with the page, so a failed or interrupted assignment is retried next sync.
+            DEPDevice.objects.filter(account=account, serial_number__in=new).update(
+                default_profile_pending=True
+            )
         if deleted:
             DEPDevice.objects.filter(account=account, serial_number__in=deleted).update(
                 removed_at=now, updated_at=now
@@ -253,7 +259,7 @@ def _page_save(
             sync_devices_seen=account.sync_devices_seen,
             sync_lock_until=account.sync_lock_until,
         )
-    return [d.serial_number for d in present if d.serial_number not in known]
+    return new
 
 
 def _fetch_restart(account: DEPAccount, now: datetime) -> None:
@@ -347,8 +353,8 @@ def devices_sync(*, account: DEPAccount) -> SyncOutcome:
             _fetch_restart(account, now)
         for page, phase in _pages(client, account, now):
             new_serials += _page_save(account=account, page=page, phase=phase, now=now)
-        if account.assign_default_profile and account.default_profile_id and new_serials:
-            _default_profile_assign(client, account, new_serials)
+        if account.assign_default_profile and account.default_profile_id:
+            _default_profile_assign(client, account)
         outcome = SyncOutcome(
             result=Result.OK,
             devices_seen=account.sync_devices_seen,
@@ -378,19 +384,30 @@ def devices_sync(*, account: DEPAccount) -> SyncOutcome:
     return outcome
 
 
-def _default_profile_assign(
-    client: apple_client.DEPClient, account: DEPAccount, serials: list[str]
-) -> None:
+def _default_profile_assign(client: apple_client.DEPClient, account: DEPAccount) -> None:
+    """Assign the default profile to every device still waiting for it, in Apple's batches."""
     profile = account.default_profile
+    pending = DEPDevice.objects.filter(
+        account=account, default_profile_pending=True, removed_at__isnull=True
+    )
+    serials = list(pending.order_by("serial_number").values_list("serial_number", flat=True))
     for start in range(0, len(serials), ASSIGN_BATCH):
         batch = serials[start : start + ASSIGN_BATCH]
         for _attempt in range(3):
             assignment = client.profile_assign(profile_uuid=profile.profile_uuid, serials=batch)
-            assigned = [s for s, r in assignment.devices.items() if r == "SUCCESS"]
+            results = assignment.devices
+            assigned = [s for s, r in results.items() if r == "SUCCESS"]
             DEPDevice.objects.filter(account=account, serial_number__in=assigned).update(
-                profile_uuid=profile.profile_uuid, profile_status="assigned"
+                profile_uuid=profile.profile_uuid,
+                profile_status="assigned",
+                default_profile_pending=False,
             )
-            batch = [s for s, r in assignment.devices.items() if r == "THROTTLED"]
+            # NOT_ACCESSIBLE and FAILED are Apple's final word on a device: stop asking.
+            settled = [s for s, r in results.items() if r not in ("SUCCESS", "THROTTLED")]
+            DEPDevice.objects.filter(account=account, serial_number__in=settled).update(
+                default_profile_pending=False
+            )
+            batch = [s for s, r in results.items() if r == "THROTTLED"]
             wait = assignment.retry_after_seconds or 0
             if not batch or wait > MAX_INLINE_WAIT_SECONDS:
                 break
