@@ -17,6 +17,7 @@ import environ
 from celery.schedules import crontab
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -90,11 +91,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "axes",
+    "csp",
     "dep_accounts",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -175,8 +178,9 @@ STORAGES = {
     },
 }
 
-# A server token is about 2 KB; nothing this portal accepts is near 1 MB. Larger uploads are
-# refused by Django before they are read whole.
+# A server token is about 2 KB; nothing this portal accepts is near 1 MB. Form fields past the
+# limit are refused (400) before they are read; a larger file is spooled to a temporary file,
+# never to memory, and the form refuses it by its size without reading it.
 DEP_TOKEN_MAX_BYTES = env.int("DEP_TOKEN_MAX_BYTES", default=64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -190,8 +194,9 @@ DEP_TOKEN_WARNING_DAYS = env.int("DEP_TOKEN_WARNING_DAYS", default=30)
 DEP_TOKEN_CRITICAL_DAYS = env.int("DEP_TOKEN_CRITICAL_DAYS", default=7)
 DEP_REMINDER_DAYS = [30, 14, 7, 3, 1, 0]
 # A sync renews its lease on the account with every page; a killed worker's lease lapses
-# after this long and the next sync resumes from the saved cursor.
-DEP_SYNC_LEASE_SECONDS = env.int("DEP_SYNC_LEASE_SECONDS", default=300)
+# after this long and the next sync resumes from the saved cursor. It must outlast the longest
+# wait for one page: three attempts at DEP_API_TIMEOUT_SECONDS plus Apple's Retry-After waits.
+DEP_SYNC_LEASE_SECONDS = env.int("DEP_SYNC_LEASE_SECONDS", default=180)
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
@@ -236,7 +241,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        # At DEBUG these log every signed request with the server token's consumer key and
+        # access token: they stay quiet whatever LOG_LEVEL says.
+        "oauthlib": {"level": "WARNING"},
+        "requests_oauthlib": {"level": "WARNING"},
+    },
 }
 
 SESSION_COOKIE_HTTPONLY = True
@@ -244,6 +255,17 @@ CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Scripts, styles and images come from the portal's own static files only: no page has inline
+# script, style or event handler attributes, so injected markup cannot run or restyle anything.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

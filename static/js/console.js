@@ -37,7 +37,14 @@
     });
   });
 
+  // Fill the seat meters; their width is set here because the content security policy allows
+  // no inline style attributes.
+  function meterFill(bar) {
+    bar.style.width = bar.getAttribute("data-meter-percent") + "%";
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll('input[type="file"]').forEach(fileNameShow);
+    document.querySelectorAll("[data-meter-percent]").forEach(meterFill);
   });
 })();

@@ -1,0 +1,341 @@
+"""Secrets at rest: after a run that adds, renews and syncs DEP accounts through the console and the
+services, no token secret and no private key is anywhere an operator or an attacker with a database
+dump, the logs or a browser would look; and rotating the encryption key leaves nothing behind.
+
+The secrets are the four OAuth values of every server token ever uploaded (current and replaced)
+and every account's private key: its PEM and each base64 line of its body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from io import StringIO
+
+import pytest
+from cryptography.fernet import Fernet, InvalidToken
+from django.apps import apps
+from django.contrib import admin as django_admin
+from django.contrib.sessions.models import Session
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.urls import get_resolver, reverse
+
+from dep_accounts.encryption import SecretDecryptionError, secret_decrypt
+from dep_accounts.models import DEPAccount, EnrollmentProfile, KeyPair, ServerToken
+from dep_accounts.services.sync import devices_sync
+from dep_accounts.services.tokens import (
+    account_create,
+    account_token_add,
+    server_token_credentials,
+    token_check,
+    token_renew,
+)
+
+pytestmark = pytest.mark.django_db
+
+# Every page of the console an admin can GET, with the kind of object its id is. A console page
+# added without an entry here fails `test_every_console_page_is_searched_for_secrets`.
+PAGES = {
+    "dep_accounts:dashboard": None,
+    "dep_accounts:list": None,
+    "dep_accounts:add": None,
+    "dep_accounts:add_token": "awaiting",
+    "dep_accounts:detail": "account",
+    "dep_accounts:edit": "account",
+    "dep_accounts:public_key": "account",
+    "dep_accounts:devices": None,
+    "dep_accounts:profiles": None,
+    "dep_accounts:profile_add": None,
+    "dep_accounts:profile_assign": "profile",
+    "dep_accounts:subscription": None,
+    "dep_accounts:audit_log": None,
+}
+POST_ONLY = {"dep_accounts:add_confirm", "dep_accounts:sync", "dep_accounts:profile_make_default"}
+DEVICES_PER_SERVER = 30
+
+
+def _upload(content: bytes, name: str = "smime.p7m") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="application/pkcs7-mime")
+
+
+def _edit_form(account: DEPAccount, **fields) -> dict:
+    return {"display_name": account.display_name, "sync_interval_minutes": 60, **fields}
+
+
+class Run:
+    """What the run left behind: the accounts, and every response the console sent."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.responses: list[tuple[str, bytes]] = []
+
+    def get(self, url: str, **params):
+        response = self.client.get(url, params)
+        self.responses.append((f"GET {url}", response.content))
+        return response
+
+    def post(self, url: str, data: dict | None = None):
+        response = self.client.post(url, data or {})
+        self.responses.append((f"POST {url}", response.content))
+        return response
+
+
+def _run(*, abm, admin, client: Client) -> tuple[Run, dict[str, DEPAccount]]:
+    """Add, renew and sync DEP accounts the ways an admin and the worker do."""
+    run = Run(client)
+    client.force_login(admin)
+    # Springfield: added, renewed (once refused) and synced through the console.
+    run.post(reverse("dep_accounts:add"))
+    springfield = DEPAccount.objects.latest("pk")
+    first_token = abm.token_for(springfield)
+    run.post(
+        reverse("dep_accounts:add_token", args=[springfield.pk]),
+        {"token_file": _upload(first_token)},
+    )
+    assert run.post(reverse("dep_accounts:add_confirm", args=[springfield.pk])).status_code == 302
+    renewal = abm.token_for(springfield)
+    edit_url = reverse("dep_accounts:edit", args=[springfield.pk])
+    assert (
+        run.post(edit_url, _edit_form(springfield, token_file=_upload(renewal))).status_code == 302
+    )
+    # The replaced token, uploaded again: Apple refuses it.
+    refused = run.post(edit_url, _edit_form(springfield, token_file=_upload(first_token)))
+    assert "Apple does not accept this server token" in refused.content.decode()
+    # Shelbyville: another MDM server, added and renewed through the services.
+    shelbyville_uuid = abm.server_add("Shelbyville MDM")
+    shelbyville = account_create(actor=admin, display_name="Shelbyville")
+    check = token_check(
+        account=shelbyville,
+        token_file=abm.token_for(shelbyville, server_uuid=shelbyville_uuid),
+    )
+    account_token_add(account=shelbyville, check=check, actor=admin, file_name="shelby.p7m")
+    token_renew(
+        account=shelbyville,
+        token_file=abm.token_for(shelbyville, server_uuid=shelbyville_uuid),
+        actor=admin,
+        file_name="shelby-renewed.p7m",
+    )
+    for account, server_uuid in [(springfield, abm.server_uuid), (shelbyville, shelbyville_uuid)]:
+        abm.sim.control.devices_add(server_uuid, DEVICES_PER_SERVER)
+        account.refresh_from_db()
+        assert devices_sync(account=account).result == DEPAccount.SyncResult.OK
+    # A profile defined at Apple and assigned to devices from the console.
+    response = run.post(
+        reverse("dep_accounts:profile_add"),
+        {
+            "account": springfield.pk,
+            "name": "Staff iPads",
+            "url": "https://mdm.springfield.example/enroll",
+            "is_supervised": "on",
+            "is_mandatory": "on",
+        },
+    )
+    assert response.status_code == 302
+    profile = EnrollmentProfile.objects.get(name="Staff iPads")
+    serials = list(springfield.devices.values_list("serial_number", flat=True)[:5])
+    assign_url = reverse("dep_accounts:profile_assign", args=[profile.pk])
+    assert run.post(assign_url, {"serials": " ".join(serials)}).status_code == 302
+    # Ogdenville: its token uploaded and awaiting confirmation, staged in the session.
+    run.post(reverse("dep_accounts:add"))
+    ogdenville = DEPAccount.objects.latest("pk")
+    ogdenville_uuid = abm.server_add("Ogdenville MDM")
+    run.post(
+        reverse("dep_accounts:add_token", args=[ogdenville.pk]),
+        {"token_file": _upload(abm.token_for(ogdenville, server_uuid=ogdenville_uuid))},
+    )
+    assert any(key.startswith("dep_accounts.staged_token.") for key, _ in client.session.items())
+    return run, {"account": springfield, "awaiting": ogdenville, "profile": profile}
+
+
+def _secrets() -> dict[str, str]:
+    """Every secret value in the database, by where it comes from."""
+    found = {}
+    for server_token in ServerToken.objects.all():
+        credentials = server_token_credentials(server_token)
+        for field in ("consumer_key", "consumer_secret", "access_token", "access_secret"):
+            found[f"{field} of server token {server_token.pk}"] = getattr(credentials, field)
+    for key_pair in KeyPair.objects.all():
+        pem = secret_decrypt(key_pair.private_key_encrypted).decode()
+        found[f"private key of account {key_pair.account_id}"] = pem.strip()
+        body = [line for line in pem.splitlines() if line and not line.startswith("-----")]
+        for number, line in enumerate(body):
+            # The last line of a PEM body can be a few characters: too short to mean anything.
+            if len(line) >= 32:
+                found[f"line {number} of the private key of account {key_pair.account_id}"] = line
+    assert all(len(value) >= 32 for value in found.values())
+    return found
+
+
+def _leaks(secrets: dict[str, str], where: str, text: str) -> list[str]:
+    return [f"{what} in {where}" for what, value in secrets.items() if value in text]
+
+
+def _database_dump() -> str:
+    """Every column of every row of every table, as text (binary columns decoded leniently)."""
+    lines = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
+            for row in cursor.fetchall():
+                values = [
+                    bytes(v).decode("utf-8", "replace")
+                    if isinstance(v, bytes | memoryview)
+                    else str(v)
+                    for v in row
+                ]
+                lines.append(f"{table}: {' | '.join(values)}")
+    # Session data is signed base64: what the session holds, decoded.
+    lines += [json.dumps(session.get_decoded()) for session in Session.objects.all()]
+    return "\n".join(lines)
+
+
+def _model_texts() -> str:
+    texts = []
+    for model in apps.get_models():
+        for instance in model.objects.all():
+            texts += [str(instance), repr(instance)]
+    return "\n".join(texts)
+
+
+def _django_admin_pages(client: Client) -> list[tuple[str, bytes]]:
+    """The changelist, and each object's change, history and delete page, of every model."""
+    pages = []
+    for model in apps.get_models():
+        if not django_admin.site.is_registered(model):
+            continue
+        meta = model._meta
+        prefix = f"admin:{meta.app_label}_{meta.model_name}"
+        urls = [reverse(f"{prefix}_changelist")]
+        for pk in model.objects.values_list("pk", flat=True):
+            urls += [reverse(f"{prefix}_{view}", args=[pk]) for view in ("change", "history")]
+            if model in (DEPAccount, KeyPair, ServerToken):
+                urls.append(reverse(f"{prefix}_delete", args=[pk]))
+        for url in urls:
+            response = client.get(url)
+            assert response.status_code == 200, url
+            pages.append((f"GET {url}", response.content))
+    return pages
+
+
+def test_every_console_page_is_searched_for_secrets():
+    names = {
+        f"dep_accounts:{pattern.name}"
+        for pattern in get_resolver().url_patterns[-1].url_patterns
+        if pattern.name
+    }
+    assert names == set(PAGES) | POST_ONLY
+
+
+def test_no_secret_is_in_the_database_logs_pages_or_django_admin_after_a_run(
+    abm, admin, licence, client, django_user_model, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    run, objects = _run(abm=abm, admin=admin, client=client)
+    for name, kind in PAGES.items():
+        args = [objects[kind].pk] if kind else []
+        assert run.get(reverse(name, args=args)).status_code == 200, name
+    for account in DEPAccount.objects.exclude(state=DEPAccount.State.AWAITING_TOKEN):
+        for name in ("dep_accounts:detail", "dep_accounts:edit", "dep_accounts:public_key"):
+            run.get(reverse(name, args=[account.pk]))
+    run.get(reverse("dep_accounts:devices"), removed="on")
+    run.get(reverse("dep_accounts:audit_log"), account=objects["account"].pk)
+    superuser = django_user_model.objects.create_superuser("sam.super", password="x" * 20)
+    staff = Client()
+    staff.force_login(superuser)
+
+    secrets = _secrets()
+    dumpdata = StringIO()
+    call_command("dumpdata", stdout=dumpdata)
+    leaks = _leaks(secrets, "dumpdata", dumpdata.getvalue())
+    leaks += _leaks(secrets, "the database", _database_dump())
+    leaks += _leaks(secrets, "str() or repr() of a model", _model_texts())
+    admin_pages = _django_admin_pages(staff)
+    for where, content in run.responses + admin_pages:
+        leaks += _leaks(secrets, where, content.decode("utf-8", "replace"))
+    records = caplog.get_records("call")
+    logged = "\n".join(record.getMessage() for record in records) + caplog.text
+    leaks += _leaks(secrets, "the logs", logged)
+
+    assert not leaks, "\n".join(leaks)
+    server_tokens = ServerToken.objects.count()
+    key_pairs = KeyPair.objects.count()
+    assert (server_tokens, key_pairs) == (4, 3)
+    assert len(secrets) > server_tokens * 4 + key_pairs * 20
+    assert len(run.responses) >= 25
+    assert len(admin_pages) > 2 * 2 * DEVICES_PER_SERVER
+    assert any(record.levelno == logging.DEBUG for record in records)
+    print(
+        f"{len(secrets)} secret values of {server_tokens} server tokens and {key_pairs} private "
+        f"keys searched for in {len(run.responses)} console responses, {len(admin_pages)} Django "
+        f"admin pages, {len(records)} log records, the database and dumpdata"
+    )
+
+
+@pytest.fixture
+def synced_account(dep_account, abm, licence):
+    abm.sim.control.devices_add(abm.server_uuid, DEVICES_PER_SERVER)
+    assert devices_sync(account=dep_account).result == DEPAccount.SyncResult.OK
+    return dep_account
+
+
+def _ciphertexts() -> list[bytes]:
+    return [
+        *(bytes(k) for k in KeyPair.objects.values_list("private_key_encrypted", flat=True)),
+        *(bytes(s) for s in ServerToken.objects.values_list("secrets_encrypted", flat=True)),
+    ]
+
+
+def _decrypts_with(key: str, ciphertext: bytes) -> bool:
+    try:
+        Fernet(key).decrypt(ciphertext)
+    except InvalidToken:
+        return False
+    return True
+
+
+def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_go(
+    synced_account, abm, admin, settings
+):
+    account = synced_account
+    old_keys = list(settings.SECRETS_ENCRYPTION_KEYS)
+    new_key = Fernet.generate_key().decode()
+    credentials_before = [server_token_credentials(t) for t in ServerToken.objects.all()]
+    settings.SECRETS_ENCRYPTION_KEYS = [new_key, *old_keys]
+
+    # With the new key first, a renewal is stored under it; what was there stays under the old.
+    token_renew(account=account, token_file=abm.token_for(account), actor=admin)
+    newest = account.server_tokens.get(is_current=True)
+    assert _decrypts_with(new_key, bytes(newest.secrets_encrypted))
+    older = [c for c in _ciphertexts() if c != bytes(newest.secrets_encrypted)]
+    assert older and not any(_decrypts_with(new_key, c) for c in older)
+
+    output = StringIO()
+    call_command("rotate_encryption_keys", stdout=output)
+    assert "Re-encrypted 1 private key(s) and 2 server token(s)" in output.getvalue()
+    assert all(_decrypts_with(new_key, c) for c in _ciphertexts())
+    assert not any(_decrypts_with(key, c) for key in old_keys for c in _ciphertexts())
+
+    # The old key removed: everything still decrypts, and the account still works with Apple.
+    settings.SECRETS_ENCRYPTION_KEYS = [new_key]
+    credentials_after = [server_token_credentials(t) for t in ServerToken.objects.all()]
+    assert {c.access_token for c in credentials_before} < {
+        c.access_token for c in credentials_after
+    }
+    abm.sim.control.devices_add(abm.server_uuid, 5)
+    account.refresh_from_db()
+    outcome = devices_sync(account=account)
+    assert outcome.result == DEPAccount.SyncResult.OK
+    assert account.devices.filter(removed_at__isnull=True).count() == DEVICES_PER_SERVER + 5
+    token_renew(account=account, token_file=abm.token_for(account), actor=admin)
+
+    # Only the old key: nothing decrypts any more.
+    settings.SECRETS_ENCRYPTION_KEYS = old_keys
+    for server_token in ServerToken.objects.all():
+        with pytest.raises(SecretDecryptionError):
+            server_token_credentials(server_token)
+    for key_pair in KeyPair.objects.all():
+        with pytest.raises(SecretDecryptionError):
+            secret_decrypt(key_pair.private_key_encrypted)
