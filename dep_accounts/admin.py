@@ -1,7 +1,7 @@
 """Django admin at /django-admin/: a read-mostly view for superusers.
 
-Secrets never show here: the `*_encrypted` fields are excluded. Nothing can be added or changed
-here: changes go through the console, whose services check them and write the audit log.
+Secrets never show here: the `*_encrypted` fields are excluded. Nothing can be added, changed or
+deleted here: changes go through the console, whose services check them and write the audit log.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
 

@@ -22,6 +22,7 @@ from kombu.exceptions import OperationalError as BrokerUnreachableError
 
 from dep_accounts.apple import client as apple_client
 from dep_accounts.apple import schema as apple_schema
+from dep_accounts.encryption import SecretDecryptionError
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.licence import licence_is_valid
@@ -335,6 +336,12 @@ def devices_sync(*, account: DEPAccount) -> SyncOutcome:
     blocker = sync_blocker(account=account, now=now)
     if blocker:
         return SyncOutcome(result=Result.FAILED, devices_seen=0, message=blocker)
+    current = account.server_tokens.filter(is_current=True).first()
+    try:
+        client = dep_client_for_token(server_token_credentials(current))
+    except SecretDecryptionError as exc:
+        logger.error("Server token of DEP account %s cannot be decrypted", account.pk)
+        return SyncOutcome(result=Result.FAILED, devices_seen=0, message=str(exc))
     if not _lease_take(account, now):
         lease_until = DEPAccount.objects.values_list("sync_lock_until", flat=True).get(
             pk=account.pk
@@ -344,8 +351,6 @@ def devices_sync(*, account: DEPAccount) -> SyncOutcome:
             retry_after=max((lease_until - now).total_seconds(), 0) + 1 if lease_until else 1,
         )
     account.refresh_from_db()
-    current = account.server_tokens.filter(is_current=True).first()
-    client = dep_client_for_token(server_token_credentials(current))
     new_serials: list[str] = []
     retry_at = None
     try:

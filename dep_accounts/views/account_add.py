@@ -11,7 +11,7 @@ from django.utils.dateformat import format as date_format
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
-from dep_accounts.encryption import secret_decrypt, secret_encrypt
+from dep_accounts.encryption import SecretDecryptionError, secret_decrypt, secret_encrypt
 from dep_accounts.forms import TokenUploadForm
 from dep_accounts.models import AuditEvent, DEPAccount
 from dep_accounts.services import tokens
@@ -144,4 +144,8 @@ def _staged_token_pop(session: SessionBase, account: DEPAccount) -> tuple[bytes,
     staged = session.pop(_staged_token_key(account), None)
     if not staged:
         return None
-    return secret_decrypt(staged["token_file"].encode("ascii")), staged["file_name"]
+    try:
+        return secret_decrypt(staged["token_file"].encode("ascii")), staged["file_name"]
+    except SecretDecryptionError:
+        # Staged under an encryption key that has been rotated away since: upload it again.
+        return None
