@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import F, QuerySet
 from django.urls import reverse
 
-from dep_accounts.models import Banner, DEPAccount, SubscriptionLicence
+from dep_accounts.models import Banner, DEPAccount, ServerToken, SubscriptionLicence
 
 State = DEPAccount.State
 
@@ -29,8 +31,22 @@ _LEVEL = {
 }
 
 
+def old_token_reset_text(account: DEPAccount, *, now: datetime) -> str:
+    """What a guarded renewal says once Apple rejects the old token: upload the new one now."""
+    minutes = max(int((now - account.old_token_rejected_at).total_seconds() // 60), 0)
+    if minutes == 0:
+        ago = "less than a minute ago"
+    elif minutes < 120:
+        ago = f"{minutes} minute{'s' * (minutes != 1)} ago"
+    else:
+        ago = f"{minutes // 60} hours ago"
+    return f"The old server token of “{account.name}” was reset {ago}: upload the new file now."
+
+
 def _account_banner_text(account: DEPAccount, now: datetime) -> tuple[str, str]:
     name = account.name
+    if account.state == State.REJECTED and account.old_token_rejected_at is not None:
+        return old_token_reset_text(account, now=now), "Upload the new token"
     if account.state == State.REJECTED:
         return (
             f"Apple no longer accepts the server token of “{name}”: it was reset by a new "
@@ -66,7 +82,14 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
     """The problems every page lists: one query for the accounts, one for the licence."""
     accounts = (
         DEPAccount.objects.filter(state__in=list(_URGENCY))
-        .only("id", "display_name", "server_name", "state", "token_expires_at")
+        .only(
+            "id",
+            "display_name",
+            "server_name",
+            "state",
+            "token_expires_at",
+            "old_token_rejected_at",
+        )
         .order_by("token_expires_at", "id")
     )
     problems = sorted(accounts, key=lambda a: _URGENCY[a.state])
@@ -128,3 +151,35 @@ def dep_accounts_list() -> QuerySet[DEPAccount]:
 
 def licence_current() -> SubscriptionLicence | None:
     return SubscriptionLicence.objects.filter(is_current=True).first()
+
+
+@dataclass(frozen=True)
+class TokenCustodian:
+    """One uploaded token and the Apple ID that downloaded it in ABM."""
+
+    apple_id: str
+    uploaded_at: datetime
+    uploaded_by: str
+    changed_from: str
+    change_confirmed: bool
+    is_current: bool
+
+
+def token_custodians(server_tokens: Iterable[ServerToken]) -> list[TokenCustodian]:
+    """Who downloaded each token, in upload order, with each change of Apple ID marked."""
+    custodians = []
+    previous = ""
+    for token in sorted(server_tokens, key=lambda t: (t.uploaded_at, t.pk)):
+        changed = bool(previous and token.admin_apple_id and token.admin_apple_id != previous)
+        custodians.append(
+            TokenCustodian(
+                apple_id=token.admin_apple_id,
+                uploaded_at=token.uploaded_at,
+                uploaded_by=token.uploaded_by.get_username() if token.uploaded_by else "",
+                changed_from=previous if changed else "",
+                change_confirmed=changed and token.apple_id_change_confirmed,
+                is_current=token.is_current,
+            )
+        )
+        previous = token.admin_apple_id or previous
+    return custodians

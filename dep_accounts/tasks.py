@@ -7,6 +7,8 @@ import logging
 from celery import shared_task
 
 from dep_accounts.models import DEPAccount
+from dep_accounts.services import webhooks
+from dep_accounts.services.guarded import guarded_renewals_check
 from dep_accounts.services.reminders import reminders_send
 from dep_accounts.services.sync import SyncBusyError, accounts_due_for_sync, devices_sync
 from dep_accounts.services.tokens import banner_refresh, token_states_refresh
@@ -16,10 +18,11 @@ logger = logging.getLogger(__name__)
 
 @shared_task
 def token_expiry_refresh() -> None:
-    """Hourly: every token's expiry state, the banner, and the renewal reminders due."""
+    """Hourly: token expiry states, the banner, the reminders and licence webhooks due."""
     token_states_refresh()
     banner_refresh()
     reminders_send()
+    webhooks.webhooks_emit_licence_expiring()
 
 
 @shared_task
@@ -41,3 +44,21 @@ def account_sync(self, account_id: int) -> None:
         # the sync resumes from the cursor it saved.
         logger.info("Sync of DEP account %s busy; retrying in %.0f s", account_id, exc.retry_after)
         raise self.retry(countdown=exc.retry_after) from exc
+
+
+@shared_task
+def webhook_delivery_send(delivery_id: int) -> None:
+    """Send a new webhook delivery at once; the beat task retries it if this fails."""
+    webhooks.webhook_delivery_send(delivery_id=delivery_id)
+
+
+@shared_task
+def webhook_deliveries_send_due() -> None:
+    """Every minute: send the webhook deliveries whose next attempt is due."""
+    webhooks.webhook_deliveries_send_due()
+
+
+@shared_task
+def guarded_renewals_watch() -> None:
+    """Every 5 minutes: try the old token of each account whose renewal was started."""
+    guarded_renewals_check()

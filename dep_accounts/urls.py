@@ -3,6 +3,14 @@ from __future__ import annotations
 from django.urls import path
 
 from dep_accounts import views
+from dep_accounts.views import monitoring
+from dep_accounts.views.me import me
+from dep_accounts.views.renewal import (
+    account_start_renewal,
+    account_terms_check,
+    bulk_renew,
+    bulk_renew_confirm,
+)
 
 app_name = "dep_accounts"
 
@@ -35,4 +43,28 @@ urlpatterns = [
     ),
     path("admin/subscription/", views.subscription, name="subscription"),
     path("admin/audit-log/", views.audit_log, name="audit_log"),
+    path("me/", me, name="me"),
+    path("me/calendar/", monitoring.calendar_settings, name="calendar"),
+    path("calendar/<slug:secret>.ics", monitoring.calendar_feed, name="calendar_feed"),
+    path("admin/webhooks/", monitoring.webhooks, name="webhooks"),
+    path("admin/webhooks/change/", monitoring.webhook_change, name="webhook_change"),
+]
+
+urlpatterns += [
+    path("admin/apple-dep/dep-accounts/bulk-renew/", bulk_renew, name="bulk_renew"),
+    path(
+        "admin/apple-dep/dep-accounts/bulk-renew/confirm/",
+        bulk_renew_confirm,
+        name="bulk_renew_confirm",
+    ),
+    path(
+        "admin/apple-dep/dep-accounts/<int:pk>/start-renewal/",
+        account_start_renewal,
+        name="start_renewal",
+    ),
+    path(
+        "admin/apple-dep/dep-accounts/<int:pk>/terms-check/",
+        account_terms_check,
+        name="terms_check",
+    ),
 ]

@@ -211,6 +211,8 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mdmportal <mdmportal@localhost>")
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+# The bearer token Prometheus sends to scrape /metrics; unset, /metrics does not exist (404).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
@@ -240,6 +242,14 @@ CELERY_BEAT_SCHEDULE = {
     },
     "dep-sync-dispatch": {
         "task": "dep_accounts.tasks.syncs_dispatch_due",
+        "schedule": 60.0,
+    },
+    "dep-guarded-renewals": {
+        "task": "dep_accounts.tasks.guarded_renewals_watch",
+        "schedule": 5 * 60.0,
+    },
+    "webhook-deliveries-due": {
+        "task": "dep_accounts.tasks.webhook_deliveries_send_due",
         "schedule": 60.0,
     },
 }

@@ -70,6 +70,16 @@ CONSOLE: dict[str, Row] = {
     "profile_make_default": ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     "subscription":         ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
     "audit_log":            ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
+    "me":                   ((LOGIN, LOGIN), (403, 403), (200, 200), (200, 200), (200, 200)),
+    "calendar":             ((LOGIN, LOGIN), (403, 403), (200, 200), (200, 200), (200, 200)),
+    "webhooks":             ((LOGIN, LOGIN), (403, 403), (403, 403), (200, 200), (200, 200)),
+    "webhook_change":       ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
+    "bulk_renew":           ((LOGIN, LOGIN), (403, 403), (403, 403), (200, 200), (200, 200)),
+    "bulk_renew_confirm":   ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
+    "start_renewal":        ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
+    "terms_check":          ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
+    # The secret in the URL is the only credential: a session does not open a feed.
+    "calendar_feed":        ((404, 405),) * len(ROLES),
 }
 # django.contrib.auth: signing in and out, and changing or resetting one's own password.
 AUTH: dict[str, Row] = {
@@ -77,7 +87,20 @@ AUTH: dict[str, Row] = {
     "login":                   ((200, 200),     (200, 200), (200, 200), (200, 200), (200, 200)),
     "logout":                  ((405, 302),     (405, 302), (405, 302), (405, 302), (405, 302)),
 }
-PORTAL = {f"dep_accounts:{name}": row for name, row in CONSOLE.items()} | AUTH
+# The JSON API takes API tokens only, never the session: every signed-in role is a stranger.
+NO_SESSION: Row = ((401, 401),) * len(ROLES)
+API: dict[str, Row] = {
+    "api:dep_accounts":           NO_SESSION,
+    "api:dep_account":            NO_SESSION,
+    "api:dep_account_public_key": NO_SESSION,
+    "api:dep_account_token":      NO_SESSION,
+    "api:dep_account_sync":       NO_SESSION,
+    "api:audit_log":              NO_SESSION,
+    "api:openapi":                ((200, 405),) * len(ROLES),
+}
+# Prometheus sends METRICS_TOKEN, never a session; without METRICS_TOKEN there are no metrics.
+METRICS: dict[str, Row] = {"metrics": ((404, 405),) * len(ROLES)}
+PORTAL = {f"dep_accounts:{name}": row for name, row in CONSOLE.items()} | AUTH | API | METRICS
 
 # The Django admin: a superuser's (GET, POST) on each URL, by URL name or, for the unnamed ones,
 # by route. The portal's rows cannot be added or changed there (that goes through the console,
@@ -176,7 +199,7 @@ DJANGO_ADMIN_NOT_STAFF: dict[str, tuple[int | str, int | str]] = {
 }
 
 # What the lead quotes: URL x role x method combinations checked by the table test.
-URLS_CHECKED = 101
+URLS_CHECKED = 118
 COMBINATIONS_CHECKED = URLS_CHECKED * len(ROLES) * len(METHODS)
 
 
@@ -315,6 +338,8 @@ PK_OF = {
     "dep_accounts:edit": "account",
     "dep_accounts:public_key": "account",
     "dep_accounts:sync": "account",
+    "dep_accounts:start_renewal": "account",
+    "dep_accounts:terms_check": "account",
     "dep_accounts:profile_assign": "profile",
     "dep_accounts:profile_make_default": "profile",
 }
@@ -337,10 +362,14 @@ def _path_values(route: Route, objects: dict[str, object], pk: int | None = None
             values["uidb64"] = urlsafe_base64_encode(force_bytes(objects["auth.user"].pk))
         elif group == "token":
             values["token"] = default_token_generator.make_token(objects["auth.user"])
+        elif group == "account_id":
+            values["account_id"] = pk if pk is not None else objects["account"].pk
         elif group == "app_label":
             values["app_label"] = "dep_accounts"
         elif group == "url":
             values["url"] = "no-such-page/"
+        elif group == "secret":
+            values["secret"] = "no-such-calendar-feed"
         else:
             raise AssertionError(f"No value for <{group}> of {route.route}: add one here.")
     return values
@@ -410,7 +439,13 @@ def test_every_url_answers_each_role_as_the_tables_say(role, users, objects):
 
 
 PK_ROUTES = [route for route in ROUTES if route.name in PK_OF]
-POST_ONLY = {"dep_accounts:add_confirm", "dep_accounts:sync", "dep_accounts:profile_make_default"}
+POST_ONLY = {
+    "dep_accounts:add_confirm",
+    "dep_accounts:sync",
+    "dep_accounts:profile_make_default",
+    "dep_accounts:start_renewal",
+    "dep_accounts:terms_check",
+}
 READ_ROUTES = {"dep_accounts:detail", "dep_accounts:public_key"}
 
 

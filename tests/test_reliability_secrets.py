@@ -52,8 +52,20 @@ PAGES = {
     "dep_accounts:profile_assign": "profile",
     "dep_accounts:subscription": None,
     "dep_accounts:audit_log": None,
+    "dep_accounts:me": None,
+    "dep_accounts:calendar": None,
+    "dep_accounts:webhooks": None,
+    "dep_accounts:bulk_renew": None,
 }
 POST_ONLY = {"dep_accounts:add_confirm", "dep_accounts:sync", "dep_accounts:profile_make_default"}
+POST_ONLY |= {"dep_accounts:webhook_change"}
+POST_ONLY |= {
+    "dep_accounts:bulk_renew_confirm",
+    "dep_accounts:start_renewal",
+    "dep_accounts:terms_check",
+}
+# Opened by the secret in its URL, not by a session: tests/test_calendar_feed.py reads it.
+BY_SECRET_URL = {"dep_accounts:calendar_feed"}
 DEVICES_PER_SERVER = 30
 
 
@@ -104,6 +116,9 @@ def _run(*, abm, admin, client: Client) -> tuple[Run, dict[str, DEPAccount]]:
     # The replaced token, uploaded again: Apple refuses it.
     refused = run.post(edit_url, _edit_form(springfield, token_file=_upload(first_token)))
     assert "Apple does not accept this server token" in refused.content.decode()
+    # The current token in a bulk renewal's preview, decrypted and checked with Apple.
+    preview = run.post(reverse("dep_accounts:bulk_renew"), {"token_files": [_upload(renewal)]})
+    assert "This is the token already in use" in preview.content.decode()
     # Shelbyville: another MDM server, added and renewed through the services.
     shelbyville_uuid = abm.server_add("Shelbyville MDM")
     shelbyville = account_create(actor=admin, display_name="Shelbyville")
@@ -224,7 +239,7 @@ def test_every_console_page_is_searched_for_secrets():
         for pattern in get_resolver().url_patterns[-1].url_patterns
         if pattern.name
     }
-    assert names == set(PAGES) | POST_ONLY
+    assert names == set(PAGES) | POST_ONLY | BY_SECRET_URL
 
 
 def test_no_secret_is_in_the_database_logs_pages_or_django_admin_after_a_run(

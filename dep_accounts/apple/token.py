@@ -249,6 +249,36 @@ def server_token_decrypt(
     return _server_token_from_plaintext(plaintext)
 
 
+@dataclass(frozen=True)
+class RecipientID:
+    """Who a .p7m is encrypted for: a certificate's issuer and serial number."""
+
+    # asn1crypto's normalised form of the issuer: the same name whatever string types encode it.
+    issuer: str
+    serial_number: int
+
+
+def server_token_recipients(data: bytes) -> list[RecipientID]:
+    """The recipients a .p7m names, read without any private key; cheap next to decrypting."""
+    content_info = _content_info_load(_cms_ber(data))
+    return [
+        RecipientID(
+            issuer=rid.chosen["issuer"].hashable,
+            serial_number=rid.chosen["serial_number"].native,
+        )
+        for info in content_info["content"]["recipient_infos"]
+        if info.name == "ktri" and (rid := info.chosen["rid"]).name == "issuer_and_serial_number"
+    ]
+
+
+def certificate_recipient_id(certificate_pem: bytes) -> RecipientID:
+    """The recipient a .p7m names when ABM encrypts it for this certificate."""
+    certificate = asn1_x509.Certificate.load(
+        x509.load_pem_x509_certificate(certificate_pem).public_bytes(serialization.Encoding.DER)
+    )
+    return RecipientID(issuer=certificate.issuer.hashable, serial_number=certificate.serial_number)
+
+
 def _certificate_for_recipient(
     content_info: cms.ContentInfo, *, private_key: rsa.RSAPrivateKey
 ) -> x509.Certificate:

@@ -27,6 +27,7 @@ from dep_accounts.models import (
 )
 from dep_accounts.roles import ADMINS
 from dep_accounts.services.tokens import audit_record
+from dep_accounts.services.webhooks import webhooks_emit_reminder
 
 logger = logging.getLogger(__name__)
 
@@ -103,5 +104,8 @@ def reminders_send(*, now: datetime | None = None) -> int:
             message=f"Renewal reminder ({step} days before expiry) sent to "
             f"{len(recipients)} recipient(s) for “{account.name}”.",
             account=account,
+        )
+        webhooks_emit_reminder(
+            account=account, token=token, days_before=step, message=subject, now=now
         )
     return sent

@@ -32,6 +32,7 @@ from dep_accounts.services.tokens import (
     dep_client_for_token,
     server_token_credentials,
 )
+from dep_accounts.services.webhooks import webhooks_emit_sync_failed
 
 logger = logging.getLogger(__name__)
 
@@ -445,3 +446,5 @@ def _sync_finish(*, account: DEPAccount, outcome: SyncOutcome, retry_at: datetim
         else AuditEvent.Outcome.FAILURE,
         details={"devices_seen": outcome.devices_seen, "result": outcome.result},
     )
+    if outcome.result == Result.FAILED:
+        webhooks_emit_sync_failed(account=account, message=outcome.message, failed_at=now)

@@ -28,6 +28,7 @@ from dep_accounts.models import (
     KeyPair,
     ServerToken,
 )
+from dep_accounts.services.webhooks import webhooks_emit_account_state
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +226,9 @@ def _token_store(
     account.state, account.state_detail = token_state_for(
         expires_at=account.token_expires_at, now=now
     )
+    # The new token has arrived: a guarded renewal, if one was started, is over.
+    account.renewal_started_at = account.renewal_started_by = account.renewal_checked_at = None
+    account.old_token_rejected_at = None
     account.save()
     return server_token
 
@@ -439,6 +443,7 @@ def account_state_set(*, account: DEPAccount, state: str, detail: str) -> None:
         if account.token_is_usable
         else AuditEvent.Outcome.FAILURE,
     )
+    webhooks_emit_account_state(account=account)
     banner_refresh()
 
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from dep_accounts.forms import AccountEditForm
 from dep_accounts.models import AuditEvent, DEPAccount, KeyPair, ServerToken
-from dep_accounts.selectors import dep_accounts_list
+from dep_accounts.selectors import dep_accounts_list, token_custodians
 from dep_accounts.services import tokens
 from dep_accounts.services.sync import SyncUnavailableError, account_sync_request, sync_blocker
 from dep_accounts.views.access import admin_required, viewer_required
@@ -32,12 +32,14 @@ def account_list(request: HttpRequest) -> HttpResponse:
 
 @viewer_required
 def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    account = get_object_or_404(DEPAccount.objects.select_related("default_profile"), pk=pk)
+    account = get_object_or_404(
+        DEPAccount.objects.select_related("default_profile", "renewal_started_by"), pk=pk
+    )
+    server_tokens = account.server_tokens.defer("secrets_encrypted").select_related("uploaded_by")
     context = {
         "account": account,
-        "server_tokens": account.server_tokens.defer("secrets_encrypted").select_related(
-            "uploaded_by"
-        ),
+        "server_tokens": server_tokens,
+        "custodians": token_custodians(server_tokens),
         "devices": account.devices.filter(removed_at__isnull=True)[:DEVICES_SHOWN],
         "profiles": account.profiles.all(),
         "sync_unavailable": sync_blocker(account=account),

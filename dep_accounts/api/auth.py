@@ -1,0 +1,105 @@
+"""API authentication and authorisation: bearer API tokens, roles, JSON errors.
+
+Only `Authorization: Bearer <key>` authenticates; a session cookie does not. A request that
+carries no key is therefore never acted on, and still goes through the CSRF check like any
+page of the console; a request with a key is exempt from CSRF, which guards cookies only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+
+from dep_accounts.roles import can_view
+from dep_accounts.services.api_tokens import api_token_authenticate
+
+View = Callable[..., HttpResponse]
+Permission = Callable[[AbstractBaseUser], bool]
+
+
+class APIError(Exception):
+    """An answer other than success: an HTTP status, a stable `code`, a message for people."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: object) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+    def response(self) -> JsonResponse:
+        body = {"error": self.message, "code": self.code, **self.extra}
+        return JsonResponse(body, status=self.status, json_dumps_params={"ensure_ascii": False})
+
+
+def _bearer_key(request: HttpRequest) -> str | None:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return key.strip()
+
+
+def _unauthenticated(message: str) -> JsonResponse:
+    response = APIError(401, "unauthenticated", message).response()
+    response["WWW-Authenticate"] = 'Bearer realm="mdmportal"'
+    return response
+
+
+def _csrf_rejection(request: HttpRequest) -> HttpResponse | None:
+    """The console's CSRF check, for a request that did not authenticate with a key."""
+    return CsrfViewMiddleware(lambda request: HttpResponse()).process_view(request, None, (), {})
+
+
+def api_endpoint(**permissions: Permission) -> Callable[[View], View]:
+    """An API view answering the given methods, each allowed to users who pass its check.
+
+    `@api_endpoint(GET=can_view, POST=can_manage)`: viewers read, admins write.
+    """
+
+    def decorate(view: View) -> View:
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            key = _bearer_key(request)
+            if key is None:
+                rejection = _csrf_rejection(request)
+                if rejection is not None:
+                    return rejection
+                return _unauthenticated(
+                    "Send an API token in the header “Authorization: Bearer <key>”. Create one "
+                    "on your page in mdmportal (your name, top right, then API tokens)."
+                )
+            api_token = api_token_authenticate(key=key)
+            if api_token is None:
+                return _unauthenticated(
+                    "This API token is not valid: it was revoked, or mistyped. Create a new one "
+                    "on your page in mdmportal."
+                )
+            request.user = api_token.user
+            request.api_token = api_token
+            try:
+                check = permissions.get(request.method)
+                if check is None:
+                    response = APIError(
+                        405,
+                        "method_not_allowed",
+                        f"{request.method} is not allowed here; use {', '.join(permissions)}.",
+                    ).response()
+                    response["Allow"] = ", ".join(permissions)
+                    return response
+                if not can_view(request.user):
+                    raise APIError(403, "forbidden", "Your account has no role in this portal.")
+                if not check(request.user):
+                    raise APIError(403, "forbidden", "Viewers can read but not change anything.")
+                return view(request, *args, **kwargs)
+            except APIError as exc:
+                return exc.response()
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from dep_accounts.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("dep-accounts/", views.dep_accounts, name="dep_accounts"),
+    path("dep-accounts/<int:account_id>/", views.dep_account, name="dep_account"),
+    path(
+        "dep-accounts/<int:account_id>/public-key.pem",
+        views.dep_account_public_key,
+        name="dep_account_public_key",
+    ),
+    path("dep-accounts/<int:account_id>/token", views.dep_account_token, name="dep_account_token"),
+    path("dep-accounts/<int:account_id>/sync", views.dep_account_sync, name="dep_account_sync"),
+    path("audit-log/", views.audit_log, name="audit_log"),
+    path("openapi.json", views.openapi, name="openapi"),
+]

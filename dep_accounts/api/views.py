@@ -1,0 +1,255 @@
+"""The API's views: as short as the console's, calling the same services."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile, UploadedFile
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_GET
+
+from dep_accounts.api.auth import APIError, api_endpoint
+from dep_accounts.api.openapi import OPENAPI
+from dep_accounts.api.representations import (
+    account_detail_representation,
+    account_representation,
+    audit_event_representation,
+)
+from dep_accounts.forms import TokenUploadForm
+from dep_accounts.models import AuditEvent, DEPAccount, KeyPair
+from dep_accounts.roles import can_manage, can_view
+from dep_accounts.selectors import dep_accounts_list
+from dep_accounts.services import tokens
+from dep_accounts.services.sync import SyncUnavailableError, account_sync_request
+from dep_accounts.services.token_upload import server_token_refusal_record, server_token_upload
+
+PER_PAGE = 100
+TOKEN_CONTENT_TYPES = {"application/pkcs7-mime", "application/octet-stream"}
+TRUE_VALUES = {"true", "1", "yes", "on"}
+
+
+def _json(body: dict, status: int = 200) -> JsonResponse:
+    return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+
+
+def _account_get(account_id: int) -> DEPAccount:
+    account = DEPAccount.objects.filter(pk=account_id).first()
+    if account is None:
+        raise APIError(404, "not_found", f"There is no DEP account with id {account_id}.")
+    return account
+
+
+def _page(request: HttpRequest, items, represent) -> dict:
+    """One page of `items`, with the URLs of the pages before and after it."""
+    try:
+        page = Paginator(items, PER_PAGE).page(request.GET.get("page", 1))
+    except (PageNotAnInteger, EmptyPage) as exc:
+        raise APIError(400, "invalid", f"No such page: {exc}") from exc
+
+    def link(number: int) -> str:
+        query = request.GET.copy()
+        query["page"] = number
+        return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+    return {
+        "count": page.paginator.count,
+        "next": link(page.next_page_number()) if page.has_next() else None,
+        "previous": link(page.previous_page_number()) if page.has_previous() else None,
+        "results": [represent(item) for item in page.object_list],
+    }
+
+
+@api_endpoint(GET=can_view, POST=can_manage)
+def dep_accounts(request: HttpRequest) -> JsonResponse:
+    if request.method == "POST":
+        return _account_create(request)
+    absolute = request.build_absolute_uri
+    return _json(
+        _page(request, dep_accounts_list(), lambda a: account_representation(a, absolute=absolute))
+    )
+
+
+def _account_create(request: HttpRequest) -> JsonResponse:
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError as exc:
+            raise APIError(400, "invalid", "The request body is not JSON.") from exc
+    else:
+        body = request.POST
+    name = body.get("name", "") if hasattr(body, "get") else None
+    if not isinstance(name, str) or len(name) > 200:
+        raise APIError(400, "invalid", "“name” must be a text of at most 200 characters.")
+    account = tokens.account_create(actor=request.user, display_name=name.strip())
+    response = _json(
+        account_detail_representation(account, absolute=request.build_absolute_uri), status=201
+    )
+    response["Location"] = request.build_absolute_uri(reverse("api:dep_account", args=[account.pk]))
+    return response
+
+
+@api_endpoint(GET=can_view)
+def dep_account(request: HttpRequest, account_id: int) -> JsonResponse:
+    account = _account_get(account_id)
+    return _json(account_detail_representation(account, absolute=request.build_absolute_uri))
+
+
+@api_endpoint(GET=can_view)
+def dep_account_public_key(request: HttpRequest, account_id: int) -> HttpResponse:
+    key_pair = KeyPair.objects.only("certificate_pem").filter(account=account_id).first()
+    if key_pair is None:
+        raise APIError(404, "not_found", f"There is no DEP account with id {account_id}.")
+    response = HttpResponse(key_pair.certificate_pem, content_type="application/x-pem-file")
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=f"mdmportal_{account_id}_public_key.pem"
+    )
+    return response
+
+
+@api_endpoint(POST=can_manage)
+def dep_account_token(request: HttpRequest, account_id: int) -> JsonResponse:
+    account = _account_get(account_id)
+    upload = _token_file(request, account)
+    token_file = upload.read()
+    apple_id_changed = (
+        request.GET.get("apple_id_changed") or request.POST.get("apple_id_changed") or ""
+    )
+    try:
+        account = server_token_upload(
+            account=account,
+            token_file=token_file,
+            actor=request.user,
+            file_name=upload.name,
+            apple_id_change_confirmed=apple_id_changed.lower() in TRUE_VALUES,
+        )
+    except tokens.TokenUploadError as exc:
+        raise APIError(422, exc.code, exc.message, **_refusal_details(exc)) from exc
+    return _json(account_detail_representation(account, absolute=request.build_absolute_uri))
+
+
+def _token_file(request: HttpRequest, account: DEPAccount) -> UploadedFile:
+    """The uploaded .p7m, checked as the console's form checks it; too large is a 413."""
+    limit = settings.DEP_TOKEN_MAX_BYTES
+    if request.content_type == "multipart/form-data":
+        files = request.FILES
+    elif request.content_type in TOKEN_CONTENT_TYPES:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        # Not read at all when it declares more than a server token can be.
+        body = b"" if declared > limit else request.body
+        files = {"token_file": _RawUpload(body, size=max(declared, len(body)))}
+    else:
+        raise APIError(
+            415,
+            "unsupported_media_type",
+            "Send the .p7m file as the request body (Content-Type: application/pkcs7-mime) or "
+            "as the field “token_file” of a multipart/form-data request.",
+        )
+    upload = files.get("token_file")
+    if upload is not None and upload.size > limit:
+        message = (
+            f"This file is {filesizeformat(upload.size)}; a server token is about 2 KB. Send "
+            "the .p7m file that Download Token in Apple Business Manager saved."
+        )
+        server_token_refusal_record(
+            account=account,
+            actor=request.user,
+            message=message,
+            reason="bad_file",
+            file_name=upload.name,
+        )
+        raise APIError(413, "too_large", message, limit_bytes=limit)
+    form = TokenUploadForm(data={}, files=files)
+    if not form.is_valid():
+        message = " ".join(form.errors["token_file"])
+        if upload is not None:
+            server_token_refusal_record(
+                account=account,
+                actor=request.user,
+                message=message,
+                reason="bad_file",
+                file_name=upload.name,
+            )
+        raise APIError(422, tokens.TokenFileError.code, message)
+    return form.cleaned_data["token_file"]
+
+
+class _RawUpload(SimpleUploadedFile):
+    """A request body taken as the file ABM saved, under the name ABM gives it."""
+
+    def __init__(self, content: bytes, *, size: int) -> None:
+        super().__init__("smime.p7m", content, content_type="application/pkcs7-mime")
+        self.size = size
+
+
+def _refusal_details(exc: tokens.TokenUploadError) -> dict:
+    """What a script needs to act on a refusal, beyond the message."""
+    if isinstance(exc, tokens.WrongServerError):
+        found = exc.found
+        existing = exc.existing
+        return {
+            "found": {
+                "server_name": found.server_name,
+                "server_uuid": found.server_uuid,
+                "org_name": found.org_name,
+            },
+            "existing_account_id": existing.pk if existing is not None else None,
+        }
+    if isinstance(exc, tokens.AppleIDChangedError):
+        return {"previous_apple_id": exc.previous, "found_apple_id": exc.found}
+    return {}
+
+
+@api_endpoint(POST=can_manage)
+def dep_account_sync(request: HttpRequest, account_id: int) -> JsonResponse:
+    account = _account_get(account_id)
+    try:
+        account_sync_request(account=account, actor=request.user)
+    except SyncUnavailableError as exc:
+        raise APIError(409, "sync_unavailable", exc.message) from exc
+    return _json({"status": "queued"}, status=202)
+
+
+@api_endpoint(GET=can_view)
+def audit_log(request: HttpRequest) -> JsonResponse:
+    events = AuditEvent.objects.select_related("account").order_by("-at", "-id")
+    account_id = request.GET.get("account")
+    if account_id:
+        if not account_id.isdigit():
+            raise APIError(400, "invalid", "“account” must be the id of a DEP account.")
+        events = events.filter(account_id=int(account_id))
+    action = request.GET.get("action")
+    if action:
+        if action not in AuditEvent.Action.values:
+            actions = ", ".join(AuditEvent.Action.values)
+            raise APIError(400, "invalid", f"“action” must be one of: {actions}.")
+        events = events.filter(action=action)
+    since = request.GET.get("since")
+    if since:
+        events = events.filter(at__gte=_moment(since))
+    return _json(_page(request, events, audit_event_representation))
+
+
+def _moment(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise APIError(
+            400,
+            "invalid",
+            "“since” must be an RFC 3339 date and time with its offset, "
+            "such as 2026-01-31T09:00:00Z.",
+        )
+    return moment
+
+
+@require_GET
+def openapi(request: HttpRequest) -> JsonResponse:
+    return _json(OPENAPI)

@@ -1,0 +1,1 @@
+"""What monitoring systems and calendars read: /metrics and the token expiry calendar feed."""

@@ -1,0 +1,32 @@
+"""Forms of the monitoring pages: they validate input only; the views call the services."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.validators import URLValidator
+
+from dep_accounts.models import Webhook
+
+
+class WebhookForm(forms.Form):
+    url = forms.URLField(
+        label="Receiver URL",
+        max_length=500,
+        assume_scheme="https",
+        validators=[URLValidator(schemes=["https", "http"])],
+        help_text="mdmportal POSTs each event here as JSON, signed with the webhook's secret.",
+    )
+    events = forms.MultipleChoiceField(
+        choices=Webhook.Event.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Choose at least one event.",
+    )
+
+
+class WebhookChangeForm(forms.Form):
+    """Pause, resume or delete one webhook."""
+
+    webhook = forms.ModelChoiceField(queryset=Webhook.objects.all())
+    action = forms.ChoiceField(
+        choices=[("pause", "Pause"), ("resume", "Resume"), ("delete", "Delete")]
+    )

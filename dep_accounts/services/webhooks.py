@@ -1,0 +1,304 @@
+"""Outgoing webhooks: events POSTed as JSON, signed with HMAC-SHA256, retried with backoff.
+
+Each event becomes one WebhookDelivery per active webhook subscribed to it; the delivery's
+unique (webhook, event_key) makes an event that happens twice (a retried task, a second beat
+process) go out once. A delivery is claimed by moving its next attempt past the time one send
+can take, so two workers never send the same delivery at once.
+
+The receiver checks `X-Mdmportal-Signature: sha256=<hex>`, the HMAC-SHA256 under the webhook's
+secret of "<X-Mdmportal-Timestamp>.<body>", and may refuse old timestamps against replays.
+Payloads carry names, dates and states, never a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import requests
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachableError
+
+from dep_accounts.encryption import secret_decrypt, secret_encrypt
+from dep_accounts.models import (
+    DEPAccount,
+    ServerToken,
+    SubscriptionLicence,
+    Webhook,
+    WebhookDelivery,
+    calendar_days_until,
+)
+
+logger = logging.getLogger(__name__)
+
+Event = Webhook.Event
+Status = WebhookDelivery.Status
+
+TIMEOUT_SECONDS = 5
+# Wait after the 1st, 2nd, 3rd and 4th failed attempt; the 5th failure gives up.
+BACKOFF = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(minutes=60),
+)
+# A claimed delivery is due again after this, should its worker die mid-send.
+CLAIM_LEASE = timedelta(seconds=4 * TIMEOUT_SECONDS)
+DUE_BATCH = 100
+
+
+def _portal_url(path: str) -> str:
+    return settings.PORTAL_BASE_URL.rstrip("/") + path
+
+
+def webhook_signature(*, secret: bytes, timestamp: str, body: bytes) -> str:
+    """The X-Mdmportal-Signature header value for a body sent at `timestamp`."""
+    digest = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def webhook_create(
+    *, url: str, events: Iterable[str], actor: AbstractBaseUser | None
+) -> tuple[Webhook, str]:
+    """A new active webhook and its signing secret, which is returned here and never again."""
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    webhook = Webhook.objects.create(
+        url=url,
+        secret_encrypted=secret_encrypt(secret.encode()),
+        events=sorted(set(events)),
+        is_active=True,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    return webhook, secret
+
+
+def webhook_active_set(*, webhook: Webhook, is_active: bool) -> Webhook:
+    """Pause or resume a webhook; a paused one gets no new events and sends none it has."""
+    Webhook.objects.filter(pk=webhook.pk).update(is_active=is_active)
+    webhook.is_active = is_active
+    return webhook
+
+
+def webhook_delete(*, webhook: Webhook) -> None:
+    webhook.delete()
+
+
+def webhooks_emit(*, event: str, event_key: str, payload: dict) -> int:
+    """Queue the event for each active webhook subscribed to it, once per event key."""
+    webhooks = [w for w in Webhook.objects.filter(is_active=True) if event in w.events]
+    created: list[int] = []
+    for webhook in webhooks:
+        try:
+            with transaction.atomic():
+                delivery = WebhookDelivery.objects.create(
+                    webhook=webhook, event=event, event_key=event_key[:200], payload=payload
+                )
+        except IntegrityError:
+            continue
+        created.append(delivery.pk)
+    if created:
+        transaction.on_commit(lambda: _deliveries_queue(created))
+    return len(created)
+
+
+def _deliveries_queue(delivery_ids: list[int]) -> None:
+    from dep_accounts import tasks
+
+    for delivery_id in delivery_ids:
+        try:
+            tasks.webhook_delivery_send.delay(delivery_id)
+        except BrokerUnreachableError as exc:
+            # Still due: the beat task sends it within a minute of the broker answering again.
+            logger.warning("Webhook delivery %s not queued: %s", delivery_id, exc)
+
+
+def _account_payload(*, event: str, account: DEPAccount, message: str, now: datetime) -> dict:
+    expires_at = account.token_expires_at
+    return {
+        "event": event,
+        "occurred_at": now.isoformat(),
+        "message": message,
+        "account": {
+            "id": account.pk,
+            "name": account.name,
+            "server_name": account.server_name,
+            "org_name": account.org_name,
+            "state": account.state,
+            "token_expires_at": expires_at.isoformat() if expires_at else None,
+            "days_left": account.days_left(now),
+            "url": _portal_url(reverse("dep_accounts:edit", args=[account.pk])),
+        },
+    }
+
+
+def webhooks_emit_reminder(
+    *, account: DEPAccount, token: ServerToken, days_before: int, message: str, now: datetime
+) -> int:
+    """A renewal reminder threshold was reached (once per token and threshold)."""
+    event = Event.REMINDER
+    payload = _account_payload(event=event, account=account, message=message, now=now)
+    payload["reminder_days_before"] = days_before
+    return webhooks_emit(
+        event=event, event_key=f"{event}:{token.pk}:{days_before}", payload=payload
+    )
+
+
+def webhooks_emit_account_state(*, account: DEPAccount) -> int:
+    """Apple rejected the account's token, or wants its terms accepted; other states send none."""
+    now = timezone.now()
+    if account.state == DEPAccount.State.REJECTED:
+        # A token Apple rejected stays rejected: once per token.
+        token_id = (
+            ServerToken.objects.filter(account=account, is_current=True)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        event, event_key = Event.TOKEN_REJECTED, f"{Event.TOKEN_REJECTED}:{account.pk}:{token_id}"
+    elif account.state == DEPAccount.State.TERMS_NOT_ACCEPTED:
+        # New terms can come again after the last were accepted: at most once a day.
+        event = Event.TERMS_NOT_ACCEPTED
+        event_key = f"{event}:{account.pk}:{timezone.localdate(now).isoformat()}"
+    else:
+        return 0
+    message = f"{account.name}: {account.get_state_display()}. {account.state_detail}".strip()
+    payload = _account_payload(event=event, account=account, message=message, now=now)
+    return webhooks_emit(event=event, event_key=event_key, payload=payload)
+
+
+def webhooks_emit_sync_failed(*, account: DEPAccount, message: str, failed_at: datetime) -> int:
+    """A sync of the account failed."""
+    event = Event.SYNC_FAILED
+    payload = _account_payload(
+        event=event,
+        account=account,
+        message=f"Sync of {account.name} failed: {message}",
+        now=failed_at,
+    )
+    return webhooks_emit(
+        event=event,
+        event_key=f"{event}:{account.pk}:{failed_at.isoformat()}",
+        payload=payload,
+    )
+
+
+def webhooks_emit_licence_expiring(*, now: datetime | None = None) -> int:
+    """The current licence ends within the warning period: at most once a week."""
+    now = now or timezone.now()
+    licence = SubscriptionLicence.objects.filter(is_current=True).first()
+    warning = now + timedelta(days=settings.DEP_TOKEN_WARNING_DAYS)
+    if licence is None or not now < licence.valid_until <= warning:
+        return 0
+    event = Event.LICENCE_EXPIRING
+    year, week, _ = timezone.localdate(now).isocalendar()
+    days_left = calendar_days_until(licence.valid_until, now=now)
+    payload = {
+        "event": event,
+        "occurred_at": now.isoformat(),
+        "message": f"The {licence.plan} subscription licence for {licence.customer} expires on "
+        f"{licence.valid_until:%-d %b %Y}.",
+        "licence": {
+            "id": licence.licence_id,
+            "customer": licence.customer,
+            "plan": licence.plan,
+            "expires_at": licence.valid_until.isoformat(),
+            "days_left": days_left,
+            "url": _portal_url(reverse("dep_accounts:subscription")),
+        },
+    }
+    return webhooks_emit(
+        event=event,
+        event_key=f"{event}:{licence.licence_id}:{year}-W{week:02d}",
+        payload=payload,
+    )
+
+
+def _deliveries_claim(*, pk: int | None = None) -> list[WebhookDelivery]:
+    """Due deliveries no other worker holds, each made due again only after CLAIM_LEASE."""
+    now = timezone.now()
+    due = WebhookDelivery.objects.filter(
+        status=Status.PENDING, next_attempt_at__lte=now, webhook__is_active=True
+    )
+    if pk is not None:
+        due = due.filter(pk=pk)
+    # Rows locked by another worker's claim are skipped (PostgreSQL); SQLite runs the whole
+    # transaction alone (IMMEDIATE), so the second claim finds them no longer due.
+    with transaction.atomic():
+        claimed = list(
+            due.select_for_update(
+                skip_locked=connection.features.has_select_for_update_skip_locked, of=("self",)
+            )
+            .select_related("webhook")
+            .order_by("next_attempt_at", "id")[:DUE_BATCH]
+        )
+        WebhookDelivery.objects.filter(pk__in=[d.pk for d in claimed]).update(
+            next_attempt_at=now + CLAIM_LEASE
+        )
+    return claimed
+
+
+def _post(delivery: WebhookDelivery, *, now: datetime) -> tuple[int | None, str]:
+    """POST the delivery once: the receiver's status, and why it failed ("" if it did not)."""
+    webhook = delivery.webhook
+    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    timestamp = str(int(now.timestamp()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "mdmportal-webhooks",
+        "X-Mdmportal-Event": delivery.event,
+        "X-Mdmportal-Delivery": str(delivery.pk),
+        "X-Mdmportal-Timestamp": timestamp,
+        "X-Mdmportal-Signature": webhook_signature(
+            secret=secret_decrypt(webhook.secret_encrypted), timestamp=timestamp, body=body
+        ),
+    }
+    try:
+        response = requests.post(
+            webhook.url,
+            data=body,
+            headers=headers,
+            timeout=TIMEOUT_SECONDS,
+            allow_redirects=False,
+        )
+    except requests.Timeout:
+        return None, f"No answer within {TIMEOUT_SECONDS} seconds."
+    except requests.ConnectionError:
+        return None, "Could not connect to the receiver."
+    except requests.RequestException as exc:
+        return None, f"The request failed ({type(exc).__name__})."
+    if 200 <= response.status_code < 300:
+        return response.status_code, ""
+    return response.status_code, f"The receiver answered HTTP {response.status_code}."
+
+
+def _delivery_send(delivery: WebhookDelivery) -> bool:
+    status_code, error = _post(delivery, now=timezone.now())
+    attempts = delivery.attempts + 1
+    result: dict = {"attempts": attempts, "response_status": status_code, "last_error": error}
+    if not error:
+        result |= {"status": Status.DELIVERED, "delivered_at": timezone.now()}
+    elif attempts > len(BACKOFF):
+        result |= {"status": Status.FAILED}
+        logger.warning("Webhook delivery %s gave up after %s attempts", delivery.pk, attempts)
+    else:
+        result |= {"next_attempt_at": timezone.now() + BACKOFF[attempts - 1]}
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(**result)
+    return not error
+
+
+def webhook_delivery_send(*, delivery_id: int) -> bool:
+    """Send one delivery if it is due and no other worker holds it; whether it was delivered."""
+    return sum(_delivery_send(d) for d in _deliveries_claim(pk=delivery_id)) == 1
+
+
+def webhook_deliveries_send_due() -> int:
+    """Send every delivery whose (next) attempt is due; return how many were delivered."""
+    return sum(_delivery_send(delivery) for delivery in _deliveries_claim())
