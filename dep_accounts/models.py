@@ -276,6 +276,8 @@ class AuditEvent(models.Model):
         LICENCE_CHANGED = "licence_changed", "Subscription licence changed"
         STATE_CHANGED = "state_changed", "Token state changed"
         REMINDER_SENT = "reminder_sent", "Renewal reminder sent"
+        API_TOKEN_CHANGED = "api_token_changed", "API token created or revoked"
+        WEBHOOK_CHANGED = "webhook_changed", "Webhook changed"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "Succeeded"

@@ -647,7 +647,7 @@ def test_a_viewer_creates_a_token_seen_once_and_uses_it(client_as, viewer, api):
     assert f"{key[:12]}…" in again
     assert "dashboard" in again
     assert api.get(_list_url(), key=key).status_code == 200
-    event = AuditEvent.objects.get(action="account_changed")
+    event = AuditEvent.objects.get(action="api_token_changed")
     assert event.actor_name == "val.viewer"
     assert key not in event.message
 

@@ -392,3 +392,19 @@ def test_an_admin_pauses_resumes_and_deletes_a_webhook(client_as, admin, viewer,
     response = client.post(change, {"webhook": webhook.pk, "action": "delete"})
     assert response.status_code == 302
     assert not Webhook.objects.exists()
+
+
+def test_a_reminder_event_goes_out_even_when_nobody_has_an_email_address(
+    dep_account, receiver, committed, mailoutbox, django_user_model
+):
+    _subscribe(receiver, events=["token.reminder"])
+    django_user_model.objects.filter(is_superuser=True).update(email="")
+    django_user_model.objects.update(email="")
+    expiry = dep_account.token_expires_at
+
+    with time_machine.travel(expiry - timedelta(days=6, hours=1)), committed():
+        assert reminders_send() == 1
+        assert reminders_send() == 0
+
+    assert mailoutbox == []
+    assert [r.event for r in receiver.received] == ["token.reminder"]

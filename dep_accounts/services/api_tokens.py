@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from dep_accounts.models import APIToken, AuditEvent
-from dep_accounts.services.tokens import audit_record
+from dep_accounts.services.audit import audit_record
 
 KEY_SCHEME = "mdmp_"
 # 30 random bytes: 40 URL-safe characters after the scheme.
@@ -45,7 +45,7 @@ def api_token_create(*, user: AbstractBaseUser, name: str) -> APITokenCreated:
         user=user, name=name, key_prefix=key[:PREFIX_LENGTH], key_hash=_key_hash(key)
     )
     audit_record(
-        action=AuditEvent.Action.ACCOUNT_CHANGED,
+        action=AuditEvent.Action.API_TOKEN_CHANGED,
         message=f"API token “{name}” ({api_token.key_prefix}…) created for {user.get_username()}.",
         actor=user,
         details={"api_token": api_token.key_prefix},
@@ -60,7 +60,7 @@ def api_token_revoke(*, api_token: APIToken, actor: AbstractBaseUser) -> APIToke
     api_token.revoked_at = timezone.now()
     api_token.save(update_fields=["revoked_at"])
     audit_record(
-        action=AuditEvent.Action.ACCOUNT_CHANGED,
+        action=AuditEvent.Action.API_TOKEN_CHANGED,
         message=f"API token “{api_token.name}” ({api_token.key_prefix}…) revoked.",
         actor=actor,
         details={"api_token": api_token.key_prefix},

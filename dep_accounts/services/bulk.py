@@ -20,10 +20,10 @@ from django.utils import timezone
 
 from dep_accounts.apple import token as apple_token
 from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
+from dep_accounts.services.audit import audit_record
 from dep_accounts.services.tokens import (
     AppleIDChangedError,
     TokenUploadError,
-    audit_record,
     token_check,
     token_renew,
 )

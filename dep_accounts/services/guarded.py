@@ -21,10 +21,10 @@ from django.utils import timezone
 from dep_accounts.apple import client as apple_client
 from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
 from dep_accounts.selectors import old_token_reset_text
-from dep_accounts.services.reminders import _admin_emails
+from dep_accounts.services.audit import audit_record
+from dep_accounts.services.reminders import admin_emails
 from dep_accounts.services.tokens import (
     account_state_set,
-    audit_record,
     banner_refresh,
     dep_client_for_token,
     server_token_credentials,
@@ -124,7 +124,7 @@ def _old_token_is_rejected(account: DEPAccount, *, now: datetime) -> bool:
 
 def _old_token_rejected(account: DEPAccount, *, now: datetime, detail: str) -> None:
     account_state_set(account=account, state=State.REJECTED, detail=detail)
-    recipients = sorted(set(account.notification_email_list) | set(_admin_emails()))
+    recipients = sorted(set(account.notification_email_list) | set(admin_emails()))
     with transaction.atomic():
         # Claimed by this update: a second worker finds it set and sends nothing; a failed
         # send rolls it back, and the next run finds the token rejected and tries again.

@@ -21,7 +21,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from dep_accounts.models import AuditEvent, SubscriptionLicence
-from dep_accounts.services.tokens import audit_record, banner_refresh
+from dep_accounts.services.audit import audit_record
+from dep_accounts.services.tokens import banner_refresh
 
 PREFIX = "mdmportal-licence-v1."
 

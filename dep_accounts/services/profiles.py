@@ -9,9 +9,9 @@ from django.db import transaction
 
 from dep_accounts.apple import client as apple_client
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, EnrollmentProfile
+from dep_accounts.services.audit import audit_record
 from dep_accounts.services.sync import ASSIGN_BATCH, SyncUnavailableError, sync_blocker
 from dep_accounts.services.tokens import (
-    audit_record,
     dep_client_for_token,
     server_token_credentials,
 )

@@ -26,7 +26,7 @@ from dep_accounts.models import (
     calendar_days_until,
 )
 from dep_accounts.roles import ADMINS
-from dep_accounts.services.tokens import audit_record
+from dep_accounts.services.audit import audit_record
 from dep_accounts.services.webhooks import webhooks_emit_reminder
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ def reminder_step(*, expires_at: datetime, now: datetime) -> int | None:
     return min(due) if due else None
 
 
-def _admin_emails() -> list[str]:
+def admin_emails() -> list[str]:
+    """Where mail for every admin goes: superusers and the admins group, active, with an email."""
     users = get_user_model().objects.filter(
         Q(is_superuser=True) | Q(groups__name=ADMINS), is_active=True
     )
@@ -87,22 +88,26 @@ def reminders_send(*, now: datetime | None = None) -> int:
             continue
         account = token.account
         if admins is None:
-            admins = _admin_emails()
+            admins = admin_emails()
         recipients = sorted(set(account.notification_email_list) | set(admins))
-        if not recipients:
-            continue
         subject, body = _reminder_text(account, token.access_token_expiry, now)
         try:
             with transaction.atomic():
                 ReminderSent.objects.create(account=account, token=token, days_before=step)
-                send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+                if recipients:
+                    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
         except IntegrityError:
             continue
         sent += 1
+        # Webhooks hear of the step whether or not anyone gets the email.
         audit_record(
             action=AuditEvent.Action.REMINDER_SENT,
-            message=f"Renewal reminder ({step} days before expiry) sent to "
-            f"{len(recipients)} recipient(s) for “{account.name}”.",
+            message=f"Renewal reminder ({step} days before expiry) for “{account.name}” "
+            + (
+                f"sent to {len(recipients)} recipient(s)."
+                if recipients
+                else "not emailed: no admin or notification contact has an email address."
+            ),
             account=account,
         )
         webhooks_emit_reminder(

@@ -25,10 +25,10 @@ from dep_accounts.apple import schema as apple_schema
 from dep_accounts.encryption import SecretDecryptionError
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
 from dep_accounts.selectors import licence_current
+from dep_accounts.services.audit import audit_record
 from dep_accounts.services.licence import licence_is_valid
 from dep_accounts.services.tokens import (
     account_state_set,
-    audit_record,
     dep_client_for_token,
     server_token_credentials,
 )

@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from dep_accounts.models import AuditEvent, DEPAccount
 from dep_accounts.services import tokens
+from dep_accounts.services.audit import audit_record
 
 
 def server_token_upload(
@@ -51,7 +52,7 @@ def server_token_refusal_record(
     file_name: str = "",
 ) -> None:
     """Keep a trace of a refused token file, as the console does."""
-    tokens.audit_record(
+    audit_record(
         action=AuditEvent.Action.TOKEN_REJECTED,
         outcome=AuditEvent.Outcome.FAILURE,
         message=f"Token upload rejected: {message}",

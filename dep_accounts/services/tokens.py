@@ -28,6 +28,7 @@ from dep_accounts.models import (
     KeyPair,
     ServerToken,
 )
+from dep_accounts.services.audit import audit_record
 from dep_accounts.services.webhooks import webhooks_emit_account_state
 
 logger = logging.getLogger(__name__)
@@ -165,31 +166,6 @@ def token_check(
     return TokenCheck(token=token, apple_account=apple_account)
 
 
-def _audit(
-    *,
-    action: str,
-    message: str,
-    actor: AbstractBaseUser | None = None,
-    account: DEPAccount | None = None,
-    outcome: str = AuditEvent.Outcome.SUCCESS,
-    details: dict | None = None,
-) -> AuditEvent:
-    return AuditEvent.objects.create(
-        action=action,
-        message=message[:1000],
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        actor_name=actor.get_username() if actor is not None and actor.is_authenticated else "",
-        account=account if account is not None and account.pk else None,
-        outcome=outcome,
-        details=details or {},
-    )
-
-
-def audit_record(**kwargs) -> AuditEvent:
-    """Record an audit event outside any transaction that might roll back."""
-    return _audit(**kwargs)
-
-
 def _token_store(
     *,
     account: DEPAccount,
@@ -262,7 +238,7 @@ def account_token_add(
                 apple_id_change_confirmed=False,
                 now=now,
             )
-            _audit(
+            audit_record(
                 action=AuditEvent.Action.ACCOUNT_CREATED,
                 message=f"Added DEP account for MDM server “{account.server_name}” "
                 f"({account.org_name}); token expires {account.token_expires_at:%-d %b %Y}.",
@@ -299,7 +275,7 @@ def token_renew(
                 apple_id_change_confirmed=apple_id_change_confirmed,
             )
     except TokenUploadError as exc:
-        _audit(
+        audit_record(
             action=AuditEvent.Action.TOKEN_REJECTED,
             message=f"Token upload rejected: {exc.message}",
             actor=actor,
@@ -358,7 +334,7 @@ def _token_renew_locked(
                     previous=previous_apple_id,
                     found=found.admin_id,
                 )
-            _audit(
+            audit_record(
                 action=AuditEvent.Action.APPLE_ID_CHANGED,
                 message=f"Confirmed that the Apple ID managing “{account.server_name}” changed "
                 f"from {previous_apple_id} to {found.admin_id}.",
@@ -375,7 +351,7 @@ def _token_renew_locked(
         apple_id_change_confirmed=apple_id_change_confirmed,
         now=now,
     )
-    _audit(
+    audit_record(
         action=AuditEvent.Action.TOKEN_RENEWED if current else AuditEvent.Action.TOKEN_UPLOADED,
         message=f"Server token of “{account.server_name}” renewed: expires "
         f"{server_token.access_token_expiry:%-d %b %Y}"
@@ -435,7 +411,7 @@ def account_state_set(*, account: DEPAccount, state: str, detail: str) -> None:
         state, detail = token_state_for(expires_at=account.token_expires_at, now=timezone.now())
     DEPAccount.objects.filter(pk=account.pk).update(state=state, state_detail=detail[:500])
     account.state, account.state_detail = state, detail[:500]
-    _audit(
+    audit_record(
         action=AuditEvent.Action.STATE_CHANGED,
         message=f"“{account.name}”: {account.get_state_display()}. {detail}".strip(),
         account=account,
@@ -455,7 +431,7 @@ def account_update(*, account: DEPAccount, actor: AbstractBaseUser | None, **fie
     for name in changed:
         setattr(account, name, fields[name])
     account.save(update_fields=[*changed, "updated_at"])
-    _audit(
+    audit_record(
         action=AuditEvent.Action.ACCOUNT_CHANGED,
         message=f"Changed {', '.join(n.replace('_', ' ') for n in changed)} of “{account.name}”.",
         actor=actor,

@@ -30,6 +30,7 @@ from kombu.exceptions import OperationalError as BrokerUnreachableError
 
 from dep_accounts.encryption import secret_decrypt, secret_encrypt
 from dep_accounts.models import (
+    AuditEvent,
     DEPAccount,
     ServerToken,
     SubscriptionLicence,
@@ -37,6 +38,7 @@ from dep_accounts.models import (
     WebhookDelivery,
     calendar_days_until,
 )
+from dep_accounts.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -78,18 +80,35 @@ def webhook_create(
         is_active=True,
         created_by=actor if actor is not None and actor.is_authenticated else None,
     )
+    audit_record(
+        action=AuditEvent.Action.WEBHOOK_CHANGED,
+        message=f"Added a webhook to {url} for {', '.join(webhook.events)}.",
+        actor=actor,
+    )
     return webhook, secret
 
 
-def webhook_active_set(*, webhook: Webhook, is_active: bool) -> Webhook:
+def webhook_active_set(
+    *, webhook: Webhook, is_active: bool, actor: AbstractBaseUser | None
+) -> Webhook:
     """Pause or resume a webhook; a paused one gets no new events and sends none it has."""
     Webhook.objects.filter(pk=webhook.pk).update(is_active=is_active)
     webhook.is_active = is_active
+    audit_record(
+        action=AuditEvent.Action.WEBHOOK_CHANGED,
+        message=f"{'Resumed' if is_active else 'Paused'} the webhook to {webhook.url}.",
+        actor=actor,
+    )
     return webhook
 
 
-def webhook_delete(*, webhook: Webhook) -> None:
+def webhook_delete(*, webhook: Webhook, actor: AbstractBaseUser | None) -> None:
     webhook.delete()
+    audit_record(
+        action=AuditEvent.Action.WEBHOOK_CHANGED,
+        message=f"Deleted the webhook to {webhook.url} and its delivery log.",
+        actor=actor,
+    )
 
 
 def webhooks_emit(*, event: str, event_key: str, payload: dict) -> int:

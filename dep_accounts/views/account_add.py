@@ -15,6 +15,7 @@ from dep_accounts.encryption import SecretDecryptionError, secret_decrypt, secre
 from dep_accounts.forms import TokenUploadForm
 from dep_accounts.models import AuditEvent, DEPAccount
 from dep_accounts.services import tokens
+from dep_accounts.services.audit import audit_record
 from dep_accounts.views.access import admin_required
 
 UPLOAD_TEMPLATE = "dep_accounts/account_add_token.html"
@@ -97,7 +98,7 @@ def _upload_refused(
 
 
 def _refusal_record(request: HttpRequest, account: DEPAccount, why: str, *, reason: str) -> None:
-    tokens.audit_record(
+    audit_record(
         action=AuditEvent.Action.TOKEN_REJECTED,
         outcome=AuditEvent.Outcome.FAILURE,
         message=f"Token upload rejected: {why}",

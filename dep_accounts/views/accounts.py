@@ -16,6 +16,7 @@ from dep_accounts.forms import AccountEditForm
 from dep_accounts.models import AuditEvent, DEPAccount, KeyPair, ServerToken
 from dep_accounts.selectors import dep_accounts_list, token_custodians
 from dep_accounts.services import tokens
+from dep_accounts.services.audit import audit_record
 from dep_accounts.services.sync import SyncUnavailableError, account_sync_request, sync_blocker
 from dep_accounts.views.access import admin_required, viewer_required
 
@@ -64,7 +65,7 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(account)
     if form.has_error("token_file"):
         # The form refused the file itself (empty, or too large to be a server token).
-        tokens.audit_record(
+        audit_record(
             action=AuditEvent.Action.TOKEN_REJECTED,
             outcome=AuditEvent.Outcome.FAILURE,
             message="Token upload rejected: " + " ".join(form.errors["token_file"]),

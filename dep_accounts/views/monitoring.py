@@ -106,10 +106,10 @@ def webhook_change(request: HttpRequest) -> HttpResponse:
         return redirect("dep_accounts:webhooks")
     webhook, action = form.cleaned_data["webhook"], form.cleaned_data["action"]
     if action == "delete":
-        webhook_delete(webhook=webhook)
+        webhook_delete(webhook=webhook, actor=request.user)
         messages.success(request, f"Deleted the webhook to {webhook.url} and its delivery log.")
     else:
-        webhook_active_set(webhook=webhook, is_active=action == "resume")
+        webhook_active_set(webhook=webhook, is_active=action == "resume", actor=request.user)
         verb = "Resumed" if webhook.is_active else "Paused"
         messages.success(request, f"{verb} the webhook to {webhook.url}.")
     return redirect("dep_accounts:webhooks")
