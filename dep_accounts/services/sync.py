@@ -12,10 +12,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachableError
@@ -45,21 +46,6 @@ ASSIGN_BATCH = 1000
 # Apple may ask to wait; a wait this short is spent in the task, a longer one is rescheduled.
 MAX_INLINE_WAIT_SECONDS = 10.0
 UNAVAILABLE_BACKOFF = [timedelta(minutes=m) for m in (1, 5, 15, 60)]
-
-DEVICE_FIELDS = [
-    "model",
-    "description",
-    "color",
-    "asset_tag",
-    "os",
-    "device_family",
-    "profile_status",
-    "profile_uuid",
-    "profile_assign_time",
-    "device_assigned_date",
-    "device_assigned_by",
-    "op_date",
-]
 
 
 class SyncUnavailableError(Exception):
@@ -185,25 +171,55 @@ def _lease_take(account: DEPAccount, now: datetime) -> bool:
     return taken == 1
 
 
-def _device_row(account: DEPAccount, device: apple_schema.Device, now: datetime) -> DEPDevice:
-    return DEPDevice(
-        account=account,
-        serial_number=device.serial_number,
-        model=device.model or "",
-        description=device.description or "",
-        color=device.color or "",
-        asset_tag=device.asset_tag or "",
-        os=device.os or "",
-        device_family=device.device_family or "",
-        profile_status=device.profile_status or "",
-        profile_uuid=device.profile_uuid or "",
-        profile_assign_time=device.profile_assign_time,
-        device_assigned_date=device.device_assigned_date,
-        device_assigned_by=device.device_assigned_by or "",
-        op_date=device.op_date,
-        removed_at=None,
-        updated_at=now,
+# What Apple says of a device, as DEPDevice stores it: text (never NULL) and times.
+_TIME_FIELDS = ["profile_assign_time", "device_assigned_date", "op_date"]
+_TEXT_FIELDS = ["model", "description", "color", "asset_tag", "os", "device_family"]
+_TEXT_FIELDS += ["profile_status", "profile_uuid", "device_assigned_by"]
+DEVICE_FIELDS = [*_TEXT_FIELDS, *_TIME_FIELDS]
+
+
+@cache
+def _upsert_sql() -> str:
+    """One page of devices inserted or updated by (account, serial): what bulk_create with
+    update_conflicts writes, without building a model instance per device."""
+    table = connection.ops.quote_name(DEPDevice._meta.db_table)
+    columns = [
+        "account_id",
+        "serial_number",
+        *_TEXT_FIELDS,
+        *_TIME_FIELDS,
+        "removed_at",
+        "updated_at",
+        "default_profile_pending",
+    ]
+    updated = [
+        c for c in columns if c not in ("account_id", "serial_number", "default_profile_pending")
+    ]
+    # Built from the model's own table and column names only; the values go as parameters.
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608
+        f"ON CONFLICT (account_id, serial_number) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in updated)
     )
+
+
+def _device_rows(
+    account: DEPAccount, devices: list[apple_schema.Device], now: datetime
+) -> list[tuple]:
+    adapt = connection.ops.adapt_datetimefield_value
+    updated_at = adapt(now)
+    return [
+        (
+            account.pk,
+            device.serial_number,
+            *(getattr(device, name) or "" for name in _TEXT_FIELDS),
+            *(adapt(getattr(device, name)) for name in _TIME_FIELDS),
+            None,
+            updated_at,
+            False,
+        )
+        for device in devices
+    ]
 
 
 def _latest_by_serial(devices: Iterable[apple_schema.Device]) -> list[apple_schema.Device]:
@@ -233,12 +249,8 @@ def _page_save(
             ).values_list("serial_number", flat=True)
         )
         if present:
-            DEPDevice.objects.bulk_create(
-                [_device_row(account, d, now) for d in present],
-                update_conflicts=True,
-                unique_fields=["account", "serial_number"],
-                update_fields=[*DEVICE_FIELDS, "removed_at", "updated_at"],
-            )
+            with connection.cursor() as cursor:
+                cursor.executemany(_upsert_sql(), _device_rows(account, present, now))
         new = [d.serial_number for d in present if d.serial_number not in known]
         if new and account.assign_default_profile and account.default_profile_id:
             # Marked with the page, so a failed or interrupted assignment is retried next sync.
