@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F, QuerySet
+from django.db.models import Case, Count, F, IntegerField, QuerySet, Value, When, Window
 from django.urls import reverse
 
 from dep_accounts.models import Banner, DEPAccount, ServerToken, SubscriptionLicence
@@ -73,16 +73,21 @@ def _account_banner_text(account: DEPAccount, now: datetime) -> tuple[str, str]:
     )
 
 
+BANNER_ACCOUNTS_SHOWN = 5
+
+
 def _fix_anchor(account: DEPAccount) -> str:
     """Token problems are fixed under Upload Token, far down the Edit DEP Account page."""
     return "" if account.state == State.TERMS_NOT_ACCEPTED else "#upload-token"
 
 
 def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
-    """The problems every page lists: one query for the accounts, one for the licence."""
-    accounts = (
-        DEPAccount.objects.filter(state__in=list(_URGENCY))
-        .only(
+    """The problems every page lists, most urgent first, in one query for the accounts and
+    one for the licence. Past BANNER_ACCOUNTS_SHOWN accounts, one line counts the rest: a
+    banner taller than the page helps nobody, and the list shows them all, soonest first."""
+    problems = DEPAccount.objects.filter(state__in=list(_URGENCY))
+    accounts = list(
+        problems.only(
             "id",
             "display_name",
             "server_name",
@@ -90,11 +95,19 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
             "token_expires_at",
             "old_token_rejected_at",
         )
-        .order_by("token_expires_at", "id")
+        .annotate(
+            urgency=Case(
+                *(When(state=state, then=Value(rank)) for state, rank in _URGENCY.items()),
+                output_field=IntegerField(),
+            ),
+            problems_total=Window(Count("id")),
+        )
+        .order_by("urgency", F("token_expires_at").asc(nulls_last=True), "id")[
+            : BANNER_ACCOUNTS_SHOWN + 1
+        ]
     )
-    problems = sorted(accounts, key=lambda a: _URGENCY[a.state])
     items = []
-    for account in problems:
+    for account in accounts[:BANNER_ACCOUNTS_SHOWN]:
         text, action = _account_banner_text(account, now)
         items.append(
             {
@@ -103,6 +116,19 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "action": action,
                 "url": reverse("dep_accounts:edit", args=[account.pk]) + _fix_anchor(account),
                 "view_url": reverse("dep_accounts:detail", args=[account.pk]),
+            }
+        )
+    if len(accounts) > BANNER_ACCOUNTS_SHOWN:
+        more = accounts[0].problems_total - BANNER_ACCOUNTS_SHOWN
+        list_url = reverse("dep_accounts:list")
+        items.append(
+            {
+                "level": _LEVEL[accounts[BANNER_ACCOUNTS_SHOWN].state],
+                "text": f"{more} more DEP account{'s' * (more != 1)} need attention: "
+                "expiring, expired or refused by Apple.",
+                "action": "See them all",
+                "url": list_url,
+                "view_url": list_url,
             }
         )
     licence = SubscriptionLicence.objects.filter(is_current=True).first()

@@ -196,3 +196,25 @@ def test_a_token_turns_expired_the_second_it_expires():
     with time_machine.travel(expiry, tick=False):
         token_states_refresh()
         assert DEPAccount.objects.get(pk=account.pk).state == State.EXPIRED
+
+
+@time_machine.travel(NOW, tick=False)
+def test_past_five_accounts_the_banner_counts_the_rest_in_one_line():
+    for n in range(8):
+        _account(f"Soon {n}", timedelta(days=10 + n))
+    _account("Reset", timedelta(days=200), state=State.REJECTED)
+    token_states_refresh()
+
+    banner_refresh()
+
+    items = banner_items()
+    assert [i["text"].split("“")[1].split("”")[0] for i in items[:5]] == [
+        "Reset",
+        "Soon 0",
+        "Soon 1",
+        "Soon 2",
+        "Soon 3",
+    ]
+    assert items[5]["text"].startswith("4 more DEP accounts need attention")
+    assert items[5]["url"] == "/admin/apple-dep/dep-accounts/"
+    assert items[5]["level"] == "warning"

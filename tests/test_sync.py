@@ -194,3 +194,26 @@ def test_accounts_are_due_after_their_interval(abm, dep_account, licence):
         last_sync_at=timezone.now() - timedelta(minutes=61)
     )
     assert accounts_due_for_sync() == [dep_account.pk]
+
+
+def test_the_device_count_is_right_while_a_sync_is_under_way(
+    abm, dep_account, licence, small_pages
+):
+    control = abm.sim.control
+    serials = control.devices_add(abm.server_uuid, 250)
+    control.faults_set(
+        "server_devices", [{"count": 2, "action": "pass"}, {"count": 3, "action": "drop"}]
+    )
+
+    devices_sync(account=dep_account)
+    dep_account.refresh_from_db()
+    assert dep_account.device_count == DEPDevice.objects.filter(account=dep_account).count() == 200
+
+    control.faults_clear()
+    control.devices_delete(serials[:10])
+    DEPAccount.objects.filter(pk=dep_account.pk).update(sync_retry_at=None)
+    for _ in range(2):  # the fetch resumes, then a sync brings the deletions
+        devices_sync(account=dep_account)
+        dep_account.refresh_from_db()
+        assert dep_account.device_count == len(_portal_serials(dep_account))
+    assert dep_account.device_count == len(control.device_serials(abm.server_uuid)) == 240

@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -59,10 +60,15 @@ def _account(name: str, *, state: str = State.OK, days: int = 200, **fields) -> 
 
 
 def _devices(account: DEPAccount, serials: list[str], **fields) -> None:
+    """Devices as a sync leaves them, the account's device count included."""
     DEPDevice.objects.bulk_create(
         DEPDevice(account=account, serial_number=serial, model="iPad Air", os="iOS", **fields)
         for serial in serials
     )
+    if not fields.get("removed_at"):
+        DEPAccount.objects.filter(pk=account.pk).update(
+            device_count=F("device_count") + len(serials)
+        )
 
 
 # Dashboard and banner

@@ -257,21 +257,24 @@ def _page_save(
             DEPDevice.objects.filter(account=account, serial_number__in=new).update(
                 default_profile_pending=True
             )
+        removed = 0
         if deleted:
-            DEPDevice.objects.filter(account=account, serial_number__in=deleted).update(
-                removed_at=now, updated_at=now
-            )
+            removed = DEPDevice.objects.filter(
+                account=account, serial_number__in=deleted, removed_at__isnull=True
+            ).update(removed_at=now, updated_at=now)
         account.sync_cursor = page.cursor or account.sync_cursor
         account.sync_cursor_at = now
         account.sync_phase = phase
         account.sync_devices_seen += len(page.devices)
         account.sync_lock_until = _lease_until()
+        # Counted as it goes, so the devices page is right while a long sync runs.
         DEPAccount.objects.filter(pk=account.pk).update(
             sync_cursor=account.sync_cursor,
             sync_cursor_at=now,
             sync_phase=phase,
             sync_devices_seen=account.sync_devices_seen,
             sync_lock_until=account.sync_lock_until,
+            device_count=F("device_count") + len(new) - removed,
         )
     return new
 

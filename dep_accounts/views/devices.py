@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from dep_accounts.forms import DeviceFilterForm
-from dep_accounts.models import DEPDevice
+from dep_accounts.models import DEPAccount, DEPDevice
 from dep_accounts.views.access import viewer_required
 
 DEVICES_PER_PAGE = 100
@@ -33,10 +33,19 @@ DEVICE_LIST_FIELDS = (
 def device_list(request: HttpRequest) -> HttpResponse:
     form = DeviceFilterForm(request.GET)
     devices = DEPDevice.objects.select_related("account").only(*DEVICE_LIST_FIELDS)
+    paginator = Paginator(devices, DEVICES_PER_PAGE)
     if form.is_valid():
-        devices = _devices_filtered(devices, form.cleaned_data)
-    page = Paginator(devices, DEVICES_PER_PAGE).get_page(request.GET.get("page"))
+        paginator = Paginator(_devices_filtered(devices, form.cleaned_data), DEVICES_PER_PAGE)
+        if _unfiltered(form.cleaned_data):
+            # The sync keeps each account's device count: no COUNT(*) over every device.
+            total = DEPAccount.objects.aggregate(total=Sum("device_count"))["total"]
+            paginator.count = total or 0
+    page = paginator.get_page(request.GET.get("page"))
     return render(request, "dep_accounts/device_list.html", {"form": form, "page": page})
+
+
+def _unfiltered(search: dict) -> bool:
+    return not (search["q"] or search["account"] or search["profile_status"] or search["removed"])
 
 
 def _devices_filtered(devices: QuerySet[DEPDevice], search: dict) -> QuerySet[DEPDevice]:

@@ -1,0 +1,78 @@
+"""How big each scenario is: the full size of issue 5, and a small one that checks the scripts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    # 1, 2: device sync from applesim
+    devices: int
+    naive_devices: int
+    changed_devices: int
+    sync_repeats: int
+    incremental_repeats: int
+    # 3, 4: pages, measured over a few accounts (or devices) and over many
+    accounts_few: int
+    accounts_many: int
+    devices_few: int
+    devices_many: int
+    page_requests: int
+    banner_requests: int
+    # 5: the expiry task
+    expiry_accounts_few: int
+    expiry_accounts: int
+    expiry_repeats: int
+    # 6: under load
+    load_accounts: int
+    load_seconds: float
+    load_threads: int
+    child_timeout: float
+
+
+SIZES = {
+    "full": Size(
+        name="full",
+        devices=100_000,
+        naive_devices=10_000,
+        changed_devices=1_000,
+        sync_repeats=3,
+        incremental_repeats=5,
+        accounts_few=10,
+        accounts_many=1_000,
+        devices_few=1_000,
+        devices_many=100_000,
+        page_requests=60,
+        banner_requests=400,
+        expiry_accounts_few=100,
+        expiry_accounts=10_000,
+        expiry_repeats=7,
+        load_accounts=100,
+        load_seconds=6.0,
+        load_threads=8,
+        child_timeout=900,
+    ),
+    "small": Size(
+        name="small",
+        devices=2_000,
+        naive_devices=2_000,
+        changed_devices=20,
+        sync_repeats=1,
+        incremental_repeats=2,
+        accounts_few=10,
+        accounts_many=120,
+        devices_few=200,
+        devices_many=2_000,
+        page_requests=5,
+        banner_requests=10,
+        expiry_accounts_few=20,
+        expiry_accounts=200,
+        expiry_repeats=2,
+        load_accounts=100,
+        load_seconds=1.0,
+        load_threads=4,
+        child_timeout=180,
+    ),
+}
