@@ -13,9 +13,9 @@ from django.views.decorators.http import require_POST
 
 from dep_accounts.encryption import SecretDecryptionError, secret_decrypt, secret_encrypt
 from dep_accounts.forms import TokenUploadForm
-from dep_accounts.models import AuditEvent, DEPAccount
+from dep_accounts.models import DEPAccount
 from dep_accounts.services import tokens
-from dep_accounts.services.audit import audit_record
+from dep_accounts.services.token_upload import server_token_refusal_record
 from dep_accounts.views.access import admin_required
 
 UPLOAD_TEMPLATE = "dep_accounts/account_add_token.html"
@@ -98,13 +98,13 @@ def _upload_refused(
 
 
 def _refusal_record(request: HttpRequest, account: DEPAccount, why: str, *, reason: str) -> None:
-    audit_record(
-        action=AuditEvent.Action.TOKEN_REJECTED,
-        outcome=AuditEvent.Outcome.FAILURE,
-        message=f"Token upload rejected: {why}",
-        actor=request.user,
+    upload = request.FILES.get("token_file")
+    server_token_refusal_record(
         account=account,
-        details={"reason": reason},
+        actor=request.user,
+        message=why,
+        reason=reason,
+        file_name=upload.name if upload else "",
     )
 
 

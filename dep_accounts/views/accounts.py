@@ -13,11 +13,11 @@ from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
 from dep_accounts.forms import AccountEditForm
-from dep_accounts.models import AuditEvent, DEPAccount, KeyPair, ServerToken
+from dep_accounts.models import DEPAccount, KeyPair, ServerToken
 from dep_accounts.selectors import dep_accounts_list, token_custodians
 from dep_accounts.services import tokens
-from dep_accounts.services.audit import audit_record
 from dep_accounts.services.sync import SyncUnavailableError, account_sync_request, sync_blocker
+from dep_accounts.services.token_upload import server_token_refusal_record
 from dep_accounts.views.access import admin_required, viewer_required
 
 ACCOUNTS_PER_PAGE = 50
@@ -65,13 +65,12 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(account)
     if form.has_error("token_file"):
         # The form refused the file itself (empty, or too large to be a server token).
-        audit_record(
-            action=AuditEvent.Action.TOKEN_REJECTED,
-            outcome=AuditEvent.Outcome.FAILURE,
-            message="Token upload rejected: " + " ".join(form.errors["token_file"]),
-            actor=request.user,
+        server_token_refusal_record(
             account=account,
-            details={"reason": "bad_file", "file_name": request.FILES["token_file"].name[:255]},
+            actor=request.user,
+            message=" ".join(form.errors["token_file"]),
+            reason="bad_file",
+            file_name=request.FILES["token_file"].name,
         )
     return render(request, EDIT_TEMPLATE, context)
 
