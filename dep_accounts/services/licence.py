@@ -134,7 +134,7 @@ def licence_install(*, document: str, actor: AbstractBaseUser | None) -> Subscri
         audit_record(
             action=AuditEvent.Action.LICENCE_CHANGED,
             message=f"Installed {terms.plan} licence for {terms.customer}, "
-            f"{terms.device_limit} devices, valid until {terms.valid_until:%-d %b %Y}.",
+            f"{terms.device_limit:,} devices, valid until {terms.valid_until:%-d %b %Y}.",
             actor=actor,
         )
     banner_refresh()

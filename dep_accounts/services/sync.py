@@ -178,29 +178,49 @@ _TEXT_FIELDS += ["profile_status", "profile_uuid", "device_assigned_by"]
 DEVICE_FIELDS = [*_TEXT_FIELDS, *_TIME_FIELDS]
 
 
+_UPSERT_COLUMNS = [
+    "account_id",
+    "serial_number",
+    *_TEXT_FIELDS,
+    *_TIME_FIELDS,
+    "removed_at",
+    "updated_at",
+    "default_profile_pending",
+]
+# Postgres array types of those columns, for the one-statement page upsert below.
+_POSTGRES_TYPES = ["bigint", "varchar"] + ["varchar"] * len(_TEXT_FIELDS)
+_POSTGRES_TYPES += ["timestamptz"] * (len(_TIME_FIELDS) + 2) + ["boolean"]
+
+
 @cache
-def _upsert_sql() -> str:
+def _upsert_sql(vendor: str) -> str:
     """One page of devices inserted or updated by (account, serial): what bulk_create with
-    update_conflicts writes, without building a model instance per device."""
+    update_conflicts writes, without building a model instance per device. Postgres takes the
+    page as one statement over column arrays; SQLite, row by row in one executemany."""
     table = connection.ops.quote_name(DEPDevice._meta.db_table)
-    columns = [
-        "account_id",
-        "serial_number",
-        *_TEXT_FIELDS,
-        *_TIME_FIELDS,
-        "removed_at",
-        "updated_at",
-        "default_profile_pending",
-    ]
-    updated = [
-        c for c in columns if c not in ("account_id", "serial_number", "default_profile_pending")
-    ]
+    if vendor == "postgresql":
+        arrays = ", ".join(f"%s::{t}[]" for t in _POSTGRES_TYPES)
+        rows = f"SELECT * FROM unnest({arrays})"  # noqa: S608 (fixed type names only)
+    else:
+        rows = f"VALUES ({', '.join(['%s'] * len(_UPSERT_COLUMNS))})"
+    kept = ("account_id", "serial_number", "default_profile_pending")
+    updated = [c for c in _UPSERT_COLUMNS if c not in kept]
     # Built from the model's own table and column names only; the values go as parameters.
     return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608
-        f"ON CONFLICT (account_id, serial_number) DO UPDATE SET "
+        f"INSERT INTO {table} ({', '.join(_UPSERT_COLUMNS)}) {rows} "
+        "ON CONFLICT (account_id, serial_number) DO UPDATE SET "
         + ", ".join(f"{c} = excluded.{c}" for c in updated)
     )
+
+
+def _rows_upsert(rows: list[tuple]) -> None:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                _upsert_sql(connection.vendor), [list(c) for c in zip(*rows, strict=True)]
+            )
+        else:
+            cursor.executemany(_upsert_sql(connection.vendor), rows)
 
 
 def _device_rows(
@@ -249,8 +269,7 @@ def _page_save(
             ).values_list("serial_number", flat=True)
         )
         if present:
-            with connection.cursor() as cursor:
-                cursor.executemany(_upsert_sql(), _device_rows(account, present, now))
+            _rows_upsert(_device_rows(account, present, now))
         new = [d.serial_number for d in present if d.serial_number not in known]
         if new and account.assign_default_profile and account.default_profile_id:
             # Marked with the page, so a failed or interrupted assignment is retried next sync.
@@ -379,8 +398,8 @@ def devices_sync(*, account: DEPAccount) -> SyncOutcome:
         outcome = SyncOutcome(
             result=Result.OK,
             devices_seen=account.sync_devices_seen,
-            message=f"{account.sync_devices_seen} device record(s) from Apple, "
-            f"{len(new_serials)} new.",
+            message=f"{account.sync_devices_seen:,} device record(s) from Apple, "
+            f"{len(new_serials):,} new.",
         )
         if account.state in (State.REJECTED, State.TERMS_NOT_ACCEPTED):
             account_state_set(account=account, state=State.OK, detail="")
