@@ -28,35 +28,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.child import PROFILE_DIR_VARIABLE, RESULT_PREFIX, SIGNING_KEY_VARIABLE
 from bench.sizes import Size
 
+# Everything the settings read from the environment: a child gets only what the bench gives it.
+from tests.processes import SETTINGS_VARIABLES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 BENCH_DIR = BASE_DIR / "var" / "bench"
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432"
-# Everything the settings read from the environment: a child gets only what the bench gives it.
-SETTINGS_VARIABLES = [
-    "DEBUG",
-    "SECRET_KEY",
-    "SECRETS_ENCRYPTION_KEYS",
-    "LICENCE_PUBLIC_KEY",
-    "ALLOWED_HOSTS",
-    "CSRF_TRUSTED_ORIGINS",
-    "DATABASE_URL",
-    "CELERY_BROKER_URL",
-    "CELERY_TASK_ALWAYS_EAGER",
-    "DEP_API_URL",
-    "DEP_API_TIMEOUT_SECONDS",
-    "APPLESIM_ABM_URL",
-    "DEP_SYNC_LEASE_SECONDS",
-    "DEP_TOKEN_WARNING_DAYS",
-    "DEP_TOKEN_CRITICAL_DAYS",
-    "EMAIL_URL",
-    "DEFAULT_FROM_EMAIL",
-    "PORTAL_BASE_URL",
-    "SECURE_SSL_REDIRECT",
-    "SECURE_HSTS_SECONDS",
-    "MDMPORTAL_VAR_DIR",
-    "DJANGO_SETTINGS_MODULE",
-    "LOG_LEVEL",
-]
 
 
 @dataclass(frozen=True)
