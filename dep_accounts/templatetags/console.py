@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
@@ -91,6 +92,8 @@ def ago(moment: datetime | None) -> str:
     """“17 minutes ago”: the largest unit only, to keep table cells short."""
     if moment is None:
         return ""
+    if timezone.now() - moment < timedelta(minutes=1):
+        return "just now"
     return f"{timesince(moment, depth=1)} ago"
 
 
