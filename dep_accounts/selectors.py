@@ -131,7 +131,7 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "view_url": list_url,
             }
         )
-    licence = SubscriptionLicence.objects.filter(is_current=True).first()
+    licence = licence_current()
     licence_url = reverse("dep_accounts:subscription")
     if licence is None:
         items.append(

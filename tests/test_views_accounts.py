@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -18,7 +17,6 @@ from django.utils import timezone
 from dep_accounts.context_processors import banner
 from dep_accounts.encryption import secret_decrypt
 from dep_accounts.models import AuditEvent, DEPAccount, EnrollmentProfile, ServerToken
-from dep_accounts.services.licence import licence_document_issue, licence_install
 from dep_accounts.services.tokens import (
     account_create,
     account_token_add,
@@ -30,21 +28,6 @@ from dep_accounts.services.tokens import (
 pytestmark = pytest.mark.django_db
 
 State = DEPAccount.State
-
-
-@pytest.fixture
-def licence(admin):
-    """A valid subscription licence, so the banner only lists token problems."""
-    now = timezone.now()
-    document = licence_document_issue(
-        signing_key=settings.LICENCE_SIGNING_KEY,
-        customer="Springfield Schools",
-        plan="Business",
-        device_limit=500,
-        valid_from=now - timedelta(days=1),
-        valid_until=now + timedelta(days=365),
-    )
-    return licence_install(document=document, actor=admin)
 
 
 def _account_with_token(abm, admin, *, validity_days: int = 365) -> DEPAccount:

@@ -10,7 +10,8 @@ from django.utils import timezone
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from dep_accounts.models import DEPAccount, SubscriptionLicence
+from dep_accounts.models import DEPAccount
+from dep_accounts.selectors import licence_current
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
@@ -89,7 +90,7 @@ class PortalCollector:
             "When the current subscription licence ends, as a Unix time.",
             labels=["licence_id", "customer", "plan"],
         )
-        licence = SubscriptionLicence.objects.filter(is_current=True).first()
+        licence = licence_current()
         if licence is not None:
             licence_expiry.add_metric(
                 [licence.licence_id, licence.customer, licence.plan],

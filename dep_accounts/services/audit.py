@@ -7,6 +7,11 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from dep_accounts.models import AuditEvent, DEPAccount
 
 
+def actor_user(actor: AbstractBaseUser | AnonymousUser | None) -> AbstractBaseUser | None:
+    """The user to store as who did something: nobody for the system or an anonymous caller."""
+    return actor if actor is not None and actor.is_authenticated else None
+
+
 def audit_record(
     *,
     action: str,
@@ -17,12 +22,12 @@ def audit_record(
     details: dict | None = None,
 ) -> AuditEvent:
     """Record one event; the actor's name is kept even if the user is deleted later."""
-    signed_in = actor is not None and actor.is_authenticated
+    user = actor_user(actor)
     return AuditEvent.objects.create(
         action=action,
         message=message[:1000],
-        actor=actor if signed_in else None,
-        actor_name=actor.get_username() if signed_in else "",
+        actor=user,
+        actor_name=user.get_username() if user else "",
         account=account if account is not None and account.pk else None,
         outcome=outcome,
         details=details or {},

@@ -21,7 +21,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from dep_accounts.models import AuditEvent, SubscriptionLicence
-from dep_accounts.services.audit import audit_record
+from dep_accounts.selectors import licence_current
+from dep_accounts.services.audit import actor_user, audit_record
 from dep_accounts.services.tokens import banner_refresh
 
 PREFIX = "mdmportal-licence-v1."
@@ -113,7 +114,7 @@ def licence_install(*, document: str, actor: AbstractBaseUser | None) -> Subscri
     terms = licence_document_verify(document, public_key=settings.LICENCE_PUBLIC_KEY)
     if terms.valid_until <= terms.valid_from:
         raise LicenceError("This licence ends before it starts. Ask your vendor for a new one.")
-    current = SubscriptionLicence.objects.filter(is_current=True).first()
+    current = licence_current()
     if current is not None and terms.valid_until < current.valid_until:
         raise LicenceError(
             f"This licence ends on {terms.valid_until:%-d %b %Y}, before the current one "
@@ -129,7 +130,7 @@ def licence_install(*, document: str, actor: AbstractBaseUser | None) -> Subscri
             device_limit=terms.device_limit,
             valid_from=terms.valid_from,
             valid_until=terms.valid_until,
-            uploaded_by=actor if actor is not None and actor.is_authenticated else None,
+            uploaded_by=actor_user(actor),
         )
         audit_record(
             action=AuditEvent.Action.LICENCE_CHANGED,

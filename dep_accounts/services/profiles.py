@@ -9,7 +9,7 @@ from django.db import transaction
 
 from dep_accounts.apple import client as apple_client
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, EnrollmentProfile
-from dep_accounts.services.audit import audit_record
+from dep_accounts.services.audit import actor_user, audit_record
 from dep_accounts.services.sync import ASSIGN_BATCH, SyncUnavailableError, sync_blocker
 from dep_accounts.services.tokens import (
     dep_client_for_token,
@@ -80,7 +80,7 @@ def profile_create(
         department=department,
         support_phone_number=support_phone_number,
         support_email_address=support_email_address,
-        created_by=actor if actor is not None and actor.is_authenticated else None,
+        created_by=actor_user(actor),
     )
     audit_record(
         action=AuditEvent.Action.PROFILE_CHANGED,

@@ -28,7 +28,7 @@ from dep_accounts.models import (
     KeyPair,
     ServerToken,
 )
-from dep_accounts.services.audit import audit_record
+from dep_accounts.services.audit import actor_user, audit_record
 from dep_accounts.services.webhooks import webhooks_emit_account_state
 
 logger = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ def _token_store(
         admin_apple_id=check.apple_account.admin_id,
         apple_id_change_confirmed=apple_id_change_confirmed,
         file_name=file_name[:255],
-        uploaded_by=actor if actor is not None and actor.is_authenticated else None,
+        uploaded_by=actor_user(actor),
         uploaded_at=now,
     )
     found = check.apple_account

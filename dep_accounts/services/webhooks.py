@@ -33,12 +33,12 @@ from dep_accounts.models import (
     AuditEvent,
     DEPAccount,
     ServerToken,
-    SubscriptionLicence,
     Webhook,
     WebhookDelivery,
     calendar_days_until,
 )
-from dep_accounts.services.audit import audit_record
+from dep_accounts.selectors import licence_current
+from dep_accounts.services.audit import actor_user, audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def webhook_create(
         secret_encrypted=secret_encrypt(secret.encode()),
         events=sorted(set(events)),
         is_active=True,
-        created_by=actor if actor is not None and actor.is_authenticated else None,
+        created_by=actor_user(actor),
     )
     audit_record(
         action=AuditEvent.Action.WEBHOOK_CHANGED,
@@ -212,7 +212,7 @@ def webhooks_emit_sync_failed(*, account: DEPAccount, message: str, failed_at: d
 def webhooks_emit_licence_expiring(*, now: datetime | None = None) -> int:
     """The current licence ends within the warning period: at most once a week."""
     now = now or timezone.now()
-    licence = SubscriptionLicence.objects.filter(is_current=True).first()
+    licence = licence_current()
     warning = now + timedelta(days=settings.DEP_TOKEN_WARNING_DAYS)
     if licence is None or not now < licence.valid_until <= warning:
         return 0
