@@ -21,7 +21,7 @@ from bench.pages import requests_timed
 from bench.sizes import Size
 from dep_accounts import context_processors
 from dep_accounts.selectors import banner_items
-from dep_accounts.services.tokens import banner_refresh
+from dep_accounts.services.expiry import banner_refresh
 
 
 @contextmanager

@@ -26,9 +26,9 @@ from dep_accounts.apple import schema as apple_schema
 from dep_accounts.apple.token import ServerToken as TokenCredentials
 from dep_accounts.encryption import secret_encrypt
 from dep_accounts.models import DEPAccount, DEPDevice, ServerToken
+from dep_accounts.services.expiry import token_state_for
 from dep_accounts.services.licence import licence_document_issue, licence_install
 from dep_accounts.services.sync import DEVICE_FIELDS
-from dep_accounts.services.tokens import token_state_for
 
 GOLDEN = 0.6180339887498949
 MODELS = (

@@ -14,7 +14,7 @@ from bench.measure import DATABASE_LABELS, Row, median, ms, profiled, query_coun
 from bench.sizes import Size
 from dep_accounts.models import DEPAccount
 from dep_accounts.selectors import banner_items
-from dep_accounts.services.tokens import banner_refresh, token_states_refresh
+from dep_accounts.services.expiry import banner_refresh, token_states_refresh
 
 
 def expiry_task() -> None:

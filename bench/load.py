@@ -29,7 +29,7 @@ from django.urls import reverse
 from bench import data
 from bench.measure import Row, median, ms, process_peak_mb
 from bench.sizes import Size
-from dep_accounts.services.tokens import banner_refresh
+from dep_accounts.services.expiry import banner_refresh
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MINIMAL_PATH = "/bench/minimal/"

@@ -17,7 +17,7 @@ from bench import data
 from bench.measure import DATABASE_LABELS, Row, median, ms, profiled, query_count, ratio_text, timed
 from bench.sizes import Size
 from dep_accounts.models import DEPAccount, DEPDevice
-from dep_accounts.services.tokens import banner_refresh
+from dep_accounts.services.expiry import banner_refresh
 from dep_accounts.views.accounts import ACCOUNTS_PER_PAGE
 
 

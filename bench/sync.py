@@ -33,8 +33,8 @@ from bench.measure import (
 from bench.sizes import Size
 from dep_accounts.apple.client import DEPClient
 from dep_accounts.models import DEPAccount, DEPDevice
+from dep_accounts.services.apple_access import dep_client_for_token, server_token_credentials
 from dep_accounts.services.sync import PAGE_LIMIT, devices_sync
-from dep_accounts.services.tokens import dep_client_for_token, server_token_credentials
 
 Phase = DEPAccount.SyncPhase
 

@@ -10,6 +10,8 @@ from django.core.validators import validate_email
 from django.template.defaultfilters import filesizeformat
 
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, EnrollmentProfile
+from dep_accounts.services.intake import TokenFile
+from dep_accounts.services.verdict import APPLE_ID_CHANGED_LABEL
 
 LICENCE_MAX_BYTES = 64 * 1024
 # Apple's profile status of a device: https://developer.apple.com/documentation/devicemanagement/device
@@ -29,37 +31,49 @@ class TokenFileInput(forms.FileInput):
         super().__init__(attrs={"accept": ".p7m", "class": "file-input"})
 
 
-EMPTY_TOKEN_FILE = (
-    "This file is empty: the download did not finish. In Apple Business Manager, click "
-    "Download Token on the MDM server again and upload the new .p7m file."
-)
-
-
-def _token_file_validate(upload: UploadedFile) -> UploadedFile:
-    # The size comes from the upload handler: the file is not read to measure it.
-    if upload.size > settings.DEP_TOKEN_MAX_BYTES:
-        raise ValidationError(
-            f"This file is {filesizeformat(upload.size)}; a server token is about 2 KB. Choose "
-            "the .p7m file that Download Token in Apple Business Manager saved."
-        )
-    return upload
-
-
 class TokenUploadForm(forms.Form):
+    """A server token file is present; its size and content are the intake's to judge."""
+
     token_file = forms.FileField(
         label="Server token (.p7m)",
         widget=TokenFileInput(),
-        error_messages={
-            "required": "Choose the .p7m file you downloaded from ABM.",
-            "empty": EMPTY_TOKEN_FILE,
-        },
+        allow_empty_file=True,
+        error_messages={"required": "Choose the .p7m file you downloaded from ABM."},
     )
 
-    def clean_token_file(self) -> UploadedFile:
-        return _token_file_validate(self.cleaned_data["token_file"])
 
-    def token_file_bytes(self) -> bytes:
-        return self.cleaned_data["token_file"].read()
+class TokenFilesInput(forms.FileInput):
+    allow_multiple_selected = True
+
+    def __init__(self) -> None:
+        super().__init__(attrs={"accept": ".p7m", "class": "file-input"})
+
+
+class TokenFilesField(forms.FileField):
+    """Several files in one input; each one's problems are the preview's, not the form's."""
+
+    widget = TokenFilesInput
+
+    def clean(self, data, initial=None) -> list[UploadedFile]:
+        files = data if isinstance(data, list | tuple) else [data]
+        files = [upload for upload in files if upload]
+        if not files:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+        return files
+
+
+class BulkRenewalForm(forms.Form):
+    token_files = TokenFilesField(
+        label="Server tokens (.p7m)",
+        error_messages={"required": "Choose the .p7m files you downloaded from ABM."},
+    )
+
+    def token_files_read(self) -> list[TokenFile]:
+        # One byte more than a token may have is enough for the intake to tell it is too large.
+        return [
+            TokenFile(upload.name, upload.read(settings.DEP_TOKEN_MAX_BYTES + 1), size=upload.size)
+            for upload in self.cleaned_data["token_files"]
+        ]
 
 
 class EmailListField(forms.CharField):
@@ -125,12 +139,10 @@ class AccountEditForm(forms.Form):
     token_file = forms.FileField(
         label="Upload Token",
         required=False,
+        allow_empty_file=True,
         widget=TokenFileInput(),
-        error_messages={"empty": EMPTY_TOKEN_FILE},
     )
-    apple_id_changed = forms.BooleanField(
-        label="The Apple ID that manages this server in ABM has changed", required=False
-    )
+    apple_id_changed = forms.BooleanField(label=APPLE_ID_CHANGED_LABEL, required=False)
 
     def __init__(self, *args, account: DEPAccount, **kwargs) -> None:
         kwargs.setdefault(
@@ -140,10 +152,6 @@ class AccountEditForm(forms.Form):
         )
         super().__init__(*args, **kwargs)
         self.fields["default_profile"].queryset = account.profiles.all()
-
-    def clean_token_file(self) -> UploadedFile | None:
-        upload = self.cleaned_data["token_file"]
-        return _token_file_validate(upload) if upload else None
 
     def clean(self) -> dict:
         cleaned = super().clean()

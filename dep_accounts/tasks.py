@@ -8,10 +8,10 @@ from celery import shared_task
 
 from dep_accounts.models import DEPAccount
 from dep_accounts.services import webhooks
-from dep_accounts.services.guarded import guarded_renewals_check
+from dep_accounts.services.expiry import banner_refresh, token_states_refresh
 from dep_accounts.services.reminders import reminders_send
+from dep_accounts.services.renewal.watch import guarded_renewals_check
 from dep_accounts.services.sync import SyncBusyError, accounts_due_for_sync, devices_sync
-from dep_accounts.services.tokens import banner_refresh, token_states_refresh
 
 logger = logging.getLogger(__name__)
 

@@ -107,12 +107,16 @@ def client_as(client) -> Callable:
 @pytest.fixture
 def dep_account(abm: ABM, admin):
     """A DEP account with a current token, valid one year, for applesim's Springfield MDM."""
-    from dep_accounts.services.tokens import account_create, account_token_add, token_check
+    from dep_accounts.services.accounts import account_create
+    from dep_accounts.services.intake import token_check, token_take
+    from dep_accounts.services.verdict import Intent
 
     account = account_create(actor=admin)
     token_file = abm.token_for(account)
     check = token_check(account=account, token_file=token_file)
-    return account_token_add(account=account, check=check, actor=admin, file_name="smime.p7m")
+    return token_take(
+        account=account, check=check, actor=admin, file_name="smime.p7m", intent=Intent.ADD
+    ).account
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from dep_accounts.services.api_tokens import (
     api_token_create,
     api_token_revoke,
 )
-from dep_accounts.services.tokens import server_token_credentials
+from dep_accounts.services.apple_access import server_token_credentials
 
 pytestmark = pytest.mark.django_db
 

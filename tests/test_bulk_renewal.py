@@ -15,8 +15,10 @@ from django.utils import timezone
 from dep_accounts.apple import token as apple_token
 from dep_accounts.encryption import secret_decrypt
 from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
-from dep_accounts.services.bulk import NO_ACCOUNT_KEY, TokenFile, bulk_renewal_preview
-from dep_accounts.services.tokens import account_create, account_token_add, token_check
+from dep_accounts.services.accounts import account_create
+from dep_accounts.services.intake import TokenFile, token_check, token_take
+from dep_accounts.services.renewal.batch import NO_ACCOUNT_KEY, bulk_renewal_preview
+from dep_accounts.services.verdict import Intent
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +34,9 @@ def second_account(abm, admin) -> DEPAccount:
     server_uuid = abm.server_add("Shelbyville MDM")
     token_file = abm.token_for(account, server_uuid=server_uuid)
     check = token_check(account=account, token_file=token_file)
-    return account_token_add(account=account, check=check, actor=admin, file_name="first.p7m")
+    return token_take(
+        account=account, check=check, actor=admin, file_name="first.p7m", intent=Intent.ADD
+    ).account
 
 
 def _files(*contents: bytes, name: str = ABM_NAME) -> list[SimpleUploadedFile]:
@@ -135,7 +139,7 @@ def test_the_preview_says_why_each_file_will_not_be_applied(
     )
     problems = {row.file_name: row.problem for row in rows}
     assert "Ogdenville MDM" in problems["a.p7m"]
-    assert "differs" in problems["a.p7m"]
+    assert "not for “Springfield MDM”" in problems["a.p7m"]
     assert "older download" in problems["b.p7m"]
     assert "Apple does not accept this server token" in problems["c.p7m"]
     assert problems["d.p7m"] == ""
@@ -148,7 +152,7 @@ def test_the_preview_says_why_each_file_will_not_be_applied(
         "apple_refused",
         "",
         "duplicate",
-        "bad_file",
+        "too_large",
     ]
 
 
@@ -181,7 +185,7 @@ def test_an_apple_id_change_is_flagged_and_applied_only_when_confirmed(
     response = client.post(CONFIRM_URL, {"confirm_apple_id": ["0"]}, follow=True)
     page = response.content.decode()
     assert "Renewed 1 account(s)" in page
-    assert "the change was not confirmed" in page
+    assert "tick “The Apple ID that manages this server in ABM has changed”" in page
     dep_account.refresh_from_db()
     second_account.refresh_from_db()
     assert dep_account.admin_apple_id == deputy

@@ -16,7 +16,7 @@ from icalendar import Calendar
 
 from dep_accounts.models import CalendarFeed, DEPAccount
 from dep_accounts.roles import VIEWERS
-from dep_accounts.services.tokens import token_renew
+from dep_accounts.services.intake import TokenFile, token_intake
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +66,9 @@ def test_the_event_uid_stays_until_the_token_is_renewed(abm, client_as, admin, d
     first = str(_subscribe(feed_url).walk("VEVENT")[0]["uid"])
     assert str(_subscribe(feed_url).walk("VEVENT")[0]["uid"]) == first
 
-    token_renew(account=dep_account, token_file=abm.token_for(dep_account), actor=admin)
+    token_intake(
+        account=dep_account, upload=TokenFile("smime.p7m", abm.token_for(dep_account)), actor=admin
+    )
 
     (renewed,) = _subscribe(feed_url).walk("VEVENT")
     assert str(renewed["uid"]) != first

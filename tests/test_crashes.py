@@ -47,9 +47,9 @@ from django.conf import settings
 from django.utils import timezone
 from applesim.testing import SimControl
 from dep_accounts.services.licence import licence_document_issue, licence_install
-from dep_accounts.services.tokens import (
-    account_create, account_token_add, account_update, token_check,
-)
+from dep_accounts.services.accounts import account_create, account_update
+from dep_accounts.services.intake import token_check, token_take
+from dep_accounts.services.verdict import Intent
 
 seed = json.loads(os.environ["CRASH_SEED"])
 now = timezone.now()
@@ -69,7 +69,7 @@ abm = SimControl(settings.DEP_API_URL)
 abm.sign_in(seed["apple_id"], org_id=seed["org_id"])
 abm.public_key_upload(seed["server_uuid"], account.key_pair.certificate_pem.encode())
 check = token_check(account=account, token_file=abm.token_download(seed["server_uuid"]))
-account_token_add(account=account, check=check, actor=None, file_name="smime.p7m")
+token_take(account=account, check=check, actor=None, file_name="smime.p7m", intent=Intent.ADD)
 account_update(account=account, actor=None, auto_sync=False)
 print(json.dumps({"account_id": account.pk}))
 """

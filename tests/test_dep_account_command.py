@@ -125,7 +125,7 @@ def test_list_prints_a_table_and_json(dep_account):
 
 
 def test_show_prints_the_token_history_and_no_secret(dep_account):
-    from dep_accounts.services.tokens import server_token_credentials
+    from dep_accounts.services.apple_access import server_token_credentials
 
     shown = json.loads(_run("show", str(dep_account.pk), "--json"))
     assert shown["server_uuid"] == dep_account.server_uuid

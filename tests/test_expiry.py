@@ -13,8 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from dep_accounts.encryption import secret_encrypt
 from dep_accounts.models import DEPAccount, ReminderSent, ServerToken
 from dep_accounts.selectors import banner_items
+from dep_accounts.services.expiry import banner_refresh, token_states_refresh
 from dep_accounts.services.reminders import reminders_send
-from dep_accounts.services.tokens import banner_refresh, token_states_refresh
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from dep_accounts.models import AuditEvent, DEPAccount
 from dep_accounts.selectors import banner_items
-from dep_accounts.services.guarded import guarded_renewals_check
-from dep_accounts.services.tokens import token_renew
+from dep_accounts.services.intake import TokenFile, token_intake
+from dep_accounts.services.renewal.watch import guarded_renewals_check
 from dep_accounts.tasks import guarded_renewals_watch
 
 pytestmark = pytest.mark.django_db
@@ -94,7 +94,7 @@ def test_the_old_token_is_checked_until_apple_rejects_it_then_banner_and_one_ema
     page = client_as(admin).get(account.get_absolute_url()).content.decode()
     assert "Apple rejected the old token" in page
 
-    token_renew(account=account, token_file=new_token, actor=admin, file_name="new.p7m")
+    token_intake(account=account, upload=TokenFile("new.p7m", new_token), actor=admin)
     account.refresh_from_db()
     assert account.state == State.OK
     assert (account.renewal_started_at, account.renewal_started_by) == (None, None)
@@ -109,7 +109,9 @@ def test_uploading_the_new_token_before_apple_is_asked_ends_the_guard(
     abm, client_as, admin, dep_account
 ):
     account = _renewal_started(client_as, admin, dep_account)
-    token_renew(account=account, token_file=abm.token_for(account), actor=admin)
+    token_intake(
+        account=account, upload=TokenFile("smime.p7m", abm.token_for(account)), actor=admin
+    )
     account.refresh_from_db()
     assert account.renewal_started_at is None
     assert guarded_renewals_check() == 0

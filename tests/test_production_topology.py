@@ -61,9 +61,9 @@ from applesim.testing import SimControl
 from dep_accounts.models import Banner, DEPAccount
 from dep_accounts.roles import ADMINS
 from dep_accounts.services.licence import licence_install
-from dep_accounts.services.tokens import (
-    account_create, account_token_add, account_update, token_check,
-)
+from dep_accounts.services.accounts import account_create, account_update
+from dep_accounts.services.intake import token_check, token_take
+from dep_accounts.services.verdict import Intent
 
 seed = json.loads(os.environ["TOPOLOGY_SEED"])
 admin = get_user_model().objects.create_user(
@@ -77,7 +77,7 @@ abm.sign_in(seed["apple_id"], org_id=seed["org_id"])
 abm.public_key_upload(seed["server_uuid"], account.key_pair.certificate_pem.encode())
 token_file = abm.token_download(seed["server_uuid"], validity_days=10)
 check = token_check(account=account, token_file=token_file)
-account_token_add(account=account, check=check, actor=admin, file_name="smime.p7m")
+token_take(account=account, check=check, actor=admin, file_name="smime.p7m", intent=Intent.ADD)
 account_update(account=account, actor=admin, notification_emails=seed["contact"])
 # As if the token had been uploaded weeks ago and had aged since: the worker, not the upload,
 # must find that it expires soon and put it on the banner.

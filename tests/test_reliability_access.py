@@ -574,7 +574,7 @@ def test_a_profile_cannot_be_created_for_an_account_awaiting_its_token(users, ob
 
 
 def test_a_staged_token_is_confirmed_only_for_the_account_it_was_uploaded_to(abm, admin, client):
-    from dep_accounts.services.tokens import account_create
+    from dep_accounts.services.accounts import account_create
 
     staged = account_create(actor=admin)
     other = account_create(actor=admin)

@@ -17,9 +17,10 @@ from django.db.models import Count
 
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
 from dep_accounts.services import sync as sync_services
+from dep_accounts.services.intake import TokenFile, token_intake
 from dep_accounts.services.profiles import profile_create
 from dep_accounts.services.sync import devices_sync
-from dep_accounts.services.tokens import TokenUploadError, token_renew
+from dep_accounts.services.verdict import Refusal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -168,7 +169,9 @@ def _recover(abm, account: DEPAccount, admin) -> None:
         # The token stays rejected, and no sync calls Apple with it, until a new one is uploaded.
         assert devices_sync(account=account).result == Result.FAILED
         assert DEPAccount.objects.get(pk=account.pk).state == State.REJECTED
-        token_renew(account=account, token_file=abm.token_for(account), actor=admin)
+        token_intake(
+            account=account, upload=TokenFile("smime.p7m", abm.token_for(account)), actor=admin
+        )
     if account.state == State.TERMS_NOT_ACCEPTED:
         control.terms_set(abm.org_id, True)
     DEPAccount.objects.filter(pk=account.pk).update(sync_retry_at=None)
@@ -235,8 +238,8 @@ def _renewal_meets_the_fault(fault: Fault, abm, account: DEPAccount, admin) -> N
     abm.sim.control.faults_set("account", [{"count": fault.repeats, **fault.entry}])
     before = DEPAccount.objects.filter(pk=account.pk).values().get()
 
-    with pytest.raises(TokenUploadError) as refused:
-        token_renew(account=account, token_file=token_file, actor=admin, file_name="smime.p7m")
+    with pytest.raises(Refusal) as refused:
+        token_intake(account=account, upload=TokenFile("smime.p7m", token_file), actor=admin)
 
     assert fault.renewal_says in refused.value.message
     assert 1 <= _fault_requests(abm, "account", fault.repeats) <= MAX_REQUESTS_PER_FAULT
@@ -246,7 +249,7 @@ def _renewal_meets_the_fault(fault: Fault, abm, account: DEPAccount, admin) -> N
     ).exists()
     abm.sim.control.faults_clear()
     # The download above reset the token in use: the admin uploads the file again.
-    token_renew(account=account, token_file=token_file, actor=admin, file_name="smime.p7m")
+    token_intake(account=account, upload=TokenFile("smime.p7m", token_file), actor=admin)
 
 
 def test_56_endpoint_and_fault_pairs_are_injected() -> None:

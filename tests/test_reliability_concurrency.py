@@ -28,9 +28,11 @@ from django.utils import timezone
 
 from dep_accounts.models import AuditEvent, DEPAccount, ReminderSent, ServerToken
 from dep_accounts.selectors import banner_items
+from dep_accounts.services.accounts import account_create
+from dep_accounts.services.intake import token_check, token_take
 from dep_accounts.services.reminders import reminders_send
 from dep_accounts.services.sync import accounts_due_for_sync
-from dep_accounts.services.tokens import account_create, account_token_add, token_check
+from dep_accounts.services.verdict import Intent
 from tests.processes import BASE_DIR, free_port, portal_env, wait_until
 
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
@@ -134,7 +136,9 @@ def test_two_uploads_of_a_first_token_at_once_add_the_account_once(concurrent_da
 
     def add():
         try:
-            return account_token_add(account=account, check=check, actor=admin, file_name="a.p7m")
+            return token_take(
+                account=account, check=check, actor=admin, file_name="a.p7m", intent=Intent.ADD
+            ).account
         except Exception as exc:
             return exc
 
@@ -153,9 +157,12 @@ def test_two_beat_processes_send_each_reminder_once(concurrent_database, abm, ad
     admin.save()
     account = account_create(actor=admin)
     token_file = abm.token_for(account, validity_days=31)
-    account = account_token_add(
-        account=account, check=token_check(account=account, token_file=token_file), actor=admin
-    )
+    account = token_take(
+        account=account,
+        check=token_check(account=account, token_file=token_file),
+        actor=admin,
+        intent=Intent.ADD,
+    ).account
     expires = account.server_tokens.get().access_token_expiry
     mail.outbox.clear()
 
@@ -281,7 +288,7 @@ def expiring_account(abm, admin, licence):
     account = account_create(actor=admin)
     token_file = abm.token_for(account, validity_days=20)
     check = token_check(account=account, token_file=token_file)
-    return account_token_add(account=account, check=check, actor=admin)
+    return token_take(account=account, check=check, actor=admin, intent=Intent.ADD).account
 
 
 GET_PAGES = [

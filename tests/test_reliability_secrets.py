@@ -25,14 +25,11 @@ from django.urls import get_resolver, reverse
 
 from dep_accounts.encryption import SecretDecryptionError, secret_decrypt
 from dep_accounts.models import DEPAccount, EnrollmentProfile, KeyPair, ServerToken
+from dep_accounts.services.accounts import account_create
+from dep_accounts.services.apple_access import server_token_credentials
+from dep_accounts.services.intake import TokenFile, token_check, token_intake, token_take
 from dep_accounts.services.sync import devices_sync
-from dep_accounts.services.tokens import (
-    account_create,
-    account_token_add,
-    server_token_credentials,
-    token_check,
-    token_renew,
-)
+from dep_accounts.services.verdict import Intent
 
 pytestmark = pytest.mark.django_db
 
@@ -126,12 +123,15 @@ def _run(*, abm, admin, client: Client) -> tuple[Run, dict[str, DEPAccount]]:
         account=shelbyville,
         token_file=abm.token_for(shelbyville, server_uuid=shelbyville_uuid),
     )
-    account_token_add(account=shelbyville, check=check, actor=admin, file_name="shelby.p7m")
-    token_renew(
+    token_take(
+        account=shelbyville, check=check, actor=admin, file_name="shelby.p7m", intent=Intent.ADD
+    )
+    token_intake(
         account=shelbyville,
-        token_file=abm.token_for(shelbyville, server_uuid=shelbyville_uuid),
+        upload=TokenFile(
+            "shelby-renewed.p7m", abm.token_for(shelbyville, server_uuid=shelbyville_uuid)
+        ),
         actor=admin,
-        file_name="shelby-renewed.p7m",
     )
     for account, server_uuid in [(springfield, abm.server_uuid), (shelbyville, shelbyville_uuid)]:
         abm.sim.control.devices_add(server_uuid, DEVICES_PER_SERVER)
@@ -319,7 +319,9 @@ def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_g
     settings.SECRETS_ENCRYPTION_KEYS = [new_key, *old_keys]
 
     # With the new key first, a renewal is stored under it; what was there stays under the old.
-    token_renew(account=account, token_file=abm.token_for(account), actor=admin)
+    token_intake(
+        account=account, upload=TokenFile("smime.p7m", abm.token_for(account)), actor=admin
+    )
     newest = account.server_tokens.get(is_current=True)
     assert _decrypts_with(new_key, bytes(newest.secrets_encrypted))
     older = [c for c in _ciphertexts() if c != bytes(newest.secrets_encrypted)]
@@ -342,7 +344,9 @@ def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_g
     outcome = devices_sync(account=account)
     assert outcome.result == DEPAccount.SyncResult.OK
     assert account.devices.filter(removed_at__isnull=True).count() == DEVICES_PER_SERVER + 5
-    token_renew(account=account, token_file=abm.token_for(account), actor=admin)
+    token_intake(
+        account=account, upload=TokenFile("smime.p7m", abm.token_for(account)), actor=admin
+    )
 
     # Only the old key: nothing decrypts any more.
     settings.SECRETS_ENCRYPTION_KEYS = old_keys

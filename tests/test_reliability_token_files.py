@@ -15,9 +15,9 @@ import pytest
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.urls import reverse
 
-from dep_accounts import forms
 from dep_accounts.models import AuditEvent, DEPAccount
-from dep_accounts.services.tokens import account_create
+from dep_accounts.services import intake
+from dep_accounts.services.accounts import account_create
 from tests.test_views_accounts import _edit_form, _edit_url, _snapshot
 from tests.token_corpus import CORPUS, TEN_MEGABYTES, CorpusFile, TokenTarget
 
@@ -66,13 +66,13 @@ def _uploads_never_read(monkeypatch) -> list[UploadedFile]:
     for method in ("read", "readline", "readlines", "chunks", "__iter__"):
         monkeypatch.setattr(UploadedFile, method, refuse)
     checked: list[UploadedFile] = []
-    size_check = forms._token_file_validate
+    size_check = intake.token_read
 
-    def size_check_recorded(upload: UploadedFile) -> UploadedFile:
+    def size_check_recorded(upload: UploadedFile) -> bytes:
         checked.append(upload)
         return size_check(upload)
 
-    monkeypatch.setattr(forms, "_token_file_validate", size_check_recorded)
+    monkeypatch.setattr(intake, "token_read", size_check_recorded)
     return checked
 
 

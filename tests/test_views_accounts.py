@@ -17,13 +17,11 @@ from django.utils import timezone
 from dep_accounts.context_processors import banner
 from dep_accounts.encryption import secret_decrypt
 from dep_accounts.models import AuditEvent, DEPAccount, EnrollmentProfile, ServerToken
-from dep_accounts.services.tokens import (
-    account_create,
-    account_token_add,
-    banner_refresh,
-    server_token_credentials,
-    token_check,
-)
+from dep_accounts.services.accounts import account_create
+from dep_accounts.services.apple_access import server_token_credentials
+from dep_accounts.services.expiry import banner_refresh
+from dep_accounts.services.intake import token_check, token_take
+from dep_accounts.services.verdict import Intent
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +32,9 @@ def _account_with_token(abm, admin, *, validity_days: int = 365) -> DEPAccount:
     account = account_create(actor=admin)
     token_file = abm.token_for(account, validity_days=validity_days)
     check = token_check(account=account, token_file=token_file)
-    return account_token_add(account=account, check=check, actor=admin, file_name="first.p7m")
+    return token_take(
+        account=account, check=check, actor=admin, file_name="first.p7m", intent=Intent.ADD
+    ).account
 
 
 def _p7m(data: bytes, name: str = "Springfield MDM_Token_smime.p7m") -> SimpleUploadedFile:
@@ -211,7 +211,7 @@ def test_the_checked_upload_waits_for_the_confirm_step_encrypted(client_as, admi
     stored = str(staged)
     assert base64.b64encode(token_file).decode()[:40] not in stored
     assert token_file.decode(errors="ignore")[200:260] not in stored
-    assert secret_decrypt(staged["token_file"].encode()) == token_file
+    assert secret_decrypt(staged[0]["token_file"].encode()) == token_file
 
 
 def test_add_refuses_a_file_that_is_not_a_server_token_and_audits_it(client_as, admin):

@@ -22,9 +22,10 @@ from dep_accounts.models import (
     EnrollmentProfile,
     SubscriptionLicence,
 )
+from dep_accounts.services.apple_access import server_token_credentials
 from dep_accounts.services.audit import audit_record
+from dep_accounts.services.expiry import banner_refresh
 from dep_accounts.services.licence import licence_document_issue, licence_install
-from dep_accounts.services.tokens import banner_refresh, server_token_credentials
 
 pytestmark = pytest.mark.django_db
 

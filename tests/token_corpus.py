@@ -289,6 +289,7 @@ CORPUS: list[CorpusFile] = [
         lambda target: random.Random(7).randbytes(TEN_MEGABYTES),
         says="a server token is about 2 KB. Choose the .p7m file",
         file_name="smime.p7m",
+        reason="too_large",
         oversized=True,
     ),
     CorpusFile(

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile, UploadedFile
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
@@ -21,13 +20,19 @@ from dep_accounts.api.representations import (
     account_representation,
     audit_event_representation,
 )
-from dep_accounts.forms import TokenUploadForm
 from dep_accounts.models import AuditEvent, DEPAccount, KeyPair
 from dep_accounts.roles import can_manage, can_view
 from dep_accounts.selectors import dep_accounts_list
-from dep_accounts.services import tokens
+from dep_accounts.services.accounts import account_create
+from dep_accounts.services.intake import token_intake
 from dep_accounts.services.sync import SyncUnavailableError, account_sync_request
-from dep_accounts.services.token_upload import server_token_refusal_record, server_token_upload
+from dep_accounts.services.verdict import (
+    AppleIDChangedError,
+    Confirmations,
+    Refusal,
+    TokenTooLargeError,
+    WrongServerError,
+)
 
 PER_PAGE = 100
 TOKEN_CONTENT_TYPES = {"application/pkcs7-mime", "application/octet-stream"}
@@ -86,7 +91,7 @@ def _account_create(request: HttpRequest) -> JsonResponse:
     name = body.get("name", "") if hasattr(body, "get") else None
     if not isinstance(name, str) or len(name) > 200:
         raise APIError(400, "invalid", "“name” must be a text of at most 200 characters.")
-    account = tokens.account_create(actor=request.user, display_name=name.strip())
+    account = account_create(actor=request.user, display_name=name.strip())
     response = _json(
         account_detail_representation(account, absolute=request.build_absolute_uri), status=201
     )
@@ -115,34 +120,30 @@ def dep_account_public_key(request: HttpRequest, account_id: int) -> HttpRespons
 @api_endpoint(POST=can_manage)
 def dep_account_token(request: HttpRequest, account_id: int) -> JsonResponse:
     account = _account_get(account_id)
-    upload = _token_file(request, account)
-    token_file = upload.read()
+    upload = _token_file(request)
     apple_id_changed = (
         request.GET.get("apple_id_changed") or request.POST.get("apple_id_changed") or ""
     )
+    confirmed = Confirmations(apple_id_changed=apple_id_changed.lower() in TRUE_VALUES)
     try:
-        account = server_token_upload(
-            account=account,
-            token_file=token_file,
-            actor=request.user,
-            file_name=upload.name,
-            apple_id_change_confirmed=apple_id_changed.lower() in TRUE_VALUES,
-        )
-    except tokens.TokenUploadError as exc:
+        token_intake(account=account, upload=upload, actor=request.user, confirmations=confirmed)
+    except TokenTooLargeError as exc:
+        limit = settings.DEP_TOKEN_MAX_BYTES
+        raise APIError(413, exc.code, exc.message, limit_bytes=limit) from exc
+    except Refusal as exc:
         raise APIError(422, exc.code, exc.message, **_refusal_details(exc)) from exc
     return _json(account_detail_representation(account, absolute=request.build_absolute_uri))
 
 
-def _token_file(request: HttpRequest, account: DEPAccount) -> UploadedFile:
-    """The uploaded .p7m, checked as the console's form checks it; too large is a 413."""
-    limit = settings.DEP_TOKEN_MAX_BYTES
+def _token_file(request: HttpRequest) -> UploadedFile:
+    """The uploaded .p7m, as a multipart field or the whole body; its size is the intake's."""
     if request.content_type == "multipart/form-data":
-        files = request.FILES
+        upload = request.FILES.get("token_file")
     elif request.content_type in TOKEN_CONTENT_TYPES:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
         # Not read at all when it declares more than a server token can be.
-        body = b"" if declared > limit else request.body
-        files = {"token_file": _RawUpload(body, size=max(declared, len(body)))}
+        body = b"" if declared > settings.DEP_TOKEN_MAX_BYTES else request.body
+        upload = _RawUpload(body, size=max(declared, len(body)))
     else:
         raise APIError(
             415,
@@ -150,33 +151,9 @@ def _token_file(request: HttpRequest, account: DEPAccount) -> UploadedFile:
             "Send the .p7m file as the request body (Content-Type: application/pkcs7-mime) or "
             "as the field “token_file” of a multipart/form-data request.",
         )
-    upload = files.get("token_file")
-    if upload is not None and upload.size > limit:
-        message = (
-            f"This file is {filesizeformat(upload.size)}; a server token is about 2 KB. Send "
-            "the .p7m file that Download Token in Apple Business Manager saved."
-        )
-        server_token_refusal_record(
-            account=account,
-            actor=request.user,
-            message=message,
-            reason="bad_file",
-            file_name=upload.name,
-        )
-        raise APIError(413, "too_large", message, limit_bytes=limit)
-    form = TokenUploadForm(data={}, files=files)
-    if not form.is_valid():
-        message = " ".join(form.errors["token_file"])
-        if upload is not None:
-            server_token_refusal_record(
-                account=account,
-                actor=request.user,
-                message=message,
-                reason="bad_file",
-                file_name=upload.name,
-            )
-        raise APIError(422, tokens.TokenFileError.code, message)
-    return form.cleaned_data["token_file"]
+    if upload is None:
+        raise APIError(422, "bad_file", "Choose the .p7m file you downloaded from ABM.")
+    return upload
 
 
 class _RawUpload(SimpleUploadedFile):
@@ -187,9 +164,9 @@ class _RawUpload(SimpleUploadedFile):
         self.size = size
 
 
-def _refusal_details(exc: tokens.TokenUploadError) -> dict:
+def _refusal_details(exc: Refusal) -> dict:
     """What a script needs to act on a refusal, beyond the message."""
-    if isinstance(exc, tokens.WrongServerError):
+    if isinstance(exc, WrongServerError):
         found = exc.found
         existing = exc.existing
         return {
@@ -200,7 +177,7 @@ def _refusal_details(exc: tokens.TokenUploadError) -> dict:
             },
             "existing_account_id": existing.pk if existing is not None else None,
         }
-    if isinstance(exc, tokens.AppleIDChangedError):
+    if isinstance(exc, AppleIDChangedError):
         return {"previous_apple_id": exc.previous, "found_apple_id": exc.found}
     return {}
 

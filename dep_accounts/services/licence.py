@@ -23,7 +23,7 @@ from django.db import transaction
 from dep_accounts.models import AuditEvent, SubscriptionLicence
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.audit import actor_user, audit_record
-from dep_accounts.services.tokens import banner_refresh
+from dep_accounts.services.expiry import banner_refresh
 
 PREFIX = "mdmportal-licence-v1."
 

@@ -26,13 +26,10 @@ from dep_accounts.apple import schema as apple_schema
 from dep_accounts.encryption import SecretDecryptionError
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
 from dep_accounts.selectors import licence_current
+from dep_accounts.services.apple_access import dep_client_for_token, server_token_credentials
 from dep_accounts.services.audit import audit_record
+from dep_accounts.services.expiry import account_state_set
 from dep_accounts.services.licence import licence_is_valid
-from dep_accounts.services.tokens import (
-    account_state_set,
-    dep_client_for_token,
-    server_token_credentials,
-)
 from dep_accounts.services.webhooks import webhooks_emit_sync_failed
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,10 +14,18 @@ from django.views.decorators.http import require_POST
 from dep_accounts.forms import AccountEditForm
 from dep_accounts.models import DEPAccount, KeyPair, ServerToken
 from dep_accounts.selectors import dep_accounts_list, token_custodians
-from dep_accounts.services import tokens
+from dep_accounts.services.accounts import account_update
+from dep_accounts.services.intake import TokenUpload, token_intake
 from dep_accounts.services.sync import SyncUnavailableError, account_sync_request, sync_blocker
-from dep_accounts.services.token_upload import server_token_refusal_record
+from dep_accounts.services.verdict import AppleIDChangedError, Confirmations, Refusal
 from dep_accounts.views.access import admin_required, viewer_required
+from dep_accounts.views.staging import (
+    StagedFile,
+    files_stage,
+    files_unstage,
+    staged_names,
+    token_key,
+)
 
 ACCOUNTS_PER_PAGE = 50
 DEVICES_SHOWN = 25
@@ -54,40 +61,57 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = AccountEditForm(request.POST or None, request.FILES or None, account=account)
     context = {"account": account, "form": form}
     if request.method == "POST" and form.is_valid():
+        upload = _token_upload(request, form, account)
         try:
             # The token first: when it is refused, the settings are not saved either.
-            server_token = _uploaded_token_renew(form, account=account, actor=request.user)
-        except tokens.TokenUploadError as exc:
-            form.add_error("token_file", exc.message)
-            return render(request, EDIT_TEMPLATE, {**context, "upload_error": exc})
-        tokens.account_update(account=account, actor=request.user, **form.account_settings())
+            server_token = _token_take(request, form, account, upload)
+        except Refusal as refusal:
+            form.add_error("token_file", refusal.message)
+            staged = staged_names(request.session, token_key(account.pk))
+            context |= {"upload_error": refusal, "staged_name": staged[0] if staged else ""}
+            return render(request, EDIT_TEMPLATE, context)
+        if server_token is None and form.cleaned_data["apple_id_changed"]:
+            form.add_error("apple_id_changed", NO_FILE_TO_CONFIRM)
+            return render(request, EDIT_TEMPLATE, context)
+        account_update(account=account, actor=request.user, **form.account_settings())
         messages.success(request, _saved_message(account, server_token))
         return redirect(account)
-    if form.has_error("token_file"):
-        # The form refused the file itself (empty, or too large to be a server token).
-        server_token_refusal_record(
-            account=account,
-            actor=request.user,
-            message=" ".join(form.errors["token_file"]),
-            reason="bad_file",
-            file_name=request.FILES["token_file"].name,
-        )
     return render(request, EDIT_TEMPLATE, context)
 
 
-def _uploaded_token_renew(
-    form: AccountEditForm, *, account: DEPAccount, actor: AbstractBaseUser
-) -> ServerToken | None:
+NO_FILE_TO_CONFIRM = (
+    "No server token file is waiting for this confirmation, so nothing was saved. Choose the "
+    ".p7m file under Upload Token, keep the box ticked and save."
+)
+
+
+def _token_upload(
+    request: HttpRequest, form: AccountEditForm, account: DEPAccount
+) -> TokenUpload | None:
+    """The file chosen now or, when the admin ticks the Apple ID box, the one kept for it."""
+    staged = files_unstage(request.session, token_key(account.pk))
     upload = form.cleaned_data["token_file"]
+    if upload is None and staged and form.cleaned_data["apple_id_changed"]:
+        return staged[0].token_file()
+    return upload
+
+
+def _token_take(
+    request: HttpRequest, form: AccountEditForm, account: DEPAccount, upload: TokenUpload | None
+) -> ServerToken | None:
     if upload is None:
         return None
-    return tokens.token_renew(
-        account=account,
-        token_file=upload.read(),
-        actor=actor,
-        file_name=upload.name,
-        apple_id_change_confirmed=form.cleaned_data["apple_id_changed"],
-    )
+    confirmed = Confirmations(apple_id_changed=form.cleaned_data["apple_id_changed"])
+    try:
+        return token_intake(
+            account=account, upload=upload, actor=request.user, confirmations=confirmed
+        )
+    except AppleIDChangedError:
+        # Only the admin's confirmation is missing: keep the checked file for it.
+        upload.seek(0)
+        kept = StagedFile(upload.name, upload.read(), account_id=account.pk)
+        files_stage(request.session, token_key(account.pk), [kept])
+        raise
 
 
 def _saved_message(account: DEPAccount, server_token: ServerToken | None) -> str:

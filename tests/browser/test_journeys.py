@@ -13,8 +13,10 @@ from django.utils.dateformat import format as date_format
 from playwright.sync_api import Locator, Page, expect
 
 from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
+from dep_accounts.services.accounts import account_create
+from dep_accounts.services.intake import token_check, token_take
 from dep_accounts.services.sync import devices_sync
-from dep_accounts.services.tokens import account_create, account_token_add, token_check
+from dep_accounts.services.verdict import Intent
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -30,7 +32,9 @@ def expiring_account(abm, admin, licence) -> DEPAccount:
     account = account_create(actor=admin, display_name=DISPLAY_NAME)
     token_file = abm.token_for(account, validity_days=10)
     check = token_check(account=account, token_file=token_file)
-    return account_token_add(account=account, check=check, actor=admin, file_name="smime.p7m")
+    return token_take(
+        account=account, check=check, actor=admin, file_name="smime.p7m", intent=Intent.ADD
+    ).account
 
 
 def _day(moment: datetime) -> str:

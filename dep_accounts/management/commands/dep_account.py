@@ -8,6 +8,7 @@ manage.py dep_account list --json
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -22,9 +23,10 @@ from dep_accounts.api.representations import (
 from dep_accounts.models import DEPAccount
 from dep_accounts.roles import can_manage
 from dep_accounts.selectors import dep_accounts_list
-from dep_accounts.services import tokens
+from dep_accounts.services.accounts import account_create
+from dep_accounts.services.intake import TokenFile, token_intake
 from dep_accounts.services.sync import SyncUnavailableError, account_sync_request
-from dep_accounts.services.token_upload import server_token_upload
+from dep_accounts.services.verdict import Confirmations, Refusal
 
 
 def _absolute(path: str) -> str:
@@ -126,7 +128,7 @@ class Command(BaseCommand):
 
     def account_create(self, *, name: str, public_key_out: Path, user: str | None, **options):
         actor = _actor(user)
-        account = tokens.account_create(actor=actor, display_name=name.strip())
+        account = account_create(actor=actor, display_name=name.strip())
         try:
             public_key_out.write_text(account.key_pair.certificate_pem)
         except OSError as exc:
@@ -148,23 +150,20 @@ class Command(BaseCommand):
         actor = _actor(user)
         account = _account_get(account_id)
         try:
-            data = token_file.read_bytes()
+            with token_file.open("rb") as opened:
+                # One byte more than a token may have is enough for the intake to refuse it.
+                content = opened.read(settings.DEP_TOKEN_MAX_BYTES + 1)
+                size = os.fstat(opened.fileno()).st_size
         except OSError as exc:
             raise CommandError(f"Cannot read {exc.filename}: {exc.strerror}.") from exc
-        if len(data) > settings.DEP_TOKEN_MAX_BYTES:
-            raise CommandError(
-                f"{token_file.name} is {len(data)} bytes; a server token is about 2 KB. Give the "
-                ".p7m file that Download Token in Apple Business Manager saved."
-            )
         try:
-            account = server_token_upload(
+            token_intake(
                 account=account,
-                token_file=data,
+                upload=TokenFile(token_file.name, content, size=size),
                 actor=actor,
-                file_name=token_file.name,
-                apple_id_change_confirmed=apple_id_changed,
+                confirmations=Confirmations(apple_id_changed=apple_id_changed),
             )
-        except tokens.TokenUploadError as exc:
+        except Refusal as exc:
             raise CommandError(f"{exc.message} [{exc.code}]") from exc
         self.stdout.write(
             f"Server token of “{account.name}” taken: valid until "

@@ -17,14 +17,11 @@ from django.utils import timezone
 
 from applesim.testing import SimControl
 from dep_accounts.roles import ADMINS, VIEWERS
+from dep_accounts.services.accounts import account_create
+from dep_accounts.services.expiry import banner_refresh, token_states_refresh
+from dep_accounts.services.intake import token_check, token_take
 from dep_accounts.services.licence import licence_document_issue, licence_install
-from dep_accounts.services.tokens import (
-    account_create,
-    account_token_add,
-    banner_refresh,
-    token_check,
-    token_states_refresh,
-)
+from dep_accounts.services.verdict import Intent
 
 ORGANISATION = "Springfield Public Schools"
 APPLE_IDS = ["it.admin@springfield.example", "deputy.it@springfield.example"]
@@ -74,7 +71,9 @@ class Command(BaseCommand):
         abm.public_key_upload(springfield, account.key_pair.certificate_pem.encode())
         token_file = abm.token_download(springfield, validity_days=10)
         check = token_check(account=account, token_file=token_file)
-        account_token_add(account=account, check=check, actor=admin, file_name="smime.p7m")
+        token_take(
+            account=account, check=check, actor=admin, file_name="smime.p7m", intent=Intent.ADD
+        )
         token_states_refresh()
         banner_refresh()
         self.stdout.write(

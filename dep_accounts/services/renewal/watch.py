@@ -20,15 +20,10 @@ from django.utils import timezone
 
 from dep_accounts.apple import client as apple_client
 from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
-from dep_accounts.selectors import old_token_reset_text
+from dep_accounts.services.apple_access import dep_client_for_token, server_token_credentials
 from dep_accounts.services.audit import audit_record
+from dep_accounts.services.expiry import account_state_set, banner_refresh, old_token_reset_text
 from dep_accounts.services.reminders import admin_emails
-from dep_accounts.services.tokens import (
-    account_state_set,
-    banner_refresh,
-    dep_client_for_token,
-    server_token_credentials,
-)
 
 logger = logging.getLogger(__name__)
 

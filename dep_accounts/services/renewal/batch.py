@@ -3,8 +3,9 @@
 ABM names every download alike, so a file's name says nothing. Each file is matched by the
 public key it is encrypted for, read from its CMS recipient without decrypting, then decrypted
 with that account's key only (RSA for every file and every account would be slow), and Apple
-says which MDM server it belongs to. The preview stores nothing but its audit trail;
-`bulk_renewal_apply` renews each account in its own transaction through `token_renew`.
+says which MDM server it belongs to. Each file then meets the same `verdict` as any other upload
+(intent RENEW). The preview stores nothing but its audit trail; `bulk_renewal_apply` takes each
+file through `token_intake`, which asks Apple again (see `services.intake` for why).
 """
 
 from __future__ import annotations
@@ -13,19 +14,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from dep_accounts.apple import token as apple_token
-from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
-from dep_accounts.services.audit import audit_record
-from dep_accounts.services.tokens import (
-    AppleIDChangedError,
-    TokenUploadError,
+from dep_accounts.models import DEPAccount, ServerToken
+from dep_accounts.services.intake import (
+    TokenFile,
+    current_for,
+    refusal_record,
     token_check,
-    token_renew,
+    token_intake,
+    token_read,
+)
+from dep_accounts.services.verdict import (
+    AppleIDChangedError,
+    Confirmations,
+    Intent,
+    Refusal,
+    TokenFileError,
+    verdict,
 )
 
 NO_ACCOUNT_KEY = (
@@ -35,10 +43,12 @@ NO_ACCOUNT_KEY = (
 )
 
 
-@dataclass(frozen=True)
-class TokenFile:
-    name: str
-    content: bytes = field(repr=False)
+class NoAccountKeyError(Refusal):
+    code = "no_account"
+
+
+class DuplicateFileError(Refusal):
+    code = "duplicate"
 
 
 @dataclass
@@ -54,6 +64,7 @@ class BulkRenewalRow:
     previous_apple_id: str = ""
     problem: str = ""
     reason: str = ""
+    refusal: Refusal | None = None
     token_file: bytes = field(default=b"", repr=False)
 
     @property
@@ -92,21 +103,12 @@ def bulk_renewal_preview(
     """Which file renews which account, checked with Apple; stores nothing but the audit log."""
     now = now or timezone.now()
     accounts = _accounts_by_recipient()
-    current_tokens = {
-        token.account_id: token
-        for token in ServerToken.objects.filter(is_current=True).defer("secrets_encrypted")
-    }
-    rows = [_row_for(token_file, accounts, current_tokens, now) for token_file in token_files]
+    rows = [_row_for(token_file, accounts, now) for token_file in token_files]
     _duplicates_skip(rows)
     for row in rows:
-        if not row.applies:
-            audit_record(
-                action=AuditEvent.Action.TOKEN_REJECTED,
-                outcome=AuditEvent.Outcome.FAILURE,
-                message=f"Bulk renewal: “{row.file_name}” not applied: {row.problem}",
-                actor=actor,
-                account=row.account,
-                details={"reason": row.reason, "file_name": row.file_name[:255]},
+        if row.refusal is not None:
+            refusal_record(
+                account=row.account, actor=actor, refusal=row.refusal, file_name=row.file_name
             )
     return rows
 
@@ -122,76 +124,43 @@ def _accounts_by_recipient() -> dict[apple_token.RecipientID, list[DEPAccount]]:
 def _row_for(
     token_file: TokenFile,
     accounts: dict[apple_token.RecipientID, list[DEPAccount]],
-    current_tokens: dict[int, ServerToken],
     now: datetime,
 ) -> BulkRenewalRow:
     row = BulkRenewalRow(file_name=token_file.name)
-    if len(token_file.content) > settings.DEP_TOKEN_MAX_BYTES:
-        return _refused(
-            row,
-            f"This file is over {filesizeformat(settings.DEP_TOKEN_MAX_BYTES)}; a server token "
-            "is about 2 KB. Choose the .p7m files that Download Token in ABM saved.",
-            reason="bad_file",
-        )
     try:
-        recipients = apple_token.server_token_recipients(token_file.content)
+        content = token_read(token_file)
+        recipients = apple_token.server_token_recipients(content)
     except apple_token.ServerTokenError as exc:
-        return _refused(row, exc.message, reason="bad_file")
+        return _refused(row, TokenFileError(exc.message))
+    except Refusal as refusal:
+        return _refused(row, refusal)
     candidates = [account for r in recipients for account in accounts.get(r, [])]
     if not candidates:
-        return _refused(row, NO_ACCOUNT_KEY, reason="no_account")
+        return _refused(row, NoAccountKeyError(NO_ACCOUNT_KEY))
     row.account = candidates[0]
     try:
-        check = token_check(account=candidates[0], token_file=token_file.content, now=now)
-    except TokenUploadError as exc:
-        return _refused(row, exc.message, reason=exc.code)
+        check = token_check(account=candidates[0], token_file=content, now=now)
+    except Refusal as refusal:
+        return _refused(row, refusal)
     found = check.apple_account
     row.server_name = found.server_name
     row.expires_at = check.token.access_token_expiry
     row.apple_id = found.admin_id
     matching = [a for a in candidates if a.server_uuid == found.server_uuid]
-    if not matching:
-        return _refused(row, _wrong_server(candidates[0], found.server_name), reason="wrong_server")
-    row.account = account = matching[0]
-    current = current_tokens.get(account.pk)
-    if current is None:
-        return row
-    if current.consumer_key_fingerprint == check.token.consumer_key_fingerprint and (
-        current.access_token_expiry == check.token.access_token_expiry
-    ):
-        return _refused(
-            row,
-            "This is the token already in use. In Apple Business Manager, click Download Token "
-            "on this MDM server and upload the new file.",
-            reason="older_token",
-        )
-    if check.token.access_token_expiry < current.access_token_expiry:
-        return _refused(
-            row,
-            f"This token expires on {row.expires_at:%-d %b %Y}, before the current one "
-            f"({current.access_token_expiry:%-d %b %Y}): it is an older download.",
-            reason="older_token",
-        )
-    if current.admin_apple_id and found.admin_id != current.admin_apple_id:
-        row.previous_apple_id = current.admin_apple_id
-    row.token_file = token_file.content
+    row.account = account = (matching or candidates)[0]
+    current = current_for(account, check)
+    refusal = verdict(current, check, Confirmations(), now=now, intent=Intent.RENEW)
+    if isinstance(refusal, AppleIDChangedError):
+        # Flagged, not refused: the admin confirms the change on the row.
+        row.previous_apple_id = refusal.previous
+    elif refusal is not None:
+        return _refused(row, refusal)
+    row.token_file = content
     return row
 
 
-def _wrong_server(account: DEPAccount, server_name: str) -> str:
-    if account.server_uuid is None:
-        return (
-            f"“{account.name}” is still being added: upload this file on its Add DEP Account page."
-        )
-    return (
-        f"This token is for the MDM server “{server_name}”, but it is encrypted for the public "
-        f"key of “{account.name}”, whose MDM server (UUID {account.server_uuid}) differs. "
-        "Add it as a new DEP account, or download the token of the right server in ABM."
-    )
-
-
-def _refused(row: BulkRenewalRow, problem: str, *, reason: str) -> BulkRenewalRow:
-    row.problem, row.reason = problem, reason
+def _refused(row: BulkRenewalRow, refusal: Refusal) -> BulkRenewalRow:
+    row.refusal, row.problem, row.reason = refusal, refusal.message, refusal.code
     return row
 
 
@@ -209,9 +178,10 @@ def _duplicates_skip(rows: list[BulkRenewalRow]) -> None:
             kept[row.account.pk], row, other = row, other, row
         _refused(
             row,
-            f"“{other.file_name}” renews “{other.account.name}” too, and expires last "
-            f"({other.expires_at:%-d %b %Y %H:%M} UTC): this file is skipped.",
-            reason="duplicate",
+            DuplicateFileError(
+                f"“{other.file_name}” renews “{other.account.name}” too, and expires last "
+                f"({other.expires_at:%-d %b %Y %H:%M} UTC): this file is skipped."
+            ),
         )
         row.token_file = b""
 
@@ -229,21 +199,15 @@ def bulk_renewal_apply(
             )
             continue
         try:
-            server_token = token_renew(
+            server_token = token_intake(
                 account=account,
-                token_file=renewal.token_file,
+                upload=TokenFile(renewal.file_name, renewal.token_file),
                 actor=actor,
-                file_name=renewal.file_name,
-                apple_id_change_confirmed=renewal.apple_id_change_confirmed,
+                intent=Intent.RENEW,
+                confirmations=Confirmations(apple_id_changed=renewal.apple_id_change_confirmed),
             )
-        except AppleIDChangedError as exc:
-            problem = (
-                f"It was downloaded by {exc.found}, not {exc.previous}, and the change was not "
-                "confirmed. Tick “Confirm the new Apple ID” on its row and renew again."
-            )
-            results.append(BulkRenewalResult(renewal.file_name, account, None, problem))
-        except TokenUploadError as exc:
-            results.append(BulkRenewalResult(renewal.file_name, account, None, exc.message))
+        except Refusal as refusal:
+            results.append(BulkRenewalResult(renewal.file_name, account, None, refusal.message))
         else:
             results.append(BulkRenewalResult(renewal.file_name, account, server_token))
     return results
