@@ -1,19 +1,18 @@
-"""Thin Celery tasks: look the object up, call the service."""
+"""The beat's entry points, thin: each calls services (settings.CELERY_BEAT_SCHEDULE names them).
+
+Tasks that a service queues itself live beside it, on `AfterCommitTask`: `sync.account_sync`
+and `webhooks.webhook_delivery_send_task`.
+"""
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
 
-from dep_accounts.models import DEPAccount
 from dep_accounts.services import webhooks
 from dep_accounts.services.expiry import banner_refresh, token_states_refresh
 from dep_accounts.services.reminders import reminders_send
 from dep_accounts.services.renewal.watch import guarded_renewals_check
-from dep_accounts.services.sync import SyncBusyError, accounts_due_for_sync, devices_sync
-
-logger = logging.getLogger(__name__)
+from dep_accounts.services.sync import account_sync, accounts_due_for_sync
 
 
 @shared_task
@@ -30,26 +29,6 @@ def syncs_dispatch_due() -> None:
     """Every minute: queue a sync for each account whose interval or retry time has come."""
     for account_id in accounts_due_for_sync():
         account_sync.delay(account_id)
-
-
-@shared_task(bind=True, max_retries=3)
-def account_sync(self, account_id: int) -> None:
-    account = DEPAccount.objects.filter(pk=account_id).first()
-    if account is None:
-        return
-    try:
-        devices_sync(account=account)
-    except SyncBusyError as exc:
-        # The holder may be a worker that died mid-sync: try again once its lease lapses, and
-        # the sync resumes from the cursor it saved.
-        logger.info("Sync of DEP account %s busy; retrying in %.0f s", account_id, exc.retry_after)
-        raise self.retry(countdown=exc.retry_after) from exc
-
-
-@shared_task
-def webhook_delivery_send(delivery_id: int) -> None:
-    """Send a new webhook delivery at once; the beat task retries it if this fails."""
-    webhooks.webhook_delivery_send(delivery_id=delivery_id)
 
 
 @shared_task

@@ -2,9 +2,20 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery, signals
+from celery import Celery, Task, signals
+from django.db import transaction
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdmportal.settings")
+
+
+class AfterCommitTask(Task):
+    """A task queued only once the transaction that asked for it has committed (as pretix's
+    TransactionAwareTask): a worker must never look for rows that are not there yet. Outside
+    a transaction it is queued at once, and a broker error reaches the caller."""
+
+    def apply_async(self, *args, **kwargs) -> None:
+        transaction.on_commit(lambda: super(AfterCommitTask, self).apply_async(*args, **kwargs))
+
 
 app = Celery("mdmportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -142,7 +142,7 @@ class Embedded:
                 "-A",
                 "mdmportal",
                 "call",
-                "dep_accounts.tasks.account_sync",
+                "dep_accounts.services.sync.account_sync",
                 "--args",
                 json.dumps([self.account_id]),
             ],

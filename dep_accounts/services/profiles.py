@@ -9,9 +9,13 @@ from django.db import transaction
 
 from dep_accounts.apple import client as apple_client
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, EnrollmentProfile
-from dep_accounts.services.apple_access import dep_client_for_token, server_token_credentials
+from dep_accounts.services.apple_access import (
+    dep_client_for_token,
+    server_token_credentials,
+    sync_blocker,
+)
 from dep_accounts.services.audit import actor_user, audit_record
-from dep_accounts.services.sync import ASSIGN_BATCH, SyncUnavailableError, sync_blocker
+from dep_accounts.services.sync import ASSIGN_BATCH, SyncUnavailableError
 
 
 class ProfileError(Exception):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
+from celery import shared_task
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -26,11 +27,15 @@ from dep_accounts.apple import schema as apple_schema
 from dep_accounts.encryption import SecretDecryptionError
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
 from dep_accounts.selectors import licence_current
-from dep_accounts.services.apple_access import dep_client_for_token, server_token_credentials
+from dep_accounts.services.apple_access import (
+    dep_client_for_token,
+    server_token_credentials,
+    sync_blocker,
+)
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.expiry import account_state_set
-from dep_accounts.services.licence import licence_is_valid
 from dep_accounts.services.webhooks import webhooks_emit_sync_failed
+from mdmportal.celery import AfterCommitTask
 
 logger = logging.getLogger(__name__)
 
@@ -68,27 +73,6 @@ class SyncOutcome:
     message: str
 
 
-def sync_blocker(*, account: DEPAccount, now: datetime | None = None) -> str:
-    """Why the account cannot be synced now, or "" if it can."""
-    licence = licence_current()
-    if licence is None:
-        return "No subscription licence is installed: upload one on the Subscription page first."
-    if licence.is_expired(now):
-        return (
-            f"The subscription licence expired on {licence.valid_until:%-d %b %Y}: "
-            "renew the subscription first."
-        )
-    if not licence_is_valid(licence):
-        return (
-            "The installed subscription licence does not match its signature: upload the "
-            "licence file your vendor sent on the Subscription page."
-        )
-    # Only a sync can find out that the terms have been accepted since.
-    if not account.token_is_usable and account.state != State.TERMS_NOT_ACCEPTED:
-        return account.state_detail or f"The server token is {account.get_state_display().lower()}."
-    return ""
-
-
 def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
     """'Sync now': check the account may sync, then queue the sync once the request commits."""
     blocker = sync_blocker(account=account)
@@ -104,10 +88,8 @@ def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None)
 
 
 def _sync_queue(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
-    from dep_accounts import tasks
-
     try:
-        tasks.account_sync.delay(account.pk)
+        account_sync.delay(account.pk)
     except BrokerUnreachableError as exc:
         logger.warning("Sync of DEP account %s not queued: %s", account.pk, exc)
         # Due now: the dispatcher queues it once the broker answers again.
@@ -479,3 +461,18 @@ def _sync_finish(*, account: DEPAccount, outcome: SyncOutcome, retry_at: datetim
     )
     if outcome.result == Result.FAILED:
         webhooks_emit_sync_failed(account=account, message=outcome.message, failed_at=now)
+
+
+@shared_task(base=AfterCommitTask, bind=True, max_retries=3)
+def account_sync(self, account_id: int) -> None:
+    """Sync one account's devices; queued by "Sync now" and by the beat's dispatcher."""
+    account = DEPAccount.objects.filter(pk=account_id).first()
+    if account is None:
+        return
+    try:
+        devices_sync(account=account)
+    except SyncBusyError as exc:
+        # The holder may be a worker that died mid-sync: try again once its lease lapses, and
+        # the sync resumes from the cursor it saved.
+        logger.info("Sync of DEP account %s busy; retrying in %.0f s", account_id, exc.retry_after)
+        raise self.retry(countdown=exc.retry_after) from exc

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import requests
+from celery import shared_task
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
@@ -39,6 +40,7 @@ from dep_accounts.models import (
 )
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.audit import actor_user, audit_record
+from mdmportal.celery import AfterCommitTask
 
 logger = logging.getLogger(__name__)
 
@@ -130,11 +132,9 @@ def webhooks_emit(*, event: str, event_key: str, payload: dict) -> int:
 
 
 def _deliveries_queue(delivery_ids: list[int]) -> None:
-    from dep_accounts import tasks
-
     for delivery_id in delivery_ids:
         try:
-            tasks.webhook_delivery_send.delay(delivery_id)
+            webhook_delivery_send_task.delay(delivery_id)
         except BrokerUnreachableError as exc:
             # Still due: the beat task sends it within a minute of the broker answering again.
             logger.warning("Webhook delivery %s not queued: %s", delivery_id, exc)
@@ -321,3 +321,9 @@ def webhook_delivery_send(*, delivery_id: int) -> bool:
 def webhook_deliveries_send_due() -> int:
     """Send every delivery whose (next) attempt is due; return how many were delivered."""
     return sum(_delivery_send(delivery) for delivery in _deliveries_claim())
+
+
+@shared_task(base=AfterCommitTask)
+def webhook_delivery_send_task(delivery_id: int) -> None:
+    """Send a new webhook delivery at once; the beat task retries it if this fails."""
+    webhook_delivery_send(delivery_id=delivery_id)

@@ -11,7 +11,8 @@ from django.views.decorators.http import require_POST
 from dep_accounts.forms import MakeDefaultForm, ProfileAssignForm, ProfileForm
 from dep_accounts.models import DEPAccount, EnrollmentProfile
 from dep_accounts.services import profiles
-from dep_accounts.services.sync import SyncUnavailableError, sync_blocker
+from dep_accounts.services.apple_access import licence_blocker, sync_blocker
+from dep_accounts.services.sync import SyncUnavailableError
 from dep_accounts.views.access import admin_required, viewer_required
 
 ASSIGN_CANDIDATES_SHOWN = 200
@@ -23,7 +24,11 @@ def profile_list(request: HttpRequest) -> HttpResponse:
     accounts = DEPAccount.objects.exclude(state=DEPAccount.State.AWAITING_TOKEN).prefetch_related(
         Prefetch("profiles", queryset=EnrollmentProfile.objects.order_by("name", "id"))
     )
-    rows = [(account, sync_blocker(account=account)) for account in accounts]
+    licence_problem = licence_blocker()
+    rows = [
+        (account, sync_blocker(account=account, licence_problem=licence_problem))
+        for account in accounts
+    ]
     return render(request, "dep_accounts/profile_list.html", {"rows": rows})
 
 
