@@ -76,6 +76,15 @@ class BulkRenewalForm(forms.Form):
         ]
 
 
+class APITokenForm(forms.Form):
+    name = forms.CharField(
+        label="Name",
+        max_length=100,
+        help_text="What the token is for, such as “renewal script on build01”.",
+        error_messages={"required": "Give the token a name, to know later what uses it."},
+    )
+
+
 class EmailListField(forms.CharField):
     """Email addresses, one a line or separated by commas; cleaned to one a line."""
 

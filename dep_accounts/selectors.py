@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import F, QuerySet
+from django.db.models import F, QuerySet, Sum
 
-from dep_accounts.models import Banner, DEPAccount, ServerToken, SubscriptionLicence
+from dep_accounts.models import AuditEvent, Banner, DEPAccount, ServerToken, SubscriptionLicence
 
 State = DEPAccount.State
 
@@ -22,6 +22,28 @@ def banner_items() -> list[dict[str, str]]:
 def dep_accounts_list() -> QuerySet[DEPAccount]:
     """DEP accounts, soonest expiry first; no per-row queries."""
     return DEPAccount.objects.order_by(F("token_expires_at").asc(nulls_last=True), "id")
+
+
+def device_total() -> int:
+    """Devices in use over all accounts, from the counts the sync keeps: no COUNT(*) of devices."""
+    return DEPAccount.objects.aggregate(total=Sum("device_count"))["total"] or 0
+
+
+def audit_events(
+    *,
+    account_id: int | None = None,
+    action: str = "",
+    since: datetime | None = None,
+) -> QuerySet[AuditEvent]:
+    """The audit log, newest first, filtered as the Audit Log page and the API ask."""
+    events = AuditEvent.objects.select_related("account").order_by("-at", "-id")
+    if account_id is not None:
+        events = events.filter(account_id=account_id)
+    if action:
+        events = events.filter(action=action)
+    if since is not None:
+        events = events.filter(at__gte=since)
+    return events
 
 
 def licence_current() -> SubscriptionLicence | None:

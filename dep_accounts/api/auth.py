@@ -15,33 +15,27 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
+from dep_accounts.errors import DomainError
 from dep_accounts.roles import can_view
 from dep_accounts.services.api_tokens import api_token_authenticate
+from dep_accounts.views.access import bearer_credential
 
 View = Callable[..., HttpResponse]
 Permission = Callable[[AbstractBaseUser], bool]
 
 
-class APIError(Exception):
+class APIError(DomainError):
     """An answer other than success: an HTTP status, a stable `code`, a message for people."""
 
     def __init__(self, status: int, code: str, message: str, **extra: object) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
-        self.message = message
         self.extra = extra
 
     def response(self) -> JsonResponse:
         body = {"error": self.message, "code": self.code, **self.extra}
         return JsonResponse(body, status=self.status, json_dumps_params={"ensure_ascii": False})
-
-
-def _bearer_key(request: HttpRequest) -> str | None:
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        return None
-    return key.strip()
 
 
 def _unauthenticated(message: str) -> JsonResponse:
@@ -65,7 +59,7 @@ def api_endpoint(**permissions: Permission) -> Callable[[View], View]:
         @csrf_exempt
         @wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            key = _bearer_key(request)
+            key = bearer_credential(request)
             if key is None:
                 rejection = _csrf_rejection(request)
                 if rejection is not None:

@@ -22,7 +22,7 @@ from dep_accounts.api.representations import (
 )
 from dep_accounts.models import AuditEvent, DEPAccount, KeyPair
 from dep_accounts.roles import can_manage, can_view
-from dep_accounts.selectors import dep_accounts_list
+from dep_accounts.selectors import audit_events, dep_accounts_list
 from dep_accounts.services.accounts import account_create
 from dep_accounts.services.intake import token_intake
 from dep_accounts.services.sync import SyncUnavailableError, account_sync_request
@@ -194,21 +194,19 @@ def dep_account_sync(request: HttpRequest, account_id: int) -> JsonResponse:
 
 @api_endpoint(GET=can_view)
 def audit_log(request: HttpRequest) -> JsonResponse:
-    events = AuditEvent.objects.select_related("account").order_by("-at", "-id")
-    account_id = request.GET.get("account")
-    if account_id:
-        if not account_id.isdigit():
-            raise APIError(400, "invalid", "“account” must be the id of a DEP account.")
-        events = events.filter(account_id=int(account_id))
-    action = request.GET.get("action")
-    if action:
-        if action not in AuditEvent.Action.values:
-            actions = ", ".join(AuditEvent.Action.values)
-            raise APIError(400, "invalid", f"“action” must be one of: {actions}.")
-        events = events.filter(action=action)
+    account_id = request.GET.get("account", "")
+    if account_id and not account_id.isdigit():
+        raise APIError(400, "invalid", "“account” must be the id of a DEP account.")
+    action = request.GET.get("action", "")
+    if action and action not in AuditEvent.Action.values:
+        actions = ", ".join(AuditEvent.Action.values)
+        raise APIError(400, "invalid", f"“action” must be one of: {actions}.")
     since = request.GET.get("since")
-    if since:
-        events = events.filter(at__gte=_moment(since))
+    events = audit_events(
+        account_id=int(account_id) if account_id else None,
+        action=action,
+        since=_moment(since) if since else None,
+    )
     return _json(_page(request, events, audit_event_representation))
 
 

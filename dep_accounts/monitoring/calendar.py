@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from icalendar import Alarm, Calendar, Event
 
+from dep_accounts.links import portal_url
 from dep_accounts.models import CalendarFeed, DEPAccount, ServerToken
 from dep_accounts.roles import can_view
 
@@ -31,7 +32,7 @@ def _secret_hash(secret: str) -> str:
 
 def calendar_feed_url(secret: str) -> str:
     path = reverse("dep_accounts:calendar_feed", args=[secret])
-    return settings.PORTAL_BASE_URL.rstrip("/") + path
+    return portal_url(path)
 
 
 def calendar_feed_replace(*, user: AbstractBaseUser) -> str:
@@ -56,9 +57,7 @@ def calendar_feed_owner(*, secret: str) -> AbstractBaseUser | None:
 
 
 def _renewal_steps(account: DEPAccount, expires_at: datetime) -> str:
-    edit_url = settings.PORTAL_BASE_URL.rstrip("/") + reverse(
-        "dep_accounts:edit", args=[account.pk]
-    )
+    edit_url = portal_url(reverse("dep_accounts:edit", args=[account.pk]))
     apple_id = account.admin_apple_id or "the Apple ID that manages this server"
     return (
         f"The Apple DEP server token of “{account.name}” (MDM server “{account.server_name}”, "
@@ -86,7 +85,7 @@ def _token_event(token: ServerToken, *, host: str, now: datetime) -> Event:
     event.add("description", _renewal_steps(account, token.access_token_expiry))
     event.add(
         "url",
-        settings.PORTAL_BASE_URL.rstrip("/") + reverse("dep_accounts:edit", args=[account.pk]),
+        portal_url(reverse("dep_accounts:edit", args=[account.pk])),
     )
     for days in ALARM_DAYS:
         alarm = Alarm()

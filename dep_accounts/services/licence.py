@@ -20,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from dep_accounts.errors import DomainError
 from dep_accounts.models import AuditEvent, SubscriptionLicence
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.audit import actor_user, audit_record
@@ -28,10 +29,8 @@ from dep_accounts.services.expiry import banner_refresh
 PREFIX = "mdmportal-licence-v1."
 
 
-class LicenceError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class LicenceError(DomainError):
+    """A licence file that cannot be installed; `message` says why."""
 
 
 @dataclass(frozen=True)

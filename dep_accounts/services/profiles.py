@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from dep_accounts.apple import client as apple_client
+from dep_accounts.errors import DomainError
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, EnrollmentProfile
 from dep_accounts.services.apple_access import (
     dep_client_for_token,
@@ -18,10 +19,8 @@ from dep_accounts.services.audit import actor_user, audit_record
 from dep_accounts.services.sync import ASSIGN_BATCH, SyncUnavailableError
 
 
-class ProfileError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class ProfileError(DomainError):
+    """A profile that cannot be defined or assigned now; `message` says why."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from dep_accounts.links import portal_url
 from dep_accounts.models import (
     AuditEvent,
     DEPAccount,
@@ -52,9 +53,7 @@ def admin_emails() -> list[str]:
 def _reminder_text(account: DEPAccount, expires_at: datetime, now: datetime) -> tuple[str, str]:
     days_left = calendar_days_until(expires_at, now=now)
     when = "today" if days_left == 0 else f"in {days_left} day{'s' * (days_left != 1)}"
-    edit_url = settings.PORTAL_BASE_URL.rstrip("/") + reverse(
-        "dep_accounts:edit", args=[account.pk]
-    )
+    edit_url = portal_url(reverse("dep_accounts:edit", args=[account.pk]))
     subject = f"DEP server token of {account.name} expires {when}"
     apple_id = account.admin_apple_id or "the Apple ID that manages this server"
     body = (

@@ -25,6 +25,7 @@ from kombu.exceptions import OperationalError as BrokerUnreachableError
 from dep_accounts.apple import client as apple_client
 from dep_accounts.apple import schema as apple_schema
 from dep_accounts.encryption import SecretDecryptionError
+from dep_accounts.errors import DomainError
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.apple_access import (
@@ -50,12 +51,8 @@ MAX_INLINE_WAIT_SECONDS = 10.0
 UNAVAILABLE_BACKOFF = [timedelta(minutes=m) for m in (1, 5, 15, 60)]
 
 
-class SyncUnavailableError(Exception):
+class SyncUnavailableError(DomainError):
     """The account cannot be synced now; `message` says why and what to do."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class SyncBusyError(SyncUnavailableError):

@@ -30,6 +30,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachableError
 
 from dep_accounts.encryption import secret_decrypt, secret_encrypt
+from dep_accounts.links import portal_url
 from dep_accounts.models import (
     AuditEvent,
     DEPAccount,
@@ -58,10 +59,6 @@ BACKOFF = (
 # A claimed delivery is due again after this, should its worker die mid-send.
 CLAIM_LEASE = timedelta(seconds=4 * TIMEOUT_SECONDS)
 DUE_BATCH = 100
-
-
-def _portal_url(path: str) -> str:
-    return settings.PORTAL_BASE_URL.rstrip("/") + path
 
 
 def webhook_signature(*, secret: bytes, timestamp: str, body: bytes) -> str:
@@ -154,7 +151,7 @@ def _account_payload(*, event: str, account: DEPAccount, message: str, now: date
             "state": account.state,
             "token_expires_at": expires_at.isoformat() if expires_at else None,
             "days_left": account.days_left(now),
-            "url": _portal_url(reverse("dep_accounts:edit", args=[account.pk])),
+            "url": portal_url(reverse("dep_accounts:edit", args=[account.pk])),
         },
     }
 
@@ -230,7 +227,7 @@ def webhooks_emit_licence_expiring(*, now: datetime | None = None) -> int:
             "plan": licence.plan,
             "expires_at": licence.valid_until.isoformat(),
             "days_left": days_left,
-            "url": _portal_url(reverse("dep_accounts:subscription")),
+            "url": portal_url(reverse("dep_accounts:subscription")),
         },
     }
     return webhooks_emit(

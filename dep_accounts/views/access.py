@@ -31,6 +31,20 @@ def viewer_required(view: View) -> View:
     return wrapper
 
 
+def role_required(view: View) -> View:
+    """The user's own things (API tokens, calendar feed): any role, POST included."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not can_view(request.user):
+            raise PermissionDenied("Your account has no role in this portal.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def admin_required(view: View) -> View:
     """Pages that change things: admins only, whatever the method."""
 
@@ -43,3 +57,11 @@ def admin_required(view: View) -> View:
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def bearer_credential(request: HttpRequest) -> str | None:
+    """The credential of an `Authorization: Bearer <credential>` header, or None."""
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        return None
+    return credential.strip()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.db.models import QuerySet, Sum
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from dep_accounts.forms import DeviceFilterForm
-from dep_accounts.models import DEPAccount, DEPDevice
+from dep_accounts.models import DEPDevice
+from dep_accounts.selectors import device_total
 from dep_accounts.views.access import viewer_required
 
 DEVICES_PER_PAGE = 100
@@ -37,9 +38,7 @@ def device_list(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         paginator = Paginator(_devices_filtered(devices, form.cleaned_data), DEVICES_PER_PAGE)
         if _unfiltered(form.cleaned_data):
-            # The sync keeps each account's device count: no COUNT(*) over every device.
-            total = DEPAccount.objects.aggregate(total=Sum("device_count"))["total"]
-            paginator.count = total or 0
+            paginator.count = device_total()
     page = paginator.get_page(request.GET.get("page"))
     return render(request, "dep_accounts/device_list.html", {"form": form, "page": page})
 

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
+from dep_accounts.forms import APITokenForm
 from dep_accounts.models import APIToken
-from dep_accounts.roles import can_view
 from dep_accounts.services.api_tokens import api_token_create, api_token_revoke
+from dep_accounts.views.access import role_required
 
 
-class APITokenForm(forms.Form):
-    name = forms.CharField(
-        label="Name",
-        max_length=100,
-        help_text="What the token is for, such as “renewal script on build01”.",
-        error_messages={"required": "Give the token a name, to know later what uses it."},
-    )
-
-
+@role_required
 def me(request: HttpRequest) -> HttpResponse:
     # Viewers too: their API tokens read, as they do in the console.
-    if not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
-    if not can_view(request.user):
-        raise PermissionDenied("Your account has no role in this portal.")
     if "revoke" in request.POST:
         api_token = get_object_or_404(
             APIToken, pk=_int_or_none(request.POST["revoke"]), user=request.user

@@ -6,8 +6,6 @@ import hmac
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -22,9 +20,8 @@ from dep_accounts.monitoring.calendar import (
 )
 from dep_accounts.monitoring.forms import WebhookChangeForm, WebhookForm
 from dep_accounts.monitoring.metrics import CONTENT_TYPE, metrics_exposition
-from dep_accounts.roles import can_view
 from dep_accounts.services.webhooks import webhook_active_set, webhook_create, webhook_delete
-from dep_accounts.views.access import admin_required
+from dep_accounts.views.access import admin_required, bearer_credential, role_required
 
 DELIVERIES_SHOWN = 50
 
@@ -35,9 +32,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus scrapes this with `Authorization: Bearer <METRICS_TOKEN>`."""
     if not settings.METRICS_TOKEN:
         raise Http404("Metrics are off: set METRICS_TOKEN to turn them on.")
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    expected = settings.METRICS_TOKEN.encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+    token = bearer_credential(request) or ""
+    if not hmac.compare_digest(token.encode(), settings.METRICS_TOKEN.encode()):
         response = HttpResponse("A valid bearer token is required.\n", status=401)
         response["WWW-Authenticate"] = 'Bearer realm="mdmportal metrics"'
         return response
@@ -55,13 +51,10 @@ def calendar_feed(request: HttpRequest, secret: str) -> HttpResponse:
     return response
 
 
+@role_required
 @never_cache
 def calendar_settings(request: HttpRequest) -> HttpResponse:
     """Viewers and admins create or replace their own feed; the new URL is shown once."""
-    if not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
-    if not can_view(request.user):
-        raise PermissionDenied("Your account has no role in this portal.")
     feed_url = None
     if request.method == "POST":
         feed_url = calendar_feed_url(calendar_feed_replace(user=request.user))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from dep_accounts.forms import AuditFilterForm, LicenceForm
 from dep_accounts.models import AuditEvent, DEPAccount
-from dep_accounts.selectors import licence_current
+from dep_accounts.selectors import audit_events, device_total, licence_current
 from dep_accounts.services.licence import LicenceError, licence_install
 from dep_accounts.views.access import viewer_required
 
@@ -27,7 +27,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         ],
         "account_total": sum(counts.values()),
         "next_expiry": DEPAccount.objects.filter(token_expires_at__gt=timezone.now()).first(),
-        "device_total": DEPAccount.objects.aggregate(n=Sum("device_count"))["n"] or 0,
+        "device_total": device_total(),
         "licence": licence_current(),
         "recent_events": AuditEvent.objects.select_related("account")[:8],
     }
@@ -50,7 +50,7 @@ def subscription(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "licence": licence_current(),
-        "devices_in_use": DEPAccount.objects.aggregate(n=Sum("device_count"))["n"] or 0,
+        "devices_in_use": device_total(),
     }
     return render(request, "dep_accounts/subscription.html", context)
 
@@ -58,7 +58,11 @@ def subscription(request: HttpRequest) -> HttpResponse:
 @viewer_required
 def audit_log(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET)
-    events = AuditEvent.objects.select_related("account").only(
+    search = form.cleaned_data if form.is_valid() else {}
+    account = search.get("account")
+    events = audit_events(
+        account_id=account.pk if account else None, action=search.get("action", "")
+    ).only(
         "at",
         "actor_name",
         "action",
@@ -68,10 +72,5 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "account__display_name",
         "account__server_name",
     )
-    if form.is_valid():
-        if form.cleaned_data["account"]:
-            events = events.filter(account=form.cleaned_data["account"])
-        if form.cleaned_data["action"]:
-            events = events.filter(action=form.cleaned_data["action"])
     page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "dep_accounts/audit_log.html", {"form": form, "page": page})

@@ -20,6 +20,7 @@ from dep_accounts.api.representations import (
     account_detail_representation,
     account_representation,
 )
+from dep_accounts.links import portal_url
 from dep_accounts.models import DEPAccount
 from dep_accounts.roles import can_manage
 from dep_accounts.selectors import dep_accounts_list
@@ -27,10 +28,6 @@ from dep_accounts.services.accounts import account_create
 from dep_accounts.services.intake import TokenFile, token_intake
 from dep_accounts.services.sync import SyncUnavailableError, account_sync_request
 from dep_accounts.services.verdict import Confirmations, Refusal
-
-
-def _absolute(path: str) -> str:
-    return settings.PORTAL_BASE_URL.rstrip("/") + path
 
 
 class Command(BaseCommand):
@@ -92,7 +89,7 @@ class Command(BaseCommand):
     def account_list(self, *, as_json: bool, **options) -> None:
         accounts = dep_accounts_list()
         if as_json:
-            self._json([account_representation(a, absolute=_absolute) for a in accounts])
+            self._json([account_representation(a, absolute=portal_url) for a in accounts])
             return
         self.stdout.write(f"{'ID':>5}  {'STATE':<18}  {'EXPIRES':<10}  {'DAYS':>5}  NAME")
         for account in accounts:
@@ -105,7 +102,7 @@ class Command(BaseCommand):
 
     def account_show(self, *, account_id: int, as_json: bool, **options) -> None:
         account = _account_get(account_id)
-        detail = account_detail_representation(account, absolute=_absolute)
+        detail = account_detail_representation(account, absolute=portal_url)
         if as_json:
             self._json(detail)
             return

@@ -19,6 +19,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dep_accounts.apple import client as apple_client
+from dep_accounts.errors import DomainError
+from dep_accounts.links import portal_url
 from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
 from dep_accounts.services.apple_access import dep_client_for_token, server_token_credentials
 from dep_accounts.services.audit import audit_record
@@ -39,12 +41,8 @@ _GUARD_CLEARED = {
 }
 
 
-class RenewalCheckError(Exception):
+class RenewalCheckError(DomainError):
     """A renewal or terms check that cannot be done now; `message` says what to do instead."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def renewal_start(
@@ -143,9 +141,7 @@ def _old_token_rejected(account: DEPAccount, *, now: datetime, detail: str) -> N
 
 
 def _reset_reminder_text(account: DEPAccount, *, now: datetime) -> tuple[str, str]:
-    edit_url = settings.PORTAL_BASE_URL.rstrip("/") + reverse(
-        "dep_accounts:edit", args=[account.pk]
-    )
+    edit_url = portal_url(reverse("dep_accounts:edit", args=[account.pk]))
     body = (
         f"{old_token_reset_text(account, now=now)}\n\n"
         f"Apple no longer accepts the old server token of “{account.name}” (MDM server "
