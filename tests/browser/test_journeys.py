@@ -354,3 +354,24 @@ def test_upload_token_and_save_are_in_view_on_arrival_and_a_refusal_is_brought_i
     expect(token_field).to_have_accessible_description(re.compile("This token is for the MDM"))
     expect(save).to_be_in_viewport()
     screenshot(page, "edit-refusal-1366x768")
+
+
+def test_on_a_touch_screen_the_edit_button_shows_without_hovering(
+    browser, live_server, admin_sign_in, expiring_account
+):
+    context = browser.new_context(
+        viewport={"width": 1024, "height": 768}, has_touch=True, is_mobile=True
+    )
+    page = context.new_page()
+    try:
+        assert page.evaluate("matchMedia('(hover: none)').matches")
+        admin_sign_in(page)
+        _nav(page, "DEP Accounts")
+        edit = _name_cell(page, "Springfield MDM").get_by_role("link", name=f"Edit {DISPLAY_NAME}")
+        expect(edit).to_be_visible()
+        # Read once, not retried: no hover or focus is there to reveal it.
+        assert edit.evaluate("button => getComputedStyle(button).opacity") == "1"
+        edit.tap()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Edit DEP Account")
+    finally:
+        context.close()
