@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -365,8 +365,13 @@ def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
                 return
 
 
-def devices_sync(*, account: DEPAccount) -> SyncOutcome:
-    """Bring the account's devices in line with Apple's, under the account's sync lease."""
+def devices_sync(
+    *, account: DEPAccount, sleep: Callable[[float], object] = time.sleep
+) -> SyncOutcome:
+    """Bring the account's devices in line with Apple's, under the account's sync lease.
+
+    `sleep` spends the short waits Apple asks for; tests pass one that moves applesim's clock.
+    """
     now = timezone.now()
     blocker = sync_blocker(account=account, now=now)
     if blocker:
@@ -394,7 +399,7 @@ def devices_sync(*, account: DEPAccount) -> SyncOutcome:
         for page, phase in _pages(client, account, now):
             new_serials += _page_save(account=account, page=page, phase=phase, now=now)
         if account.assign_default_profile and account.default_profile_id:
-            _default_profile_assign(client, account)
+            _default_profile_assign(client, account, sleep=sleep)
         outcome = SyncOutcome(
             result=Result.OK,
             devices_seen=account.sync_devices_seen,
@@ -424,7 +429,9 @@ def devices_sync(*, account: DEPAccount) -> SyncOutcome:
     return outcome
 
 
-def _default_profile_assign(client: apple_client.DEPClient, account: DEPAccount) -> None:
+def _default_profile_assign(
+    client: apple_client.DEPClient, account: DEPAccount, *, sleep: Callable[[float], object]
+) -> None:
     """Assign the default profile to every device still waiting for it, in Apple's batches."""
     profile = account.default_profile
     pending = DEPDevice.objects.filter(
@@ -451,7 +458,7 @@ def _default_profile_assign(client: apple_client.DEPClient, account: DEPAccount)
             wait = assignment.retry_after_seconds or 0
             if not batch or wait > MAX_INLINE_WAIT_SECONDS:
                 break
-            time.sleep(wait)
+            sleep(wait)
         if batch:
             raise apple_client.ThrottledError(
                 f"Apple throttled the assignment of {len(batch)} device(s).",
