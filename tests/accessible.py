@@ -9,7 +9,13 @@ from collections.abc import Iterator
 from django.test.html import Element, parse_html
 
 HEADINGS = {f"h{level}" for level in range(1, 7)}
-INPUT_ROLES = {"submit": "button", "button": "button", "checkbox": "checkbox", "file": "file"}
+INPUT_ROLES = {
+    "submit": "button",
+    "button": "button",
+    "checkbox": "checkbox",
+    "file": "file",
+    "number": "spinbutton",
+}
 
 
 def page(response) -> Element:
@@ -52,7 +58,16 @@ def role(element: Element) -> str | None:
     if name == "input":
         kind = attribute(element, "type") or "text"
         return None if kind == "hidden" else INPUT_ROLES.get(kind, "textbox")
-    return {"button": "button", "nav": "navigation", "main": "main", "form": "form"}.get(name)
+    if name == "section" and (
+        attribute(element, "aria-labelledby") or attribute(element, "aria-label")
+    ):
+        return "region"
+    return {
+        "button": "button",
+        "nav": "navigation",
+        "main": "main",
+        "form": "form",
+    }.get(name)
 
 
 def _by_id(tree: Element, ids: str) -> str:
@@ -60,7 +75,7 @@ def _by_id(tree: Element, ids: str) -> str:
     return " ".join(text(found[one]) for one in ids.split() if one in found)
 
 
-def name(tree: Element, element: Element) -> str:
+def name(tree: Element, element: Element, ancestors: tuple[Element, ...] = ()) -> str:
     """The accessible name: aria-labelledby, aria-label, the field's label, or the text."""
     if labelledby := attribute(element, "aria-labelledby"):
         return _by_id(tree, labelledby)
@@ -71,6 +86,9 @@ def name(tree: Element, element: Element) -> str:
         for label_element, _ in _walk(tree):
             if label_element.name == "label" and attribute(label_element, "for") == field_id:
                 return text(label_element)
+        wrapping = [a for a in ancestors if a.name == "label"]
+        if wrapping:
+            return text(wrapping[-1])
     return text(element)
 
 
@@ -83,8 +101,8 @@ def find_all(tree: Element, role_name: str, named: str | None = None) -> list[El
     """Elements of a role, with the accessible name `named` when given."""
     return [
         element
-        for element, _ in _walk(tree)
-        if role(element) == role_name and (named is None or name(tree, element) == named)
+        for element, ancestors in _walk(tree)
+        if role(element) == role_name and (named is None or name(tree, element, ancestors) == named)
     ]
 
 
@@ -110,3 +128,8 @@ def inputs(tree: Element, field_name: str) -> list[Element]:
         for element, _ in _walk(tree)
         if element.name == "input" and attribute(element, "name") == field_name
     ]
+
+
+def title(tree: Element) -> str:
+    """The document's title, as the browser's tab shows it."""
+    return next(text(element) for element, _ in _walk(tree) if element.name == "title")

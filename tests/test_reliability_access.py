@@ -452,7 +452,8 @@ def test_users_without_a_role_see_no_banner_on_any_page(users, objects):
     SubscriptionLicence.objects.all().delete()
     banner_refresh()
     admin = _client_as(users["admin"])
-    assert admin.get(reverse("dep_accounts:dashboard")).context["banner_items"]
+    dashboard = accessible.page(admin.get(reverse("dep_accounts:dashboard")))
+    assert accessible.find_all(dashboard, "region", "Problems to fix")
     nobody = _client_as(users["no role"])
     for route in ROUTES:
         if route.key.startswith("dep_accounts:"):

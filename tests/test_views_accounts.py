@@ -24,6 +24,7 @@ from dep_accounts.services.tokens import (
     server_token_credentials,
     token_check,
 )
+from tests import accessible
 from tests.edit_page import account_snapshot, edit_form, edit_url
 
 pytestmark = pytest.mark.django_db
@@ -331,14 +332,42 @@ def test_sync_now_refused_shows_why(client_as, admin, dep_account):
 def test_the_edit_page_is_titled_edit_dep_account_with_an_upload_token_field(
     client_as, admin, dep_account
 ):
-    page = client_as(admin).get(edit_url(dep_account)).content.decode()
-    assert "<title>Edit DEP Account</title>" in page
-    assert "<h1>Edit DEP Account</h1>" in page
-    assert 'type="file" name="token_file"' in page and 'accept=".p7m"' in page
-    assert ">Upload Token</label>" in page and "Choose file" in page
-    assert ">The Apple ID that manages this server in ABM has changed</span>" in page
-    assert 'enctype="multipart/form-data"' in page
-    assert page.count('type="submit"') == 2  # Save, and Log out in the user menu
+    response = client_as(admin).get(edit_url(dep_account))
+    tree = accessible.page(response)
+    assert accessible.title(tree) == "Edit DEP Account"
+    headings = accessible.find_all(tree, "heading")
+    assert [accessible.name(tree, h) for h in headings[:2]] == ["Edit DEP Account", "Upload Token"]
+    token_field = accessible.find(tree, "file", "Upload Token")
+    assert accessible.attribute(token_field, "accept") == ".p7m"
+    assert "Choose file" in response.content.decode()  # drawn for the eye, hidden from readers
+    assert accessible.find_all(
+        tree, "checkbox", "The Apple ID that manages this server in ABM has changed"
+    )
+    form = accessible.form_of(tree, token_field)
+    assert accessible.attribute(form, "enctype") == "multipart/form-data"
+    assert accessible.form_of(tree, accessible.find(tree, "button", "Save")) is form
+    # Save, and Log out in the user menu
+    assert len(accessible.find_all(tree, "button")) == 2
+
+
+def test_a_refused_token_is_described_to_its_field_and_field_errors_to_theirs(
+    client_as, admin, abm, dep_account
+):
+    client = client_as(admin)
+    other = abm.server_add("Shelbyville Campus MDM")
+    token_file = abm.token_for(dep_account, server_uuid=other)
+    refused = client.post(
+        edit_url(dep_account), {**edit_form(dep_account), "token_file": _p7m(token_file)}
+    )
+    tree = accessible.page(refused)
+    described = accessible.description(tree, accessible.find(tree, "file", "Upload Token"))
+    assert "This token is for the MDM server “Shelbyville Campus MDM”" in described
+
+    invalid = client.post(edit_url(dep_account), edit_form(dep_account, sync_interval_minutes=0))
+    tree = accessible.page(invalid)
+    field = accessible.find(tree, "spinbutton", "Sync interval (minutes)")
+    assert accessible.attribute(field, "aria-invalid") == "true"
+    assert "greater than or equal to" in accessible.description(tree, field)
 
 
 def test_renewal_moves_the_expiry_a_year_ahead_and_the_banner_updates_at_once(
@@ -433,7 +462,12 @@ def test_renewal_by_another_apple_id_needs_the_confirmation_and_is_audited(
     assert refused.status_code == 200
     page = refused.content.decode()
     assert "deputy@springfield.example" in page and "it.admin@springfield.example" in page
-    assert '<div class="field field-highlight">' in page
+    checkbox = accessible.find(
+        accessible.page(refused),
+        "checkbox",
+        "The Apple ID that manages this server in ABM has changed",
+    )
+    assert accessible.attribute(checkbox, "checked") is None
     assert account_snapshot(dep_account) == before
 
     accepted = client.post(
