@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from dep_accounts.apple import token as apple_token
+from dep_accounts.apple import keypair as apple_keypair
 from dep_accounts.encryption import secret_encrypt
 from dep_accounts.models import DEPAccount, EnrollmentProfile, KeyPair
 
@@ -41,12 +41,12 @@ ALL_PAGES = READ_PAGES + ADMIN_PAGES + ACTIONS
 
 
 @pytest.fixture(scope="module")
-def key_pair() -> apple_token.KeyPair:
+def key_pair() -> apple_keypair.KeyPair:
     """One RSA key pair for every account of this module: generating one per test is slow."""
-    return apple_token.key_pair_generate(common_name="mdmportal-dep-access-tests")
+    return apple_keypair.key_pair_generate(common_name="mdmportal-dep-access-tests")
 
 
-def _account_with_key_pair(key_pair: apple_token.KeyPair, **fields) -> DEPAccount:
+def _account_with_key_pair(key_pair: apple_keypair.KeyPair, **fields) -> DEPAccount:
     account = DEPAccount.objects.create(**fields)
     KeyPair.objects.create(
         account=account,

@@ -32,7 +32,8 @@ from applesim.tokens import (
     server_token_credentials_new,
     server_token_issue,
 )
-from dep_accounts.apple.token import PAYLOAD_FIELDS, KeyPair, key_pair_generate
+from dep_accounts.apple.keypair import KeyPair, key_pair_generate
+from dep_accounts.apple.token import PAYLOAD_FIELDS
 
 if TYPE_CHECKING:
     from dep_accounts.models import DEPAccount
