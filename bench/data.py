@@ -26,8 +26,8 @@ from dep_accounts.apple import schema as apple_schema
 from dep_accounts.apple.token import ServerTokenCredentials
 from dep_accounts.encryption import secret_encrypt
 from dep_accounts.models import DEPAccount, DEPDevice, ServerToken
+from dep_accounts.services.device_upsert import DEVICE_FIELDS
 from dep_accounts.services.licence import licence_document_issue, licence_install
-from dep_accounts.services.sync import DEVICE_FIELDS
 from dep_accounts.services.tokens import token_state_for
 
 GOLDEN = 0.6180339887498949
