@@ -28,6 +28,7 @@ from dep_accounts.services.api_tokens import (
     api_token_revoke,
 )
 from dep_accounts.services.tokens import server_token_credentials
+from tests.token_corpus import DEEP_JSON, p7m_encrypted
 
 pytestmark = pytest.mark.django_db
 
@@ -498,6 +499,27 @@ def test_a_file_too_large_to_be_a_token_is_413_and_not_read(api, keys, dep_accou
     assert "a server token is about 2 KB" in refusal["error"]
     assert _snapshot(dep_account) == before
     assert AuditEvent.objects.filter(account=dep_account, action="token_rejected").exists()
+
+
+def test_json_nested_40000_deep_is_refused_as_a_body_and_inside_a_token(api, keys, dep_account):
+    response = api.post(
+        _list_url(), key=keys["admin"], data=DEEP_JSON, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert "nests too deeply" in response.json()["error"]
+    assert DEPAccount.objects.count() == 1
+
+    plaintext = b"-----BEGIN MESSAGE-----\n" + DEEP_JSON + b"\n-----END MESSAGE-----\n"
+    token = p7m_encrypted(plaintext, certificate_pem=dep_account.key_pair.certificate_pem.encode())
+    response = api.post(
+        _url("dep_account_token", dep_account), key=keys["admin"], data=token, content_type=P7M
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "bad_file"
+    assert "nested too deeply" in response.json()["error"]
+    rejected = AuditEvent.objects.get(account=dep_account, action="token_rejected")
+    assert "nested too deeply" in rejected.message
 
 
 def test_an_empty_or_missing_file_is_refused_with_the_forms_message(api, keys, dep_account):

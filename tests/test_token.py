@@ -482,6 +482,22 @@ def test_payload_that_is_not_json_is_refused(key_pair: KeyPair) -> None:
     )
 
 
+def test_payload_of_json_nested_40000_deep_is_refused_not_a_crash(key_pair: KeyPair) -> None:
+    plaintext = b"-----BEGIN MESSAGE-----\n" + b"[" * 40_000 + b"\n-----END MESSAGE-----\n"
+
+    message = raised(PayloadFieldsMissingError, envelope(plaintext, key_pair), key_pair)
+
+    assert "nested too deeply" in message
+    with pytest.raises(PayloadFieldsMissingError, match="nested too deeply"):
+        ServerTokenCredentials.from_json("[" * 40_000)
+
+
+def test_base64_of_json_nested_40000_deep_is_not_a_server_token(key_pair: KeyPair) -> None:
+    data = base64.encodebytes(b"[" * 40_000)
+
+    assert "not an Apple server token" in raised(NotAServerTokenError, data, key_pair)
+
+
 def test_payload_with_json_wrapped_over_lines_decrypts(key_pair: KeyPair) -> None:
     message = json.dumps(valid_fields(), separators=(",", ":"))
     wrapped = "\n".join(message[i : i + 80] for i in range(0, len(message), 80)).encode()

@@ -81,6 +81,10 @@ def _account_create(request: HttpRequest) -> JsonResponse:
             body = json.loads(request.body or b"{}")
         except ValueError as exc:
             raise APIError(400, "invalid", "The request body is not JSON.") from exc
+        except RecursionError as exc:
+            raise APIError(
+                400, "invalid", 'The request body nests too deeply: send {"name": "…"}.'
+            ) from exc
     else:
         body = request.POST
     name = body.get("name", "") if hasattr(body, "get") else None
