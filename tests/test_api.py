@@ -21,13 +21,14 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from dep_accounts.api.openapi import OPENAPI
+from dep_accounts.api.representations import refusal_codes
 from dep_accounts.models import APIToken, AuditEvent, DEPAccount
 from dep_accounts.services.api_tokens import (
     api_token_authenticate,
     api_token_create,
     api_token_revoke,
 )
-from dep_accounts.services.tokens import server_token_credentials
+from dep_accounts.services.tokens import WrongServerError, server_token_credentials
 from tests.token_corpus import DEEP_JSON, p7m_encrypted
 
 pytestmark = pytest.mark.django_db
@@ -612,6 +613,24 @@ def test_every_documented_operation_names_its_errors():
                 continue
             assert {"200", "201", "202"} & set(operation["responses"]), (method, path)
             assert {"401", "403"} <= set(operation["responses"]), (method, path)
+
+
+def test_the_refusal_codes_come_from_the_refusal_types():
+    documented = OPENAPI["components"]["schemas"]["TokenRefused"]["properties"]["code"]["enum"]
+    every_code = {"bad_file", "apple_refused", "apple_unreachable", "wrong_server"}
+    every_code |= {"apple_id_changed", "older_token", "concurrent_upload", "invalid"}
+    assert every_code <= set(documented)
+
+    class LicenceLimitError(WrongServerError):
+        code = "licence_limit"
+
+    assert refusal_codes() == [*documented, "licence_limit"]
+
+
+def test_every_component_is_closed_to_keys_it_does_not_describe():
+    for name, schema in OPENAPI["components"]["schemas"].items():
+        assert schema["additionalProperties"] is False, name
+        assert set(schema["required"]) <= set(schema["properties"]), name
 
 
 # API tokens.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 
 from django.conf import settings
@@ -34,7 +35,7 @@ TOKEN_CONTENT_TYPES = {"application/pkcs7-mime", "application/octet-stream"}
 TRUE_VALUES = {"true", "1", "yes", "on"}
 
 
-def _json(body: dict, status: int = 200) -> JsonResponse:
+def _json(body: Mapping[str, object], status: int = 200) -> JsonResponse:
     return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
 
 
