@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from dep_accounts.apple import keypair as apple_keypair
 from dep_accounts.apple import token as apple_token
 from dep_accounts.encryption import secret_encrypt
 from dep_accounts.models import (
@@ -241,9 +242,9 @@ ROUTES = _routes(get_resolver().url_patterns)
 
 
 @pytest.fixture(scope="module")
-def key_pair() -> apple_token.KeyPair:
+def key_pair() -> apple_keypair.KeyPair:
     """One RSA key pair for every account of this module: generating one per test is slow."""
-    return apple_token.key_pair_generate(common_name="mdmportal-dep-reliability-access")
+    return apple_keypair.key_pair_generate(common_name="mdmportal-dep-reliability-access")
 
 
 @pytest.fixture
@@ -253,7 +254,7 @@ def superuser(django_user_model):
     )
 
 
-def _account(key_pair: apple_token.KeyPair, **fields) -> DEPAccount:
+def _account(key_pair: apple_keypair.KeyPair, **fields) -> DEPAccount:
     account = DEPAccount.objects.create(**fields)
     KeyPair.objects.create(
         account=account,
@@ -263,7 +264,7 @@ def _account(key_pair: apple_token.KeyPair, **fields) -> DEPAccount:
     return account
 
 
-def _synced_account(key_pair: apple_token.KeyPair, *, server: str) -> DEPAccount:
+def _synced_account(key_pair: apple_keypair.KeyPair, *, server: str) -> DEPAccount:
     """An account with a current token, a profile, a device and an audit event: one of each."""
     expires = timezone.now() + timedelta(days=300)
     account = _account(
@@ -275,7 +276,7 @@ def _synced_account(key_pair: apple_token.KeyPair, *, server: str) -> DEPAccount
         state=DEPAccount.State.OK,
         token_expires_at=expires,
     )
-    credentials = apple_token.ServerToken(
+    credentials = apple_token.ServerTokenCredentials(
         consumer_key=f"CK_{server}",
         consumer_secret=f"CS_{server}",
         access_token=f"AT_{server}",
