@@ -67,7 +67,8 @@ class DEPAccount(models.Model):
     # Where the device sync stands with Apple: a full fetch (resumable from its cursor, started
     # at sync_fetch_started_at) or incremental syncs from the cursor the fetch ended with.
     sync_phase = models.CharField(max_length=8, choices=SyncPhase, default=SyncPhase.FETCH)
-    sync_cursor = models.CharField(max_length=500, blank=True)
+    # Apple's cursors are opaque and of no stated length: kept whole, never cut to a column.
+    sync_cursor = models.TextField(blank=True)
     sync_cursor_at = models.DateTimeField(null=True, blank=True)
     sync_fetch_started_at = models.DateTimeField(null=True, blank=True)
     sync_lock_until = models.DateTimeField(null=True, blank=True)
@@ -79,6 +80,13 @@ class DEPAccount(models.Model):
     last_sync_message = models.CharField(max_length=500, blank=True)
     sync_devices_seen = models.PositiveIntegerField(default=0)
     device_count = models.PositiveIntegerField(default=0)
+    # Why the cursor was last discarded for a full fetch (Apple repeated it, an admin asked, the
+    # periodic reconciliation), and when.
+    sync_cursor_reset_reason = models.CharField(max_length=500, blank=True)
+    sync_cursor_reset_at = models.DateTimeField(null=True, blank=True)
+    # A sync that stopped on an error the portal did not expect: shown in the banner until a
+    # sync succeeds.
+    sync_alert = models.CharField(max_length=500, blank=True)
 
     # Guarded renewal: an admin said they are about to download a new token in ABM (which
     # resets this one); until the new file arrives, the old token is watched.
@@ -212,6 +220,11 @@ class DEPDevice(models.Model):
     device_assigned_date = models.DateTimeField(null=True, blank=True)
     device_assigned_by = models.CharField(max_length=254, blank=True)
     op_date = models.DateTimeField(null=True, blank=True)
+    # Apple is migrating the device to another MDM server by then: the admin must act before.
+    mdm_migration_deadline = models.DateTimeField(null=True, blank=True)
+    # Removed because Apple released it for a replacement device (AppleCare).
+    # A database default: the raw page upsert in services/sync.py does not name this column.
+    released_by_replacement = models.BooleanField(default=False, db_default=False)
     removed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
     # New to the account while its default profile is assigned automatically, and not yet

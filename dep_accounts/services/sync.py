@@ -3,6 +3,12 @@
 Each page of devices and the cursor that follows it are saved in one transaction, so a worker
 killed mid-sync resumes where it stopped: nothing is lost and nothing is repeated. One sync per
 account runs at a time, under a lease that expires if its worker dies.
+
+Apple's live service departs from its documentation here (docs/apple-answers.md): it may echo a
+cursor with more to follow, forever (micromdm/micromdm PR #1016, micromdm/nanodep#73), and leave
+assigned devices out of incremental syncs (fleetdm/fleet#49837). A sync stops following a cursor
+that makes no progress and fetches every device instead, and a full fetch reconciles each account
+every DEP_FULL_FETCH_INTERVAL_DAYS.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
@@ -30,6 +36,7 @@ from dep_accounts.services.audit import audit_record
 from dep_accounts.services.licence import licence_is_valid
 from dep_accounts.services.tokens import (
     account_state_set,
+    banner_refresh,
     dep_client_for_token,
     server_token_credentials,
 )
@@ -46,6 +53,8 @@ ASSIGN_BATCH = 1000
 # Apple may ask to wait; a wait this short is spent in the task, a longer one is rescheduled.
 MAX_INLINE_WAIT_SECONDS = 10.0
 UNAVAILABLE_BACKOFF = [timedelta(minutes=m) for m in (1, 5, 15, 60)]
+# Pages in a row that bring no new cursor yet promise more: then the sync stops following it.
+STALLED_PAGES_LIMIT = 3
 
 
 class SyncUnavailableError(Exception):
@@ -62,6 +71,15 @@ class SyncBusyError(SyncUnavailableError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class CursorStuckError(apple_client.DEPError):
+    """Apple kept answering with a cursor it had already sent, and more to follow."""
+
+    default_message = (
+        "Apple kept answering with the same device cursor and more to follow, even in a full "
+        "fetch. The sync stopped and is tried again later; nothing to do unless it persists."
+    )
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,39 @@ def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None)
         message=f"Sync of “{account.name}” requested.",
         actor=actor,
         account=account,
+    )
+    transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
+
+
+def account_full_resync_request(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+    """'Full re-sync': discard the device cursor, so the next sync fetches every device from
+    Apple and removes those Apple no longer lists, then queue that sync."""
+    blocker = sync_blocker(account=account)
+    if blocker:
+        raise SyncUnavailableError(blocker)
+    now = timezone.now()
+    who = actor.get_username() if actor is not None else "the portal"
+    reason = f"full re-sync requested by {who}"
+    discarded = DEPAccount.objects.filter(
+        Q(sync_lock_until__isnull=True) | Q(sync_lock_until__lt=now), pk=account.pk
+    ).update(
+        sync_phase=Phase.FETCH,
+        sync_cursor="",
+        sync_fetch_started_at=now,
+        sync_cursor_reset_reason=reason,
+        sync_cursor_reset_at=now,
+    )
+    if not discarded:
+        raise SyncUnavailableError(
+            "A sync of this DEP account is running: ask for a full re-sync once it has finished."
+        )
+    audit_record(
+        action=AuditEvent.Action.SYNC,
+        message=f"Full re-sync of “{account.name}” requested: the device cursor is discarded and "
+        "every device is fetched from Apple again.",
+        actor=actor,
+        account=account,
+        details={"cursor_reset": reason},
     )
     transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
 
@@ -172,7 +223,7 @@ def _lease_take(account: DEPAccount, now: datetime) -> bool:
 
 
 # What Apple says of a device, as DEPDevice stores it: text (never NULL) and times.
-_TIME_FIELDS = ["profile_assign_time", "device_assigned_date", "op_date"]
+_TIME_FIELDS = ["profile_assign_time", "device_assigned_date", "op_date", "mdm_migration_deadline"]
 _TEXT_FIELDS = ["model", "description", "color", "asset_tag", "os", "device_family"]
 _TEXT_FIELDS += ["profile_status", "profile_uuid", "device_assigned_by"]
 DEVICE_FIELDS = [*_TEXT_FIELDS, *_TIME_FIELDS]
@@ -242,6 +293,25 @@ def _device_rows(
     ]
 
 
+@cache
+def _column_lengths() -> dict[str, int]:
+    return {name: DEPDevice._meta.get_field(name).max_length for name in _TEXT_FIELDS}
+
+
+SERIAL_LENGTH = DEPDevice._meta.get_field("serial_number").max_length
+
+
+def _fitted(device: apple_schema.Device) -> apple_schema.Device:
+    """Apple's strings cut to the portal's columns, a "…" marking the cut: one over-long model
+    name must not fail a page (Postgres refuses it; SQLite would store it whole)."""
+    cut = {
+        name: value[: longest - 1] + "…"
+        for name, longest in _column_lengths().items()
+        if len(value := getattr(device, name)) > longest
+    }
+    return replace(device, **cut) if cut else device
+
+
 def _latest_by_serial(devices: Iterable[apple_schema.Device]) -> list[apple_schema.Device]:
     """Apple may list a serial more than once in a page; the latest event wins."""
     latest: dict[str, apple_schema.Device] = {}
@@ -257,9 +327,20 @@ def _page_save(
     *, account: DEPAccount, page: apple_schema.DevicePage, phase: str, now: datetime
 ) -> list[str]:
     """Save one page of devices with the cursor after it; return serials new to the account."""
-    devices = _latest_by_serial(page.devices)
+    # A serial is the device's identity: one too long for its column is left out, never cut.
+    fitting = [d for d in page.devices if len(d.serial_number) <= SERIAL_LENGTH]
+    if len(fitting) < len(page.devices):
+        logger.warning(
+            "DEP account %s: %d device record(s) from Apple with a serial number longer than %d "
+            "characters left out",
+            account.pk,
+            len(page.devices) - len(fitting),
+            SERIAL_LENGTH,
+        )
+    devices = _latest_by_serial(fitting)
     deleted = [d.serial_number for d in devices if d.op_type == "deleted"]
-    present = [d for d in devices if d.op_type != "deleted"]
+    replaced = [d.serial_number for d in devices if d.released_by_replacement]
+    present = [_fitted(d) for d in devices if d.op_type != "deleted"]
     with transaction.atomic():
         known = set(
             DEPDevice.objects.filter(
@@ -281,6 +362,10 @@ def _page_save(
             removed = DEPDevice.objects.filter(
                 account=account, serial_number__in=deleted, removed_at__isnull=True
             ).update(removed_at=now, updated_at=now)
+        if replaced:
+            DEPDevice.objects.filter(account=account, serial_number__in=replaced).update(
+                released_by_replacement=True
+            )
         account.sync_cursor = page.cursor or account.sync_cursor
         account.sync_cursor_at = now
         account.sync_phase = phase
@@ -307,6 +392,27 @@ def _fetch_restart(account: DEPAccount, now: datetime) -> None:
     )
 
 
+def _cursor_discard(account: DEPAccount, now: datetime, *, reason: str) -> None:
+    """Start a full fetch instead of following the cursor, and record why."""
+    _fetch_restart(account, now)
+    account.sync_cursor_reset_reason, account.sync_cursor_reset_at = reason[:500], now
+    DEPAccount.objects.filter(pk=account.pk).update(
+        sync_cursor_reset_reason=reason[:500], sync_cursor_reset_at=now
+    )
+    audit_record(
+        action=AuditEvent.Action.SYNC,
+        message=f"Device cursor of “{account.name}” discarded for a full fetch: {reason}.",
+        account=account,
+        details={"cursor_reset": reason},
+    )
+
+
+def _full_fetch_due(account: DEPAccount, now: datetime) -> bool:
+    started = account.sync_fetch_started_at
+    interval = timedelta(days=settings.DEP_FULL_FETCH_INTERVAL_DAYS)
+    return started is None or started + interval <= now
+
+
 def _fetch_finish(account: DEPAccount, now: datetime) -> None:
     """After a complete fetch, devices Apple no longer lists are gone from the account."""
     with transaction.atomic():
@@ -320,10 +426,21 @@ def _fetch_finish(account: DEPAccount, now: datetime) -> None:
 
 
 def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
-    """Yield (page, phase) from Apple until there is nothing more to follow."""
+    """Yield (page, phase) from Apple until there is nothing more to follow.
+
+    Raises CursorStuckError after STALLED_PAGES_LIMIT pages in a row that promise more but bring
+    no cursor this run has not already sent.
+    """
     # Whether the page before, in this run, said that more devices follow the saved cursor.
     more_promised = False
+    sent = {account.sync_cursor}
+    stalled = 0
     while True:
+        if stalled >= STALLED_PAGES_LIMIT:
+            raise CursorStuckError(
+                f"Apple answered {stalled} pages in a row with a device cursor it had already "
+                f"sent and more to follow ({account.get_sync_phase_display().lower()})"
+            )
         if account.sync_phase == Phase.FETCH:
             if not account.sync_cursor and account.sync_fetch_started_at is None:
                 _fetch_restart(account, now)
@@ -345,6 +462,8 @@ def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
                 _fetch_restart(account, now)
                 continue
             more_promised = page.more_to_follow
+            stalled = stalled + 1 if page.more_to_follow and page.cursor in sent else 0
+            sent.add(page.cursor)
             yield page, Phase.FETCH
             if not page.more_to_follow:
                 _fetch_finish(account, now)
@@ -360,6 +479,8 @@ def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
                 logger.info("Cursor of DEP account %s no longer valid: full fetch", account.pk)
                 _fetch_restart(account, now)
                 continue
+            stalled = stalled + 1 if page.more_to_follow and page.cursor in sent else 0
+            sent.add(page.cursor)
             yield page, Phase.SYNC
             if not page.more_to_follow:
                 return
@@ -387,12 +508,18 @@ def devices_sync(*, account: DEPAccount) -> SyncOutcome:
         )
     account.refresh_from_db()
     new_serials: list[str] = []
-    retry_at = None
+    retry_at, alert = None, ""
     try:
         if account.sync_phase == Phase.SYNC and not account.sync_cursor:
             _fetch_restart(account, now)
-        for page, phase in _pages(client, account, now):
-            new_serials += _page_save(account=account, page=page, phase=phase, now=now)
+        elif account.sync_phase == Phase.SYNC and _full_fetch_due(account, now):
+            _cursor_discard(
+                account,
+                now,
+                reason=f"the periodic full fetch, every {settings.DEP_FULL_FETCH_INTERVAL_DAYS} "
+                "day(s), reconciles the devices with Apple's list",
+            )
+        new_serials = _pages_save(client, account, now)
         if account.assign_default_profile and account.default_profile_id:
             _default_profile_assign(client, account)
         outcome = SyncOutcome(
@@ -417,11 +544,41 @@ def devices_sync(*, account: DEPAccount) -> SyncOutcome:
             f"Apple asked to wait: the sync resumes after {retry_at:%H:%M:%S} UTC.",
         )
     except apple_client.DEPError as exc:
-        backoff = UNAVAILABLE_BACKOFF[min(account.sync_failures, len(UNAVAILABLE_BACKOFF) - 1)]
-        retry_at = now + backoff
+        retry_at = now + _backoff(account)
         outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, exc.message)
-    _sync_finish(account=account, outcome=outcome, retry_at=retry_at)
+    except Exception as exc:
+        # Any failure must release the lease and be told. What failed is logged; the admin sees
+        # its kind only, never values that may be private.
+        logger.exception("Sync of DEP account %s stopped on an unexpected error", account.pk)
+        alert = (
+            f"The last sync stopped on an unexpected error ({type(exc).__name__}). It is tried "
+            "again later; if this stays, send the portal's log to your vendor."
+        )
+        retry_at = now + _backoff(account)
+        outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, alert)
+    _sync_finish(account=account, outcome=outcome, retry_at=retry_at, alert=alert)
     return outcome
+
+
+def _backoff(account: DEPAccount) -> timedelta:
+    return UNAVAILABLE_BACKOFF[min(account.sync_failures, len(UNAVAILABLE_BACKOFF) - 1)]
+
+
+def _pages_save(client: apple_client.DEPClient, account: DEPAccount, now: datetime) -> list[str]:
+    """Save Apple's pages; a cursor that stops making progress is discarded once for a full
+    fetch, and a full fetch that sticks too raises CursorStuckError."""
+    new_serials: list[str] = []
+    for attempt in range(2):
+        try:
+            for page, phase in _pages(client, account, now):
+                new_serials += _page_save(account=account, page=page, phase=phase, now=now)
+        except CursorStuckError as stuck:
+            if attempt:
+                raise CursorStuckError(status=stuck.status) from stuck
+            _cursor_discard(account, now, reason=stuck.message)
+        else:
+            break
+    return new_serials
 
 
 def _default_profile_assign(client: apple_client.DEPClient, account: DEPAccount) -> None:
@@ -459,8 +616,15 @@ def _default_profile_assign(client: apple_client.DEPClient, account: DEPAccount)
             )
 
 
-def _sync_finish(*, account: DEPAccount, outcome: SyncOutcome, retry_at: datetime | None) -> None:
+def _sync_finish(
+    *, account: DEPAccount, outcome: SyncOutcome, retry_at: datetime | None, alert: str = ""
+) -> None:
     now = timezone.now()
+    # A Result.WAITING sync keeps the alert: it has not succeeded yet.
+    if outcome.result != Result.WAITING and account.sync_alert != alert:
+        account.sync_alert = alert[:500]
+        DEPAccount.objects.filter(pk=account.pk).update(sync_alert=account.sync_alert)
+        banner_refresh(now=now)
     device_count = DEPDevice.objects.filter(account=account, removed_at__isnull=True).count()
     DEPAccount.objects.filter(pk=account.pk).update(
         sync_lock_until=None,
@@ -478,7 +642,8 @@ def _sync_finish(*, account: DEPAccount, outcome: SyncOutcome, retry_at: datetim
         outcome=AuditEvent.Outcome.SUCCESS
         if outcome.result == Result.OK
         else AuditEvent.Outcome.FAILURE,
-        details={"devices_seen": outcome.devices_seen, "result": outcome.result},
+        details={"devices_seen": outcome.devices_seen, "result": outcome.result}
+        | ({"error": alert} if alert else {}),
     )
     if outcome.result == Result.FAILED:
         webhooks_emit_sync_failed(account=account, message=outcome.message, failed_at=now)
