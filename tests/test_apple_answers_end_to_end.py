@@ -265,3 +265,30 @@ def test_an_unexpected_error_releases_the_lease_and_is_recorded_and_shown(
     assert account.last_sync_result == Result.OK
     assert account.sync_alert == ""
     assert not any("not syncing" in item["text"] for item in banner_items())
+
+
+def test_a_throttled_assignment_is_retried_from_the_portals_records(
+    abm, dep_account, admin, licence
+):
+    from dep_accounts.services.profiles import profile_create
+
+    control = abm.sim.control
+    profile = profile_create(
+        account=dep_account, actor=admin, name="Students", url="https://mdm.example/enroll"
+    )
+    DEPAccount.objects.filter(pk=dep_account.pk).update(
+        default_profile=profile, assign_default_profile=True
+    )
+    dep_account.refresh_from_db()
+    # Apple's wait is a day (Fleet PR #45590 review): longer than a sync waits by itself.
+    control.assign_limit_set(abm.server_uuid, 3, per_seconds=86_400)
+    serials = control.devices_add(abm.server_uuid, 6)
+    assert _synced(dep_account).last_sync_result == Result.WAITING
+    assert DEPDevice.objects.filter(default_profile_pending=True).count() == 3
+
+    control.clock_advance(86_401)
+    account = _synced(dep_account)  # Apple's sync answer no longer lists the three.
+
+    assert account.last_sync_result == Result.OK, account.last_sync_message
+    assert {control.device(s)["profile_uuid"] for s in serials} == {profile.profile_uuid}
+    assert not DEPDevice.objects.filter(default_profile_pending=True).exists()
