@@ -100,12 +100,19 @@ def test_session_opens_with_a_correctly_signed_request(org: Org) -> None:
     assert response.json()["auth_session_token"]
 
 
-def test_session_with_a_wrong_consumer_secret_is_unauthorized(org: Org) -> None:
+def test_session_with_a_wrong_consumer_secret_gets_apples_oauth_problem(org: Org) -> None:
     response = org.session({**org.credentials, "consumer_secret": "CS_" + "0" * 40})
 
-    assert response.status_code == 401
-    assert response.text == "UNAUTHORIZED"
-    assert response.headers["Content-Type"] == "text/plain;charset=UTF8"
+    # fleetdm/fleet#11416: Apple's OAuth layer answers keys that do not match with this.
+    assert response.status_code == 400
+    assert response.text == "oauth_problem_adviceBad Request"
+    assert response.headers["Content-Type"] == "text/plain;Charset=UTF8"
+
+
+def test_session_with_an_unknown_consumer_key_is_unauthorized(org: Org) -> None:
+    response = org.session({**org.credentials, "consumer_key": "CK_" + "0" * 96})
+
+    assert (response.status_code, response.text) == (401, "UNAUTHORIZED")
 
 
 def test_session_with_a_reused_nonce_is_unauthorized(org: Org) -> None:
@@ -291,10 +298,16 @@ def test_faults_for_unknown_endpoints_are_refused(org: Org) -> None:
 def test_token_download_revokes_the_previous_token_and_records_the_apple_id(org: Org) -> None:
     org.sim.control.sign_in("deputy@springfield.example", org_id=org.org_id)
 
+    token = org.session_token()
     newer = org.sim.control.token_credentials(org.server_uuid)
 
-    assert org.session().status_code == 401
+    # fleetdm/fleet#43916: a reset token gets 403 and a quoted code, on /session and API calls.
+    assert (org.session().status_code, org.session().text) == (403, '"token_rejected"')
+    answer = org.call("GET", "/account", token)
+    assert (answer.status_code, answer.text) == (403, '"token_rejected"')
     assert org.session(newer).status_code == 200
+    org.sim.control.reset_token_code_set("signature_invalid")
+    assert (org.session().status_code, org.session().text) == (403, '"signature_invalid"')
     assert org.sim.control.server(org.server_uuid)["admin_id"] == "deputy@springfield.example"
 
 
@@ -344,7 +357,7 @@ def test_abm_download_token_asks_for_confirmation_then_serves_the_file(org: Org)
     disposition = download.headers["Content-Disposition"]
     assert disposition.startswith('attachment; filename="Springfield_MDM_Token_')
     assert disposition.endswith('_smime.p7m"')
-    assert org.session().status_code == 401
+    assert org.session().status_code == 403
 
 
 def test_abm_shows_why_a_public_key_was_refused(org: Org) -> None:
