@@ -18,9 +18,9 @@ from django.utils import timezone
 from applesim.tokens import server_token_issue
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
 from dep_accounts.selectors import banner_items
-from dep_accounts.services import sync as sync_services
+from dep_accounts.services import device_upsert
 from dep_accounts.services.guarded import guarded_renewals_check
-from dep_accounts.services.sync import devices_sync
+from dep_accounts.services.sync import STALLED_PAGES_LIMIT, devices_sync
 from dep_accounts.services.tokens import AppleRefusedTokenError, account_create, token_check
 
 pytestmark = pytest.mark.django_db
@@ -111,7 +111,7 @@ def test_a_cursor_apple_echoes_is_left_after_a_bounded_number_of_pages_for_a_ful
     account = _synced(dep_account)
 
     followed = 50 - control.state()["faults_pending"]["devices_sync"]
-    assert followed == sync_services.STALLED_PAGES_LIMIT
+    assert followed == STALLED_PAGES_LIMIT
     assert account.last_sync_result == Result.OK
     assert "same device cursor" not in account.last_sync_message
     assert "already sent and more to follow" in account.sync_cursor_reset_reason
@@ -130,9 +130,7 @@ def test_a_cursor_that_sticks_even_in_a_full_fetch_stops_the_sync_with_the_reaso
 
     account = _synced(dep_account)
 
-    assert 50 - control.state()["faults_pending"]["server_devices"] == 2 * (
-        sync_services.STALLED_PAGES_LIMIT
-    )
+    assert 50 - control.state()["faults_pending"]["server_devices"] == 2 * (STALLED_PAGES_LIMIT)
     assert account.last_sync_result == Result.FAILED
     assert "same device cursor" in account.last_sync_message
     assert account.sync_lock_until is None
@@ -247,7 +245,7 @@ def test_an_unexpected_error_releases_the_lease_and_is_recorded_and_shown(
             "CREATE TRIGGER model_length BEFORE INSERT ON dep_accounts_depdevice"
             " WHEN length(NEW.model) > 200 BEGIN SELECT RAISE(ABORT, 'value too long'); END"
         )
-    monkeypatch.setattr(sync_services, "_fitted", lambda device: device)
+    monkeypatch.setattr(device_upsert, "_fitted", lambda device: device)
 
     account = _synced(dep_account)
 
