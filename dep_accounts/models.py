@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 
 def calendar_days_until(moment: datetime, *, now: datetime | None = None) -> int:
@@ -310,7 +311,9 @@ class Banner(models.Model):
     computed_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
-        return f"Banner with {len(self.items)} item(s)"
+        return ngettext(
+            "Banner with %(count)d item", "Banner with %(count)d items", len(self.items)
+        ) % {"count": len(self.items)}
 
 
 class ReminderSent(models.Model):
