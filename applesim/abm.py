@@ -135,7 +135,7 @@ class ABMPages:
             '</head><body><header><span class="brand">Apple Business Manager</span>'
             f"{sign_in}</header>"
             f'<div class="layout"><nav><strong id="organisation-name">{organisation}</strong>'
-            '<h2>Preferences</h2><a class="current" href="/abm/">Your MDM Servers</a></nav>'
+            '<h2>Devices</h2><a class="current" href="/abm/">Management Services</a></nav>'
             f"<main>{flash}{content}</main></div></body></html>"
         )
 
@@ -160,7 +160,7 @@ class ABMPages:
             for server in self.store.servers(signed_in["org_id"])
         )
         servers = (
-            '<section id="mdm-servers"><h2>Your MDM Servers</h2>'
+            '<section id="mdm-servers"><h2>Management Services</h2>'
             "<table><tr><th>Name</th><th>Server UUID</th><th>Devices</th><th>Default admin</th>"
             f"<th>Public key</th></tr>{rows}</table>"
             '<form class="inline" method="post" action="/abm/servers">'
@@ -174,8 +174,8 @@ class ABMPages:
             f"<dt>Type</dt><dd>{escape(signed_in['org_type'])}</dd>"
             f"<dt>Email</dt><dd>{escape(signed_in['email'])}</dd></dl></section>"
         )
-        content = f"<h1>Preferences</h1>{organisation}{terms}{servers}"
-        return html_response(self._page("Preferences", content, request))
+        content = f"<h1>Management Services</h1>{organisation}{terms}{servers}"
+        return html_response(self._page("Management Services", content, request))
 
     def _enrolment_form(self) -> str:
         return (
@@ -260,7 +260,7 @@ class ABMPages:
             '<button type="submit">Add Devices</button></form>'
             "<table><tr><th>Serial number</th><th>Model</th><th>OS</th><th>Profile</th></tr>"
             f"{rows}</table></section>"
-            '<p><a href="/abm/">Back to Your MDM Servers</a></p>'
+            '<p><a href="/abm/">Back to Management Services</a></p>'
         )
         return html_response(self._page(server["server_name"], content, request))
 

@@ -437,7 +437,7 @@ def test_abm_pages_escape_what_users_typed(org: Org) -> None:
 
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "Your MDM Servers" in page
+    assert "Management Services" in page
 
 
 def test_abm_hides_servers_of_another_organisation(org: Org) -> None:

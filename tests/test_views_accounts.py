@@ -295,6 +295,40 @@ def test_the_add_steps_link_to_the_simulated_abm_only_in_the_demo(client_as, adm
     assert 'href="http://127.0.0.1:8001/abm/"' in page
 
 
+def test_the_edit_page_links_to_the_simulated_abm_only_in_the_demo(
+    client_as, admin, dep_account, settings
+):
+    client = client_as(admin)
+    settings.APPLESIM_ABM_URL = ""
+    page = client.get(_edit_url(dep_account)).content.decode()
+    assert "Demo: Apple Business Manager is simulated" not in page
+    assert (
+        " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} ".join(
+            ["Devices", "Management Services", "Springfield MDM", "Download Token"]
+        )
+        in page
+    )
+    settings.APPLESIM_ABM_URL = "http://127.0.0.1:8001/abm/"
+    page = client.get(_edit_url(dep_account)).content.decode()
+    assert "Demo: Apple Business Manager is simulated at" in page
+    assert 'href="http://127.0.0.1:8001/abm/"' in page
+
+
+def test_the_add_steps_use_apples_current_wording_and_name_the_older_once(client_as, admin):
+    account = account_create(actor=admin)
+    page = client_as(admin).get(reverse("dep_accounts:add_token", args=[account.pk])).content
+    text = page.decode()
+
+    assert (
+        " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} ".join(
+            ["<strong>Devices</strong>", "<strong>Management Services</strong>"]
+        )
+        in text
+    )
+    assert text.count("Your MDM Servers") == 1
+    assert "Springfield_MDM_Token_2025-06-01T09-30-00Z_smime.p7m" in text
+
+
 # The account page
 
 

@@ -74,7 +74,7 @@ def _reminder_text(account: DEPAccount, expires_at: datetime, now: datetime) -> 
         "enroll automatically.\n\n"
         "To renew it:\n"
         f"1. Sign in to Apple Business Manager as {apple_id}.\n"
-        f"2. Open Preferences > Your MDM Servers > “{account.server_name}” and click "
+        f"2. Open Devices > Management Services > “{account.server_name}” and click "
         "Download Token, then confirm.\n"
         f"3. Open {edit_url} , choose the downloaded .p7m file under Upload Token and click Save.\n"
     )

@@ -140,8 +140,8 @@ def account_start_renewal(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(account)
     messages.success(
         request,
-        f"Renewal of “{account.name}” started. Now, in Apple Business Manager: Preferences > "
-        f"Your MDM Servers > “{account.server_name}” > Download Token, and confirm. Then upload "
+        f"Renewal of “{account.name}” started. Now, in Apple Business Manager: Devices > "
+        f"Management Services > “{account.server_name}” > Download Token, and confirm. Then upload "
         f"the file here under Edit > Upload Token. Until you do, the portal checks the old token "
         f"every {guarded.GUARD_CHECK_MINUTES} minutes and warns you the moment Apple resets it.",
     )
