@@ -12,6 +12,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
+from dep_accounts.apple import envelope as apple_envelope
+from dep_accounts.apple import keypair as apple_keypair
 from dep_accounts.apple import token as apple_token
 from dep_accounts.encryption import secret_decrypt
 from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
@@ -51,7 +53,7 @@ def _snapshot() -> list[dict]:
 
 def _foreign_token(abm) -> bytes:
     """A token encrypted for the public key of another MDM product."""
-    key_pair = apple_token.key_pair_generate(common_name="another-mdm")
+    key_pair = apple_keypair.key_pair_generate(common_name="another-mdm")
     other = SimpleNamespace(
         key_pair=SimpleNamespace(certificate_pem=key_pair.certificate_pem.decode())
     )
@@ -59,11 +61,11 @@ def _foreign_token(abm) -> bytes:
 
 
 def test_a_token_names_the_recipient_of_its_accounts_certificate(abm, dep_account):
-    recipients = apple_token.server_token_recipients(abm.token_for(dep_account))
+    recipients = apple_envelope.server_token_recipients(abm.token_for(dep_account))
     certificate = dep_account.key_pair.certificate_pem.encode()
-    assert recipients == [apple_token.certificate_recipient_id(certificate)]
+    assert recipients == [apple_envelope.certificate_recipient_id(certificate)]
     with pytest.raises(apple_token.NotAServerTokenError):
-        apple_token.server_token_recipients(b"%PDF-1.7 not a token")
+        apple_envelope.server_token_recipients(b"%PDF-1.7 not a token")
 
 
 def test_the_preview_matches_files_named_alike_and_saves_nothing_until_confirmed(

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import cache
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import ngettext
@@ -28,6 +27,7 @@ from dep_accounts.encryption import SecretDecryptionError
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.audit import audit_record
+from dep_accounts.services.device_upsert import devices_page_upsert
 from dep_accounts.services.licence import licence_is_valid
 from dep_accounts.services.tokens import (
     account_state_set,
@@ -172,116 +172,12 @@ def _lease_take(account: DEPAccount, now: datetime) -> bool:
     return taken == 1
 
 
-# What Apple says of a device, as DEPDevice stores it: text (never NULL) and times.
-_TIME_FIELDS = ["profile_assign_time", "device_assigned_date", "op_date"]
-_TEXT_FIELDS = ["model", "description", "color", "asset_tag", "os", "device_family"]
-_TEXT_FIELDS += ["profile_status", "profile_uuid", "device_assigned_by"]
-DEVICE_FIELDS = [*_TEXT_FIELDS, *_TIME_FIELDS]
-
-
-_UPSERT_COLUMNS = [
-    "account_id",
-    "serial_number",
-    *_TEXT_FIELDS,
-    *_TIME_FIELDS,
-    "removed_at",
-    "updated_at",
-    "default_profile_pending",
-]
-# Postgres array types of those columns, for the one-statement page upsert below.
-_POSTGRES_TYPES = ["bigint", "varchar"] + ["varchar"] * len(_TEXT_FIELDS)
-_POSTGRES_TYPES += ["timestamptz"] * (len(_TIME_FIELDS) + 2) + ["boolean"]
-
-
-@cache
-def _upsert_sql(vendor: str) -> str:
-    """One page of devices inserted or updated by (account, serial): what bulk_create with
-    update_conflicts writes, without building a model instance per device. Postgres takes the
-    page as one statement over column arrays; SQLite, row by row in one executemany."""
-    table = connection.ops.quote_name(DEPDevice._meta.db_table)
-    if vendor == "postgresql":
-        arrays = ", ".join(f"%s::{t}[]" for t in _POSTGRES_TYPES)
-        rows = f"SELECT * FROM unnest({arrays})"  # noqa: S608 (fixed type names only)
-    else:
-        rows = f"VALUES ({', '.join(['%s'] * len(_UPSERT_COLUMNS))})"
-    kept = ("account_id", "serial_number", "default_profile_pending")
-    updated = [c for c in _UPSERT_COLUMNS if c not in kept]
-    # Built from the model's own table and column names only; the values go as parameters.
-    return (
-        f"INSERT INTO {table} ({', '.join(_UPSERT_COLUMNS)}) {rows} "
-        "ON CONFLICT (account_id, serial_number) DO UPDATE SET "
-        + ", ".join(f"{c} = excluded.{c}" for c in updated)
-    )
-
-
-def _rows_upsert(rows: list[tuple]) -> None:
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                _upsert_sql(connection.vendor), [list(c) for c in zip(*rows, strict=True)]
-            )
-        else:
-            cursor.executemany(_upsert_sql(connection.vendor), rows)
-
-
-def _device_rows(
-    account: DEPAccount, devices: list[apple_schema.Device], now: datetime
-) -> list[tuple]:
-    adapt = connection.ops.adapt_datetimefield_value
-    updated_at = adapt(now)
-    return [
-        (
-            account.pk,
-            device.serial_number,
-            *(getattr(device, name) or "" for name in _TEXT_FIELDS),
-            *(adapt(getattr(device, name)) for name in _TIME_FIELDS),
-            None,
-            updated_at,
-            False,
-        )
-        for device in devices
-    ]
-
-
-def _latest_by_serial(devices: Iterable[apple_schema.Device]) -> list[apple_schema.Device]:
-    """Apple may list a serial more than once in a page; the latest event wins."""
-    latest: dict[str, apple_schema.Device] = {}
-    floor = datetime.min.replace(tzinfo=UTC)
-    for device in devices:
-        seen = latest.get(device.serial_number)
-        if seen is None or (device.op_date or floor) >= (seen.op_date or floor):
-            latest[device.serial_number] = device
-    return list(latest.values())
-
-
 def _page_save(
     *, account: DEPAccount, page: apple_schema.DevicePage, phase: str, now: datetime
 ) -> list[str]:
     """Save one page of devices with the cursor after it; return serials new to the account."""
-    devices = _latest_by_serial(page.devices)
-    deleted = [d.serial_number for d in devices if d.op_type == "deleted"]
-    present = [d for d in devices if d.op_type != "deleted"]
     with transaction.atomic():
-        known = set(
-            DEPDevice.objects.filter(
-                account=account,
-                serial_number__in=[d.serial_number for d in present],
-                removed_at__isnull=True,
-            ).values_list("serial_number", flat=True)
-        )
-        if present:
-            _rows_upsert(_device_rows(account, present, now))
-        new = [d.serial_number for d in present if d.serial_number not in known]
-        if new and account.assign_default_profile and account.default_profile_id:
-            # Marked with the page, so a failed or interrupted assignment is retried next sync.
-            DEPDevice.objects.filter(account=account, serial_number__in=new).update(
-                default_profile_pending=True
-            )
-        removed = 0
-        if deleted:
-            removed = DEPDevice.objects.filter(
-                account=account, serial_number__in=deleted, removed_at__isnull=True
-            ).update(removed_at=now, updated_at=now)
+        new, removed = devices_page_upsert(account=account, devices=page.devices, now=now)
         account.sync_cursor = page.cursor or account.sync_cursor
         account.sync_cursor_at = now
         account.sync_phase = phase
@@ -366,8 +262,13 @@ def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
                 return
 
 
-def devices_sync(*, account: DEPAccount) -> SyncOutcome:
-    """Bring the account's devices in line with Apple's, under the account's sync lease."""
+def devices_sync(
+    *, account: DEPAccount, sleep: Callable[[float], object] = time.sleep
+) -> SyncOutcome:
+    """Bring the account's devices in line with Apple's, under the account's sync lease.
+
+    `sleep` spends the short waits Apple asks for; tests pass one that moves applesim's clock.
+    """
     now = timezone.now()
     blocker = sync_blocker(account=account, now=now)
     if blocker:
@@ -395,7 +296,7 @@ def devices_sync(*, account: DEPAccount) -> SyncOutcome:
         for page, phase in _pages(client, account, now):
             new_serials += _page_save(account=account, page=page, phase=phase, now=now)
         if account.assign_default_profile and account.default_profile_id:
-            _default_profile_assign(client, account)
+            _default_profile_assign(client, account, sleep=sleep)
         outcome = SyncOutcome(
             result=Result.OK,
             devices_seen=account.sync_devices_seen,
@@ -429,7 +330,9 @@ def devices_sync(*, account: DEPAccount) -> SyncOutcome:
     return outcome
 
 
-def _default_profile_assign(client: apple_client.DEPClient, account: DEPAccount) -> None:
+def _default_profile_assign(
+    client: apple_client.DEPClient, account: DEPAccount, *, sleep: Callable[[float], object]
+) -> None:
     """Assign the default profile to every device still waiting for it, in Apple's batches."""
     profile = account.default_profile
     pending = DEPDevice.objects.filter(
@@ -456,7 +359,7 @@ def _default_profile_assign(client: apple_client.DEPClient, account: DEPAccount)
             wait = assignment.retry_after_seconds or 0
             if not batch or wait > MAX_INLINE_WAIT_SECONDS:
                 break
-            time.sleep(wait)
+            sleep(wait)
         if batch:
             raise apple_client.ThrottledError(
                 ngettext(
