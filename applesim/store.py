@@ -408,6 +408,15 @@ class SimStore:
         )
         return row is not None
 
+    def server_token_latest(self, server_uuid: str) -> sqlite3.Row | None:
+        """The token "Download Token" issued last for this server, revoked or not."""
+        return self.query_one(
+            "SELECT server_token.* FROM server_token"
+            " JOIN mdm_server ON mdm_server.id = server_token.mdm_server_id"
+            " WHERE server_uuid = ? ORDER BY server_token.id DESC LIMIT 1",
+            (server_uuid,),
+        )
+
     def server_token(self, consumer_key: str, access_token: str) -> sqlite3.Row | None:
         """The usable (not revoked, not expired) server token with these OAuth keys."""
         return self.query_one(

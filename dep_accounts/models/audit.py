@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from dep_accounts.models.accounts import DEPAccount
 
@@ -56,4 +57,6 @@ class Banner(models.Model):
     computed_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
-        return f"Banner with {len(self.items)} item(s)"
+        return ngettext(
+            "Banner with %(count)d item", "Banner with %(count)d items", len(self.items)
+        ) % {"count": len(self.items)}

@@ -24,6 +24,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import ngettext
 from kombu.exceptions import OperationalError as BrokerUnreachableError
 
 from dep_accounts.apple import client as apple_client
@@ -392,8 +393,12 @@ def devices_sync(
         outcome = SyncOutcome(
             result=Result.OK,
             devices_seen=account.sync_devices_seen,
-            message=f"{account.sync_devices_seen:,} device record(s) from Apple, "
-            f"{len(new_serials):,} new.",
+            message=ngettext(
+                "%(seen)s device record from Apple, %(new)s new.",
+                "%(seen)s device records from Apple, %(new)s new.",
+                account.sync_devices_seen,
+            )
+            % {"seen": f"{account.sync_devices_seen:,}", "new": f"{len(new_serials):,}"},
         )
         if account.state in (State.REJECTED, State.TERMS_NOT_ACCEPTED):
             account_state_set(account=account, state=State.OK, detail="")
@@ -480,7 +485,12 @@ def _default_profile_assign(
             sleep(wait)
         if batch:
             raise apple_client.ThrottledError(
-                f"Apple throttled the assignment of {len(batch)} device(s).",
+                ngettext(
+                    "Apple throttled the assignment of %(count)d device.",
+                    "Apple throttled the assignment of %(count)d devices.",
+                    len(batch),
+                )
+                % {"count": len(batch)},
                 retry_after=float(assignment.retry_after_seconds or 60),
             )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.paginator import Paginator
@@ -60,7 +61,7 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     form = AccountEditForm(request.POST or None, request.FILES or None, account=account)
-    context = {"account": account, "form": form}
+    context = {"account": account, "form": form, "abm_url": settings.APPLESIM_ABM_URL}
     if request.method == "POST" and form.is_valid():
         try:
             # The token first: when it is refused, the settings are not saved either.
