@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from dep_accounts.apple import token as apple_token
+from dep_accounts.apple import keypair as apple_keypair
 from dep_accounts.encryption import secret_encrypt
 from dep_accounts.models import AuditEvent, DEPAccount, KeyPair
 from dep_accounts.services.audit import audit_record
@@ -15,7 +15,7 @@ def account_create(*, actor: AbstractBaseUser | None, display_name: str = "") ->
     """A new DEP account awaiting its first token, with the key pair ABM encrypts tokens for."""
     with transaction.atomic():
         account = DEPAccount.objects.create(display_name=display_name)
-        key_pair = apple_token.key_pair_generate(common_name=f"mdmportal-dep-{account.pk}")
+        key_pair = apple_keypair.key_pair_generate(common_name=f"mdmportal-dep-{account.pk}")
         KeyPair.objects.create(
             account=account,
             private_key_encrypted=secret_encrypt(key_pair.private_key_pem),

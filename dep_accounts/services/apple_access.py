@@ -16,7 +16,7 @@ from dep_accounts.selectors import licence_current
 from dep_accounts.services.licence import licence_is_valid
 
 
-def dep_client_for_token(token: apple_token.ServerToken) -> apple_client.DEPClient:
+def dep_client_for_token(token: apple_token.ServerTokenCredentials) -> apple_client.DEPClient:
     """The client that speaks to Apple (or applesim, at `DEP_API_URL`) with this token."""
     return apple_client.DEPClient(
         consumer_key=token.consumer_key,
@@ -28,9 +28,9 @@ def dep_client_for_token(token: apple_token.ServerToken) -> apple_client.DEPClie
     )
 
 
-def server_token_credentials(server_token: ServerToken) -> apple_token.ServerToken:
+def server_token_credentials(server_token: ServerToken) -> apple_token.ServerTokenCredentials:
     """The decrypted OAuth credentials of a stored server token."""
-    return apple_token.ServerToken.from_json(
+    return apple_token.ServerTokenCredentials.from_json(
         secret_decrypt(server_token.secrets_encrypted).decode()
     )
 

@@ -197,6 +197,20 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "view_url": list_url,
             }
         )
+    alerted = DEPAccount.objects.exclude(sync_alert="").only(
+        "id", "display_name", "server_name", "sync_alert"
+    )
+    for account in alerted[:BANNER_ACCOUNTS_SHOWN]:
+        detail_url = reverse("dep_accounts:detail", args=[account.pk])
+        items.append(
+            {
+                "level": "warning",
+                "text": f"Devices of “{account.name}” are not syncing: {account.sync_alert}",
+                "action": "See the account",
+                "url": detail_url,
+                "view_url": detail_url,
+            }
+        )
     licence = licence_current()
     licence_url = reverse("dep_accounts:subscription")
     if licence is None:

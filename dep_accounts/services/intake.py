@@ -25,6 +25,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from dep_accounts.apple import client as apple_client
+from dep_accounts.apple import envelope as apple_envelope
 from dep_accounts.apple import token as apple_token
 from dep_accounts.encryption import secret_decrypt, secret_encrypt
 from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
@@ -104,7 +105,7 @@ def token_check(
     """Decrypt a .p7m with the account's key pair and, if the file itself passes, ask Apple."""
     key_pair = account.key_pair
     try:
-        token = apple_token.server_token_decrypt(
+        token = apple_envelope.server_token_decrypt(
             token_file,
             private_key_pem=secret_decrypt(key_pair.private_key_encrypted),
             certificate_pem=key_pair.certificate_pem.encode(),
@@ -122,7 +123,7 @@ def token_check(
     return TokenCheck(token=token, apple_account=_apple_account(token))
 
 
-def _apple_account(token: apple_token.ServerToken):
+def _apple_account(token: apple_token.ServerTokenCredentials):
     try:
         return dep_client_for_token(token).account()
     except apple_client.TokenRejectedError as exc:

@@ -24,6 +24,8 @@ class Refusal(DomainError):
     """A server token file that was not taken; `code` names the rule, `message` what to do."""
 
     code = "invalid"
+    # False for a refusal only Bulk renewal gives: the API's document leaves its code out.
+    reaches_api = True
 
 
 class TokenFileError(Refusal):
@@ -96,7 +98,7 @@ class Confirmations:
 class TokenCheck:
     """A decrypted server token, with what Apple says it belongs to (None until asked)."""
 
-    token: apple_token.ServerToken
+    token: apple_token.ServerTokenCredentials
     apple_account: apple_schema.Account | None = None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -17,7 +18,11 @@ from dep_accounts.selectors import dep_accounts_list, token_custodians
 from dep_accounts.services.accounts import account_update
 from dep_accounts.services.apple_access import sync_blocker
 from dep_accounts.services.intake import TokenUpload, token_intake
-from dep_accounts.services.sync import SyncUnavailableError, account_sync_request
+from dep_accounts.services.sync import (
+    SyncUnavailableError,
+    account_full_resync_request,
+    account_sync_request,
+)
 from dep_accounts.services.verdict import AppleIDChangedError, Confirmations, Refusal
 from dep_accounts.views.access import admin_required, viewer_required
 from dep_accounts.views.staging import (
@@ -50,6 +55,9 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "server_tokens": server_tokens,
         "custodians": token_custodians(server_tokens),
         "devices": account.devices.filter(removed_at__isnull=True)[:DEVICES_SHOWN],
+        "migrating": account.devices.filter(
+            removed_at__isnull=True, mdm_migration_deadline__isnull=False
+        ).order_by("mdm_migration_deadline", "serial_number")[:DEVICES_SHOWN],
         "profiles": account.profiles.all(),
         "sync_unavailable": sync_blocker(account=account),
     }
@@ -60,7 +68,7 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     form = AccountEditForm(request.POST or None, request.FILES or None, account=account)
-    context = {"account": account, "form": form}
+    context = {"account": account, "form": form, "abm_url": settings.APPLESIM_ABM_URL}
     if request.method == "POST" and form.is_valid():
         upload = _token_upload(request, form, account)
         try:
@@ -142,4 +150,21 @@ def account_sync(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Sync of “{account.name}” requested: devices update shortly.")
+    return redirect(account)
+
+
+@admin_required
+@require_POST
+def account_full_resync(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_object_or_404(DEPAccount, pk=pk)
+    try:
+        account_full_resync_request(account=account, actor=request.user)
+    except SyncUnavailableError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"Full re-sync of “{account.name}” requested: every device is fetched from Apple "
+            "again, and devices Apple no longer lists are removed.",
+        )
     return redirect(account)

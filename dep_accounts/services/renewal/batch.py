@@ -17,6 +17,7 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
+from dep_accounts.apple import envelope as apple_envelope
 from dep_accounts.apple import token as apple_token
 from dep_accounts.models import DEPAccount, ServerToken
 from dep_accounts.services.intake import (
@@ -45,10 +46,12 @@ NO_ACCOUNT_KEY = (
 
 class NoAccountKeyError(Refusal):
     code = "no_account"
+    reaches_api = False
 
 
 class DuplicateFileError(Refusal):
     code = "duplicate"
+    reaches_api = False
 
 
 @dataclass
@@ -113,23 +116,25 @@ def bulk_renewal_preview(
     return rows
 
 
-def _accounts_by_recipient() -> dict[apple_token.RecipientID, list[DEPAccount]]:
-    accounts: dict[apple_token.RecipientID, list[DEPAccount]] = {}
+def _accounts_by_recipient() -> dict[apple_envelope.RecipientID, list[DEPAccount]]:
+    accounts: dict[apple_envelope.RecipientID, list[DEPAccount]] = {}
     for account in DEPAccount.objects.filter(key_pair__isnull=False).select_related("key_pair"):
-        recipient = apple_token.certificate_recipient_id(account.key_pair.certificate_pem.encode())
+        recipient = apple_envelope.certificate_recipient_id(
+            account.key_pair.certificate_pem.encode()
+        )
         accounts.setdefault(recipient, []).append(account)
     return accounts
 
 
 def _row_for(
     token_file: TokenFile,
-    accounts: dict[apple_token.RecipientID, list[DEPAccount]],
+    accounts: dict[apple_envelope.RecipientID, list[DEPAccount]],
     now: datetime,
 ) -> BulkRenewalRow:
     row = BulkRenewalRow(file_name=token_file.name)
     try:
         content = token_read(token_file)
-        recipients = apple_token.server_token_recipients(content)
+        recipients = apple_envelope.server_token_recipients(content)
     except apple_token.ServerTokenError as exc:
         return _refused(row, TokenFileError(exc.message))
     except Refusal as refusal:
