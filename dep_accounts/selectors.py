@@ -10,7 +10,14 @@ from django.conf import settings
 from django.db.models import Case, Count, F, IntegerField, QuerySet, Value, When, Window
 from django.urls import reverse
 
-from dep_accounts.models import Banner, DEPAccount, ServerToken, SubscriptionLicence
+from dep_accounts.models import (
+    AuditEvent,
+    Banner,
+    DEPAccount,
+    OutboundEmail,
+    ServerToken,
+    SubscriptionLicence,
+)
 
 State = DEPAccount.State
 
@@ -161,7 +168,36 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "url": licence_url,
             }
         )
+    problem = email_problem()
+    if problem:
+        audit_url = reverse("dep_accounts:audit_log")
+        items.append(
+            {
+                "level": "critical",
+                "text": f"Renewal reminders could not be emailed: {problem}",
+                "action": "See the audit log",
+                "url": f"{audit_url}?action={AuditEvent.Action.EMAIL_FAILED}",
+            }
+        )
     return items
+
+
+def email_problem() -> str:
+    """Why the last notification email could not be delivered, while none went out since."""
+    Status = OutboundEmail.Status
+    notifications = OutboundEmail.objects.exclude(kind=OutboundEmail.Kind.TEST)
+    failed = (
+        notifications.filter(status__in=[Status.FAILED, Status.UNCERTAIN])
+        .order_by("-created_at")
+        .values_list("created_at", "last_answer")
+        .first()
+    )
+    if failed is None:
+        return ""
+    failed_at, answer = failed
+    if notifications.filter(status=Status.SENT, sent_at__gt=failed_at).exists():
+        return ""
+    return answer
 
 
 def banner_items() -> list[dict[str, str]]:

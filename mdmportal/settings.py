@@ -209,6 +209,9 @@ DEP_SYNC_LEASE_SECONDS = env.int("DEP_SYNC_LEASE_SECONDS", default=180)
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+# Seconds Django's SMTP backend waits to connect and for each answer: a hung mail server must
+# not hold a worker forever.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mdmportal <mdmportal@localhost>")
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 # The bearer token Prometheus sends to scrape /metrics; unset, /metrics does not exist (404).
@@ -247,6 +250,10 @@ CELERY_BEAT_SCHEDULE = {
     "dep-guarded-renewals": {
         "task": "dep_accounts.tasks.guarded_renewals_watch",
         "schedule": 5 * 60.0,
+    },
+    "outbox-emails-due": {
+        "task": "dep_accounts.tasks.emails_send_due",
+        "schedule": 60.0,
     },
     "webhook-deliveries-due": {
         "task": "dep_accounts.tasks.webhook_deliveries_send_due",
