@@ -168,7 +168,7 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "url": licence_url,
             }
         )
-    problem = email_problem()
+    problem = email_problem(now=now)
     if problem:
         audit_url = reverse("dep_accounts:audit_log")
         items.append(
@@ -182,22 +182,25 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
     return items
 
 
-def email_problem() -> str:
-    """Why the last notification email could not be delivered, while none went out since."""
+def email_problem(*, now: datetime) -> str:
+    """Why a notification email of the last week was not delivered, until its recipient gets
+    a later one."""
     Status = OutboundEmail.Status
     notifications = OutboundEmail.objects.exclude(kind=OutboundEmail.Kind.TEST)
     failed = (
-        notifications.filter(status__in=[Status.FAILED, Status.UNCERTAIN])
+        notifications.filter(
+            status__in=[Status.FAILED, Status.UNCERTAIN],
+            created_at__gte=now - timedelta(days=settings.DEP_TOKEN_CRITICAL_DAYS),
+        )
         .order_by("-created_at")
-        .values_list("created_at", "last_answer")
+        .values_list("created_at", "recipient", "last_answer")
         .first()
     )
     if failed is None:
         return ""
-    failed_at, answer = failed
-    if notifications.filter(status=Status.SENT, sent_at__gt=failed_at).exists():
-        return ""
-    return answer
+    failed_at, recipient, answer = failed
+    later = notifications.filter(status=Status.SENT, recipient=recipient, created_at__gt=failed_at)
+    return "" if later.exists() else answer
 
 
 def banner_items() -> list[dict[str, str]]:

@@ -131,9 +131,7 @@ def test_reading_the_banner_costs_one_query(django_assert_max_num_queries):
 @pytest.mark.parametrize(
     ("days_before", "step"), [(30, 30), (20, 30), (14, 14), (7, 7), (5, 7), (3, 3), (1, 1), (0, 0)]
 )
-def test_a_reminder_goes_out_once_at_each_step(
-    days_before, step, django_user_model, emails_flush
-):
+def test_a_reminder_goes_out_once_at_each_step(days_before, step, django_user_model, emails_flush):
     expiry = datetime(2027, 3, 10, 15, 0, tzinfo=UTC)
     with time_machine.travel(expiry - timedelta(days=400), tick=False):
         account = _account(

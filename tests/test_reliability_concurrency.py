@@ -148,9 +148,7 @@ def test_two_uploads_of_a_first_token_at_once_add_the_account_once(concurrent_da
     assert AuditEvent.objects.filter(action=AuditEvent.Action.ACCOUNT_CREATED).count() == 1
 
 
-def test_two_beat_processes_send_each_reminder_once(
-    concurrent_database, abm, admin, emails_flush
-):
+def test_two_beat_processes_send_each_reminder_once(concurrent_database, abm, admin, emails_flush):
     admin.email = "alex.admin@springfield.example"
     admin.save()
     account = account_create(actor=admin)

@@ -149,7 +149,10 @@ def _smtp_send(email: OutboundEmail) -> tuple[str | None, bool]:
     except smtplib.SMTPResponseException as exc:
         return _answer(exc.smtp_code, exc.smtp_error), exc.smtp_code >= 500
     except smtplib.SMTPServerDisconnected as exc:
-        return f"The mail server closed the connection ({exc or 'no answer'}).", False
+        # smtplib turns a read that timed out into a disconnection; say which it was.
+        if not isinstance(exc.__context__, TimeoutError):
+            return f"The mail server closed the connection ({exc or 'no answer'}).", False
+        return f"The mail server did not answer within {settings.EMAIL_TIMEOUT} seconds.", False
     except TimeoutError:
         return f"The mail server did not answer within {settings.EMAIL_TIMEOUT} seconds.", False
     except OSError as exc:
