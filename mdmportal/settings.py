@@ -123,6 +123,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "dep_accounts.context_processors.banner",
+                "dep_accounts.context_processors.debug_outbox",
             ],
         },
     },
@@ -209,6 +210,8 @@ DEP_SYNC_LEASE_SECONDS = env.int("DEP_SYNC_LEASE_SECONDS", default=180)
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+# Where `manage.py mailcatcher` (the demo's mail server) keeps what it catches: Admin > Outbox.
+MAILCATCHER_DIR = VAR_DIR / "mail"
 # Seconds Django's SMTP backend waits to connect and for each answer: a hung mail server must
 # not hold a worker forever.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)

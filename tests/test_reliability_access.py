@@ -78,6 +78,9 @@ CONSOLE: dict[str, Row] = {
     "bulk_renew_confirm":   ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     "start_renewal":        ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     "terms_check":          ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
+    "email_test":           ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
+    # The demo's caught emails exist only with DEBUG on; the tests run with it off.
+    "outbox":               ((LOGIN, LOGIN), (403, 403), (403, 403), (404, 404), (404, 404)),
     # The secret in the URL is the only credential: a session does not open a feed.
     "calendar_feed":        ((404, 405),) * len(ROLES),
 }
@@ -199,7 +202,7 @@ DJANGO_ADMIN_NOT_STAFF: dict[str, tuple[int | str, int | str]] = {
 }
 
 # What the lead quotes: URL x role x method combinations checked by the table test.
-URLS_CHECKED = 118
+URLS_CHECKED = 120
 COMBINATIONS_CHECKED = URLS_CHECKED * len(ROLES) * len(METHODS)
 
 

@@ -22,6 +22,7 @@ from dep_accounts.views.access import admin_required, viewer_required
 
 ACCOUNTS_PER_PAGE = 50
 DEVICES_SHOWN = 25
+EMAILS_SHOWN = 10
 EDIT_TEMPLATE = "dep_accounts/account_edit.html"
 
 
@@ -44,6 +45,7 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "devices": account.devices.filter(removed_at__isnull=True)[:DEVICES_SHOWN],
         "profiles": account.profiles.all(),
         "sync_unavailable": sync_blocker(account=account),
+        "emails": account.emails.defer("body")[:EMAILS_SHOWN],
     }
     return render(request, "dep_accounts/account_detail.html", context)
 
