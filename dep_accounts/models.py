@@ -342,6 +342,7 @@ class OutboundEmail(models.Model):
     class Kind(models.TextChoices):
         REMINDER = "reminder", "Renewal reminder"
         TOKEN_RESET = "token_reset", "Old token reset"
+        LICENCE = "licence", "Licence expiring"
         TEST = "test", "Test email"
 
     class Status(models.TextChoices):

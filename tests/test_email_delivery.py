@@ -313,3 +313,33 @@ def test_the_beat_task_queues_due_emails_and_reconciles_interrupted_ones(db):
 )
 def test_subjects_are_always_one_line(text, line):
     assert subject_line(text) == line
+
+
+def test_admins_are_emailed_weekly_while_the_licence_nears_its_end(mail_server, admin):
+    from django.conf import settings
+
+    from dep_accounts.services.licence import licence_document_issue, licence_install
+    from dep_accounts.services.reminders import licence_reminders_send
+
+    admin.email = "alex@springfield.example"
+    admin.save()
+    now = timezone.now()
+    document = licence_document_issue(
+        signing_key=settings.LICENCE_SIGNING_KEY,
+        customer="Springfield Schools",
+        plan="Education",
+        device_limit=1000,
+        valid_from=now - timedelta(days=345),
+        valid_until=now + timedelta(days=20, hours=2),
+    )
+    licence_install(document=document, actor=None)
+    assert licence_reminders_send() == 1
+    assert licence_reminders_send() == 0  # once a week
+    assert _deliver_due() == [Status.SENT]
+    (message,) = mail_server.messages_to("alex@springfield.example")
+    assert message["Subject"] == (
+        "The mdmportal subscription licence of Springfield Schools expires in 20 days"
+    )
+    assert "/admin/subscription/" in message.get_content()
+    later = timezone.now() + timedelta(days=7)
+    assert licence_reminders_send(now=later) == 1

@@ -28,6 +28,7 @@ from dep_accounts.models import (
     calendar_days_until,
 )
 from dep_accounts.roles import ADMINS
+from dep_accounts.selectors import licence_current
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.outbox import emails_queue
 from dep_accounts.services.webhooks import webhooks_emit_reminder
@@ -136,3 +137,27 @@ def _reminder_queue(*, token: ServerToken, step: int, admins: list[str], now: da
     )
     webhooks_emit_reminder(account=account, token=token, days_before=step, message=subject, now=now)
     return 1
+
+
+def licence_reminders_send(*, now: datetime | None = None) -> int:
+    """Email the admins, at most once a week, while the subscription licence nears its end."""
+    now = now or timezone.now()
+    licence = licence_current()
+    warning = now + timedelta(days=settings.DEP_TOKEN_WARNING_DAYS)
+    if licence is None or not now < licence.valid_until <= warning:
+        return 0
+    year, week, _ = timezone.localdate(now).isocalendar()
+    days_left = calendar_days_until(licence.valid_until, now=now)
+    when = "today" if days_left == 0 else f"in {days_left} day{'s' * (days_left != 1)}"
+    subscription_url = settings.PORTAL_BASE_URL.rstrip("/") + reverse("dep_accounts:subscription")
+    queued = emails_queue(
+        kind=OutboundEmail.Kind.LICENCE,
+        notification_key=f"licence:{licence.licence_id}:{year}-W{week:02d}",
+        recipients=admin_emails(),
+        subject=f"The mdmportal subscription licence of {licence.customer} expires {when}",
+        body=f"The {licence.plan} subscription licence of {licence.customer} expires {when}, on "
+        f"{licence.valid_until:%A %d %B %Y}. After that, DEP accounts cannot be synced until it "
+        "is renewed.\n\n"
+        f"Upload the renewed licence at {subscription_url} .\n",
+    )
+    return len(queued)
