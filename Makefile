@@ -2,6 +2,7 @@
 PYTHON ?= python3
 PORT ?= 8000
 APPLESIM_PORT ?= 8001
+MAIL_PORT ?= 1025
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 
 # make run PORT=8080 APPLESIM_PORT=8081 when the default ports are taken.
 run: $(STAMP)
-	@$(BIN)/python manage.py run_embedded --port $(PORT) --applesim-port $(APPLESIM_PORT)
+	@$(BIN)/python manage.py run_embedded --port $(PORT) --applesim-port $(APPLESIM_PORT) --mail-port $(MAIL_PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

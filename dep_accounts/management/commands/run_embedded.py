@@ -108,13 +108,18 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--applesim-port", type=int, default=8001)
+        parser.add_argument("--mail-port", type=int, default=1025)
 
-    def handle(self, *args, host: str, port: int, applesim_port: int, **options) -> None:
+    def handle(
+        self, *args, host: str, port: int, applesim_port: int, mail_port: int, **options
+    ) -> None:
         applesim_url = f"http://127.0.0.1:{applesim_port}"
         env = os.environ | {
             "DEP_API_URL": os.environ.get("DEP_API_URL", applesim_url),
             "APPLESIM_ABM_URL": os.environ.get("APPLESIM_ABM_URL", applesim_url + "/"),
             "PORTAL_BASE_URL": f"http://{host}:{port}",
+            # The demo's mail catcher keeps every email: Admin > Outbox shows them.
+            "EMAIL_URL": os.environ.get("EMAIL_URL", f"smtp://127.0.0.1:{mail_port}"),
             "PYTHONUNBUFFERED": "1",
         }
         settings.DEP_API_URL = env["DEP_API_URL"]
@@ -137,6 +142,11 @@ class Command(BaseCommand):
                 port=applesim_port,
                 port_variable="APPLESIM_PORT",
                 ready_seconds=20,
+            ),
+            Service(
+                "mailcatcher",
+                [python, "manage.py", "mailcatcher", "--port", str(mail_port)],
+                ready_text="mailcatcher: smtp://",
             ),
         ]
         portal = [
