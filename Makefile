@@ -13,11 +13,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# The Demo IdP (idpsim/): Node's oidc-provider at the version package-lock.json pins.
+IDPSIM := idpsim/node_modules/.installed
+$(IDPSIM): idpsim/package.json idpsim/package-lock.json
+	cd idpsim && npm ci --no-audit --no-fund --loglevel=error
+	touch $(IDPSIM)
+
+run: $(STAMP) $(IDPSIM)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py run_embedded
 
-test: $(STAMP)
+test: $(STAMP) $(IDPSIM)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -135,3 +135,23 @@ def licence(db):
         valid_until=now + timedelta(days=365),
     )
     return licence_install(document=document, actor=None)
+
+
+@pytest.fixture(scope="session")
+def idp(tmp_path_factory):
+    """The Demo IdP for the Django test client (the portal is http://testserver)."""
+    from tests.idpsim import idpsim_start
+
+    running = idpsim_start(portal="http://testserver", log_dir=tmp_path_factory.mktemp("idpsim"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def sso(idp, settings):
+    """The portal configured with the Demo IdP as its one identity provider."""
+    settings.OIDC_PROVIDERS = [idp.provider_settings()]
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        "openid_connect": {"APPS": settings.OIDC_PROVIDERS, "OAUTH_PKCE_ENABLED": True}
+    }
+    return idp

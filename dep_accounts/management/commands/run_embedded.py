@@ -7,12 +7,14 @@ var/. The demo is seeded on first start. Ctrl-C (or SIGTERM) stops every process
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.management import call_command
@@ -26,15 +28,23 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--applesim-port", type=int, default=8001)
+        parser.add_argument("--idpsim-port", type=int, default=8002)
 
-    def handle(self, *args, host: str, port: int, applesim_port: int, **options) -> None:
+    def handle(
+        self, *args, host: str, port: int, applesim_port: int, idpsim_port: int, **options
+    ) -> None:
         applesim_url = f"http://127.0.0.1:{applesim_port}"
-        env = os.environ | {
-            "DEP_API_URL": os.environ.get("DEP_API_URL", applesim_url),
-            "APPLESIM_ABM_URL": os.environ.get("APPLESIM_ABM_URL", applesim_url + "/"),
-            "PORTAL_BASE_URL": f"http://{host}:{port}",
-            "PYTHONUNBUFFERED": "1",
-        }
+        idpsim = idpsim_demo(port=idpsim_port, portal=f"http://{host}:{port}")
+        env = (
+            os.environ
+            | idpsim.env
+            | {
+                "DEP_API_URL": os.environ.get("DEP_API_URL", applesim_url),
+                "APPLESIM_ABM_URL": os.environ.get("APPLESIM_ABM_URL", applesim_url + "/"),
+                "PORTAL_BASE_URL": f"http://{host}:{port}",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         settings.DEP_API_URL = env["DEP_API_URL"]
         settings.APPLESIM_ABM_URL = env["APPLESIM_ABM_URL"]
         python = sys.executable
@@ -63,6 +73,7 @@ class Command(BaseCommand):
                 [python, "-m", "applesim", "--port", str(applesim_port), "--state", str(state)],
             )
             _wait_until_up(applesim_url + "/")
+            start("idpsim (Demo IdP)", idpsim.command)
             call_command("seed_demo", stdout=self.stdout)
             start(
                 "worker + beat",
@@ -110,3 +121,37 @@ def _wait_until_up(url: str, timeout: float = 20.0) -> None:
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.2)
     raise CommandError(f"applesim did not answer at {url} within {timeout:.0f} s.")
+
+
+@dataclass(frozen=True)
+class IdpSim:
+    command: list[str]
+    env: dict[str, str]
+
+
+def idpsim_demo(*, port: int, portal: str) -> IdpSim:
+    """The Demo IdP (idpsim/, Node's oidc-provider) and the OIDC_* settings that point at it."""
+    secret_file = settings.VAR_DIR / "idpsim-client-secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(32))
+        secret_file.chmod(0o600)
+    issuer = f"http://127.0.0.1:{port}"
+    command = [
+        "node",
+        str(settings.BASE_DIR / "idpsim" / "server.js"),
+        f"--port={port}",
+        f"--client-secret-file={secret_file}",
+        f"--redirect-uri={portal}/accounts/oidc/demo/login/callback/",
+        f"--post-logout-redirect-uri={portal}/accounts/login/",
+    ]
+    env = {
+        "OIDC_PROVIDERS": "demo",
+        "OIDC_DEMO_NAME": "Demo IdP",
+        "OIDC_DEMO_ISSUER": issuer,
+        "OIDC_DEMO_CLIENT_ID": "mdmportal",
+        "OIDC_DEMO_CLIENT_SECRET_FILE": str(secret_file),
+        "OIDC_DEMO_ROLE_CLAIM": "groups",
+        "OIDC_DEMO_ADMIN_VALUES": "mdm-admins",
+        "OIDC_DEMO_VIEWER_VALUES": "mdm-viewers",
+    }
+    return IdpSim(command=command, env=env)
