@@ -171,9 +171,12 @@ ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_ON_GET = False
+# A signed-in user may open the sign-in page to sign in as someone else (as before allauth).
+ACCOUNT_AUTHENTICATED_LOGIN_REDIRECTS = False
 ACCOUNT_SESSION_REMEMBER = True
-# django-axes counts failed passwords per username and address; allauth's own limits stay on.
-ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# Failed passwords are django-axes' to count (per username and address, on both sign-in pages,
+# with its lockout page); allauth's other limits (TOTP codes among them) stay on.
+ACCOUNT_RATE_LIMITS = {"login_failed": None}
 SOCIALACCOUNT_ADAPTER = "dep_accounts.sign_in.SocialAccountAdapter"
 SOCIALACCOUNT_AUTO_SIGNUP = True
 SOCIALACCOUNT_LOGIN_ON_GET = False

@@ -71,6 +71,7 @@ CONSOLE: dict[str, Row] = {
     "subscription":         ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
     "audit_log":            ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
     "me":                   ((LOGIN, LOGIN), (403, 403), (200, 200), (200, 200), (200, 200)),
+    "two_factor":           ((LOGIN, LOGIN), (403, 403), (302, 302), (302, 302), (302, 302)),
     "calendar":             ((LOGIN, LOGIN), (403, 403), (200, 200), (200, 200), (200, 200)),
     "webhooks":             ((LOGIN, LOGIN), (403, 403), (403, 403), (200, 200), (200, 200)),
     "webhook_change":       ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
@@ -87,6 +88,25 @@ AUTH: dict[str, Row] = {
     "login":                   ((200, 200),     (200, 200), (200, 200), (200, 200), (200, 200)),
     "logout":                  ((405, 302),     (405, 302), (405, 302), (405, 302), (405, 302)),
 }
+# django-allauth's sign-in steps (issue 16): the same routes under allauth's names, a TOTP code
+# after the password, confirming the password again, and the single sign-on round trip.
+SIGN_IN: dict[str, Row] = {
+    "account_login":           ((200, 200),     (200, 200), (200, 200), (200, 200), (200, 200)),
+    "account_logout":          ((405, 302),     (405, 302), (405, 302), (405, 302), (405, 302)),
+    # Nobody signs up: every answer is the "Sign up closed" page.
+    "account_signup":          ((200, 200),) * len(ROLES),
+    "account_inactive":        ((200, 405),) * len(ROLES),
+    "account_reauthenticate":  ((LOGIN, LOGIN), (200, 200), (200, 200), (200, 200), (200, 200)),
+    "mfa_authenticate":        ((302, 302),     (302, 302), (302, 302), (302, 302), (302, 302)),
+    "mfa_reauthenticate":      ((LOGIN, LOGIN), (302, 302), (302, 302), (302, 302), (302, 302)),
+    "socialaccount_login_cancelled": ((200, 405),) * len(ROLES),
+    "socialaccount_login_error":     ((401, 405),) * len(ROLES),
+    "socialaccount_signup":    ((302, 302),     (302, 302), (302, 302), (302, 302), (302, 302)),
+    # GET asks to confirm (allauth never signs in on a GET); POST goes to the IdP.
+    "openid_connect_login":    ((200, 302),     (200, 302), (200, 302), (200, 302), (200, 302)),
+    # Without the state this browser started, the IdP's answer is refused.
+    "openid_connect_callback": ((401, 401),) * len(ROLES),
+}
 # The JSON API takes API tokens only, never the session: every signed-in role is a stranger.
 NO_SESSION: Row = ((401, 401),) * len(ROLES)
 API: dict[str, Row] = {
@@ -100,7 +120,9 @@ API: dict[str, Row] = {
 }
 # Prometheus sends METRICS_TOKEN, never a session; without METRICS_TOKEN there are no metrics.
 METRICS: dict[str, Row] = {"metrics": ((404, 405),) * len(ROLES)}
-PORTAL = {f"dep_accounts:{name}": row for name, row in CONSOLE.items()} | AUTH | API | METRICS
+PORTAL = (
+    {f"dep_accounts:{name}": row for name, row in CONSOLE.items()} | AUTH | SIGN_IN | API | METRICS
+)
 
 # The Django admin: a superuser's (GET, POST) on each URL, by URL name or, for the unnamed ones,
 # by route. The portal's rows cannot be added or changed there (that goes through the console,
@@ -199,7 +221,7 @@ DJANGO_ADMIN_NOT_STAFF: dict[str, tuple[int | str, int | str]] = {
 }
 
 # What the lead quotes: URL x role x method combinations checked by the table test.
-URLS_CHECKED = 118
+URLS_CHECKED = 131
 COMBINATIONS_CHECKED = URLS_CHECKED * len(ROLES) * len(METHODS)
 
 
@@ -217,17 +239,21 @@ class Route:
         return self.route.startswith("django-admin/")
 
 
-def _routes(patterns, prefix: str = "", namespace: str = "") -> list[Route]:
+def _routes(
+    patterns, prefix: str = "", namespace: str = "", outer: tuple[str, ...] = ()
+) -> list[Route]:
     routes = []
     for pattern in patterns:
         if isinstance(pattern, URLResolver):
             inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
-            routes += _routes(pattern.url_patterns, prefix + str(pattern.pattern), inner)
+            # An include's own parameters (allauth's <provider_id>/) belong to every route in it.
+            groups = (*outer, *pattern.pattern.regex.groupindex)
+            routes += _routes(pattern.url_patterns, prefix + str(pattern.pattern), inner, groups)
         else:
             assert isinstance(pattern, URLPattern)
             route = prefix + str(pattern.pattern)
             name = f"{namespace}{pattern.name}" if pattern.name else None
-            groups = tuple(pattern.pattern.regex.groupindex)
+            groups = (*outer, *pattern.pattern.regex.groupindex)
             routes.append(Route(key=name or route, route=route, name=name, groups=groups))
     return routes
 
@@ -304,7 +330,7 @@ def users(admin, viewer, nobody, superuser) -> dict[str, object]:
 
 
 @pytest.fixture
-def objects(key_pair, licence, users) -> dict[str, object]:
+def objects(key_pair, licence, users, sso) -> dict[str, object]:
     """A real object for every kind of id a URL takes."""
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 
@@ -370,6 +396,8 @@ def _path_values(route: Route, objects: dict[str, object], pk: int | None = None
             values["url"] = "no-such-page/"
         elif group == "secret":
             values["secret"] = "no-such-calendar-feed"
+        elif group == "provider_id":
+            values["provider_id"] = "demo"
         else:
             raise AssertionError(f"No value for <{group}> of {route.route}: add one here.")
     return values
@@ -428,7 +456,7 @@ def test_every_url_answers_each_role_as_the_tables_say(role, users, objects):
     wrong = []
     for route in ROUTES:
         url = _url(route, _path_values(route, objects))
-        assert resolve(url).route == route.route.replace("^", ""), url
+        assert resolve(url).route == re.sub(r"(^|/)\^", r"\1", route.route), url
         for method, expected in zip(METHODS, _expected(route, role), strict=True):
             # A fresh sign-in for each request: logging out must not change the next answer.
             client = _client_as(users[role])
@@ -614,7 +642,9 @@ def test_every_post_without_a_csrf_token_is_refused(role, users, objects):
 
 
 def _sign_in(client: Client, page: str, password: str, **extra):
-    return client.post(reverse(page), {"username": "alex.admin", "password": password}, **extra)
+    # The portal's form (django-allauth) names the field "login"; the Django admin's "username".
+    field = "login" if page == "login" else "username"
+    return client.post(reverse(page), {field: "alex.admin", "password": password}, **extra)
 
 
 def test_five_failed_sign_ins_lock_out_even_the_right_password(client, admin, settings):
@@ -647,7 +677,7 @@ def test_a_lockout_holds_the_username_and_address_pair_and_lifts_after_the_cool_
     assert _sign_in(client, "login", "correct horse 42").status_code == 429
     # Another user from the same address, and the same user from another address, sign in.
     other_user = Client().post(
-        reverse("login"), {"username": "val.viewer", "password": "correct horse 42"}
+        reverse("login"), {"login": "val.viewer", "password": "correct horse 42"}
     )
     assert other_user.status_code == 302
     elsewhere = _sign_in(Client(), "login", "correct horse 42", REMOTE_ADDR="198.51.100.7")

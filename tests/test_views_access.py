@@ -168,7 +168,7 @@ def test_sign_in_page_lands_on_the_dashboard(client, admin, listed_account):
     assert page.status_code == 200
     assert b"Sign in to mdmportal" in page.content
     response = client.post(
-        reverse("login"), {"username": "alex.admin", "password": "correct horse 42", "next": "/"}
+        reverse("login"), {"login": "alex.admin", "password": "correct horse 42", "next": "/"}
     )
     assert response.status_code == 302
     assert response.url == reverse("dep_accounts:dashboard")
@@ -187,9 +187,9 @@ def test_log_out_is_a_post_from_the_user_menu(client_as, admin):
 
 def test_repeated_failed_sign_ins_lock_the_account_with_a_clear_message(client, admin, settings):
     for _ in range(settings.AXES_FAILURE_LIMIT):
-        client.post(reverse("login"), {"username": "alex.admin", "password": "wrong"})
+        client.post(reverse("login"), {"login": "alex.admin", "password": "wrong"})
     response = client.post(
-        reverse("login"), {"username": "alex.admin", "password": "correct horse 42"}
+        reverse("login"), {"login": "alex.admin", "password": "correct horse 42"}
     )
     assert b"Too many failed sign-in attempts. Try again in 15 minutes or ask another admin." in (
         response.content
