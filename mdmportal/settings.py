@@ -12,6 +12,7 @@ import json
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from celery.schedules import crontab
@@ -193,6 +194,11 @@ MFA_RECOVERY_CODE_COUNT = 10
 MFA_REQUIRED_FOR_ADMINS = env.bool("MFA_REQUIRED_FOR_ADMINS", default=False)
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _oidc_provider(provider_id: str) -> dict:
     """One OpenID Connect identity provider from OIDC_<ID>_* variables (docs/sso.md)."""
     prefix = f"OIDC_{provider_id.upper()}_"
@@ -354,7 +360,12 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "object-src": [NONE],
         "base-uri": [NONE],
-        "form-action": [SELF],
+        # Signing in and out through an identity provider is a form whose answer redirects to
+        # it: browsers hold redirects after a form to form-action too.
+        "form-action": [
+            SELF,
+            *sorted({_origin(a["settings"]["server_url"]) for a in OIDC_PROVIDERS}),
+        ],
         "frame-ancestors": [NONE],
     },
 }

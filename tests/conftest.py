@@ -150,8 +150,5 @@ def idp(tmp_path_factory):
 @pytest.fixture
 def sso(idp, settings):
     """The portal configured with the Demo IdP as its one identity provider."""
-    settings.OIDC_PROVIDERS = [idp.provider_settings()]
-    settings.SOCIALACCOUNT_PROVIDERS = {
-        "openid_connect": {"APPS": settings.OIDC_PROVIDERS, "OAUTH_PKCE_ENABLED": True}
-    }
+    idp.configure(settings)
     return idp

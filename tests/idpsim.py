@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import secrets
 import subprocess
 from dataclasses import dataclass, field
@@ -40,6 +41,16 @@ class RunningIdp:
                 "viewer_values": ["mdm-viewers"],
             },
         }
+
+    def configure(self, settings) -> None:
+        """Make the Demo IdP the portal's one identity provider (pytest-django's `settings`)."""
+        settings.OIDC_PROVIDERS = [self.provider_settings()]
+        settings.SOCIALACCOUNT_PROVIDERS = {
+            "openid_connect": {"APPS": settings.OIDC_PROVIDERS, "OAUTH_PKCE_ENABLED": True}
+        }
+        policy = copy.deepcopy(settings.CONTENT_SECURITY_POLICY)
+        policy["DIRECTIVES"]["form-action"] = [*policy["DIRECTIVES"]["form-action"], self.issuer]
+        settings.CONTENT_SECURITY_POLICY = policy
 
     def stop(self) -> None:
         self.process.terminate()
