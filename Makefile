@@ -1,5 +1,8 @@
 # mdmportal: `make run` sets up and starts the embedded default; `make test` sets up and tests.
 PYTHON ?= python3
+PORT ?= 8000
+APPLESIM_PORT ?= 8001
+IDPSIM_PORT ?= 8002
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -19,9 +22,10 @@ $(IDPSIM): idpsim/package.json idpsim/package-lock.json
 	cd idpsim && npm ci --no-audit --no-fund --loglevel=error
 	touch $(IDPSIM)
 
+# make run PORT=8080 APPLESIM_PORT=8081 IDPSIM_PORT=8082 when the default ports are taken.
 run: $(STAMP) $(IDPSIM)
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py run_embedded
+	@$(BIN)/python manage.py run_embedded --port $(PORT) --applesim-port $(APPLESIM_PORT) \
+		--idpsim-port $(IDPSIM_PORT)
 
 test: $(STAMP) $(IDPSIM)
 	$(BIN)/python -m pytest

@@ -33,6 +33,11 @@ urlpatterns = [
         name="public_key",
     ),
     path("admin/apple-dep/dep-accounts/<int:pk>/sync/", views.account_sync, name="sync"),
+    path(
+        "admin/apple-dep/dep-accounts/<int:pk>/full-resync/",
+        views.account_full_resync,
+        name="full_resync",
+    ),
     path("admin/apple-dep/devices/", views.device_list, name="devices"),
     path("admin/apple-dep/profiles/", views.profile_list, name="profiles"),
     path("admin/apple-dep/profiles/add/", views.profile_add, name="profile_add"),

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from dep_accounts.encryption import secret_encrypt
-from dep_accounts.models import DEPAccount, ReminderSent, ServerToken
+from dep_accounts.models import AuditEvent, DEPAccount, ReminderSent, ServerToken
 from dep_accounts.selectors import banner_items
 from dep_accounts.services.reminders import reminders_send
 from dep_accounts.services.tokens import banner_refresh, token_states_refresh
@@ -151,6 +151,25 @@ def test_a_reminder_goes_out_once_at_each_step(days_before, step, django_user_mo
     assert "Springfield MDM" in message.subject
     assert f"/admin/apple-dep/dep-accounts/{account.pk}/edit/" in message.body
     assert "Download Token" in message.body
+
+
+@pytest.mark.parametrize(
+    ("days_before", "named"), [(10, "10 days left"), (1, "1 day left"), (0, "expires today")]
+)
+def test_a_reminder_for_an_account_first_seen_late_names_the_days_actually_left(
+    days_before, named, django_user_model
+):
+    django_user_model.objects.create_superuser("root", "root@x.example", "pw-long-enough-42")
+    with time_machine.travel(NOW, tick=False):
+        _account("Springfield MDM", timedelta(days=days_before, hours=1))
+        reminders_send()
+
+    event = AuditEvent.objects.get(action=AuditEvent.Action.REMINDER_SENT)
+    assert event.message == (
+        f"Renewal reminder ({named}) for “Springfield MDM” sent to 1 recipient."
+    )
+    assert "days before expiry" not in event.message
+    assert "(s)" not in mail.outbox[0].subject
 
 
 def test_no_reminder_before_thirty_days_or_after_expiry(django_user_model):

@@ -17,6 +17,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from dep_accounts.apple import client as apple_client
 from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
@@ -140,7 +141,8 @@ def _old_token_rejected(account: DEPAccount, *, now: datetime, detail: str) -> N
     audit_record(
         action=AuditEvent.Action.REMINDER_SENT,
         message=f"Apple rejects the old token of “{account.name}”: upload reminder sent to "
-        f"{len(recipients)} recipient(s).",
+        + ngettext("%(count)d recipient.", "%(count)d recipients.", len(recipients))
+        % {"count": len(recipients)},
         account=account,
         details={"guarded_renewal": "old_token_rejected"},
     )

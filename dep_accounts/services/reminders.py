@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from dep_accounts.models import (
     AuditEvent,
@@ -49,6 +50,15 @@ def admin_emails() -> list[str]:
     return sorted({e for e in users.values_list("email", flat=True) if e})
 
 
+def _days_left_text(expires_at: datetime, now: datetime) -> str:
+    """The days actually left, as reminders name them: a token first seen late is not the
+    14-day reminder at 10 days."""
+    days_left = calendar_days_until(expires_at, now=now)
+    if days_left == 0:
+        return "expires today"
+    return ngettext("%(days)d day left", "%(days)d days left", days_left) % {"days": days_left}
+
+
 def _reminder_text(account: DEPAccount, expires_at: datetime, now: datetime) -> tuple[str, str]:
     days_left = calendar_days_until(expires_at, now=now)
     when = "today" if days_left == 0 else f"in {days_left} day{'s' * (days_left != 1)}"
@@ -64,7 +74,7 @@ def _reminder_text(account: DEPAccount, expires_at: datetime, now: datetime) -> 
         "enroll automatically.\n\n"
         "To renew it:\n"
         f"1. Sign in to Apple Business Manager as {apple_id}.\n"
-        f"2. Open Preferences > Your MDM Servers > “{account.server_name}” and click "
+        f"2. Open Devices > Management Services > “{account.server_name}” and click "
         "Download Token, then confirm.\n"
         f"3. Open {edit_url} , choose the downloaded .p7m file under Upload Token and click Save.\n"
     )
@@ -102,13 +112,18 @@ def reminders_send(*, now: datetime | None = None) -> int:
         # Webhooks hear of the step whether or not anyone gets the email.
         audit_record(
             action=AuditEvent.Action.REMINDER_SENT,
-            message=f"Renewal reminder ({step} days before expiry) for “{account.name}” "
+            message=f"Renewal reminder ({_days_left_text(token.access_token_expiry, now)}) "
+            f"for “{account.name}” "
             + (
-                f"sent to {len(recipients)} recipient(s)."
+                ngettext(
+                    "sent to %(count)d recipient.", "sent to %(count)d recipients.", len(recipients)
+                )
+                % {"count": len(recipients)}
                 if recipients
                 else "not emailed: no admin or notification contact has an email address."
             ),
             account=account,
+            details={"days_before": step},
         )
         webhooks_emit_reminder(
             account=account, token=token, days_before=step, message=subject, now=now
