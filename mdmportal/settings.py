@@ -176,8 +176,9 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_AUTHENTICATED_LOGIN_REDIRECTS = False
 ACCOUNT_SESSION_REMEMBER = True
 # Failed passwords are django-axes' to count (per username and address, on both sign-in pages,
-# with its lockout page); allauth's other limits (TOTP codes among them) stay on.
-ACCOUNT_RATE_LIMITS = {"login_failed": None}
+# with its lockout page). allauth's per-address limit on sign-ins (30 a minute) would turn away
+# an office behind one NAT at nine; its other limits (TOTP codes among them) stay on.
+ACCOUNT_RATE_LIMITS = {"login_failed": None, "login": None}
 SOCIALACCOUNT_ADAPTER = "dep_accounts.sign_in.SocialAccountAdapter"
 SOCIALACCOUNT_AUTO_SIGNUP = True
 SOCIALACCOUNT_LOGIN_ON_GET = False
