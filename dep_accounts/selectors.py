@@ -4,13 +4,42 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import F, QuerySet, Sum
 
-from dep_accounts.models import AuditEvent, Banner, DEPAccount, ServerToken, SubscriptionLicence
+from dep_accounts.models import (
+    AuditEvent,
+    Banner,
+    DEPAccount,
+    OutboundEmail,
+    ServerToken,
+    SubscriptionLicence,
+)
 
 State = DEPAccount.State
+
+
+def email_problem(*, now: datetime) -> str:
+    """Why a notification email of the last week was not delivered, until its recipient gets
+    a later one."""
+    Status = OutboundEmail.Status
+    notifications = OutboundEmail.objects.exclude(kind=OutboundEmail.Kind.TEST)
+    failed = (
+        notifications.filter(
+            status__in=[Status.FAILED, Status.UNCERTAIN],
+            created_at__gte=now - timedelta(days=settings.DEP_TOKEN_CRITICAL_DAYS),
+        )
+        .order_by("-created_at")
+        .values_list("created_at", "recipient", "last_answer")
+        .first()
+    )
+    if failed is None:
+        return ""
+    failed_at, recipient, answer = failed
+    later = notifications.filter(status=Status.SENT, recipient=recipient, created_at__gt=failed_at)
+    return "" if later.exists() else answer
 
 
 def banner_items() -> list[dict[str, str]]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dep_accounts.services import webhooks
+from dep_accounts.services import outbox, webhooks
 from dep_accounts.services.expiry import banner_refresh, token_states_refresh
-from dep_accounts.services.reminders import reminders_send
+from dep_accounts.services.reminders import licence_reminders_send, reminders_send
 from dep_accounts.services.renewal.watch import guarded_renewals_check
 from dep_accounts.services.sync import account_sync, accounts_due_for_sync
 
@@ -21,6 +21,7 @@ def token_expiry_refresh() -> None:
     token_states_refresh()
     banner_refresh()
     reminders_send()
+    licence_reminders_send()
     webhooks.webhooks_emit_licence_expiring()
 
 
@@ -41,3 +42,9 @@ def webhook_deliveries_send_due() -> None:
 def guarded_renewals_watch() -> None:
     """Every 5 minutes: try the old token of each account whose renewal was started."""
     guarded_renewals_check()
+
+
+@shared_task
+def emails_send_due() -> None:
+    """Every minute: emails whose send was interrupted or is due again."""
+    outbox.emails_send_due()

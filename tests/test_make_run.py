@@ -87,6 +87,7 @@ def make_run(env: dict[str, str], port: int, applesim_port: int) -> subprocess.C
             f"BIN={BIN}",
             f"PORT={port}",
             f"APPLESIM_PORT={applesim_port}",
+            f"MAIL_PORT={free_port()}",
         ],
         env=env,
         cwd=BASE_DIR,
@@ -179,7 +180,8 @@ def test_a_seed_that_fails_half_way_keeps_nothing_and_the_next_start_seeds_it_al
 def test_make_run_ends_with_the_url_the_credentials_and_how_to_stop(env, var_dir, processes):
     port, applesim_port = free_port(), free_port()
     command = [str(BIN / "python"), "manage.py", "run_embedded",
-               "--port", str(port), "--applesim-port", str(applesim_port)]  # fmt: skip
+               "--port", str(port), "--applesim-port", str(applesim_port),
+               "--mail-port", str(free_port())]  # fmt: skip
     run = processes.start("make-run", command)
 
     wait_until(

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dep_accounts.models import AuditEvent, Banner, DEPAccount
-from dep_accounts.selectors import licence_current
+from dep_accounts.selectors import email_problem, licence_current
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.webhooks import webhooks_emit_account_state
 
@@ -239,6 +239,17 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "text": f"The subscription licence expires on {licence.valid_until:%-d %b %Y}.",
                 "action": "Renew the subscription",
                 "url": licence_url,
+            }
+        )
+    problem = email_problem(now=now)
+    if problem:
+        audit_url = reverse("dep_accounts:audit_log")
+        items.append(
+            {
+                "level": "critical",
+                "text": f"Renewal reminders could not be emailed: {problem}",
+                "action": "See the audit log",
+                "url": f"{audit_url}?action={AuditEvent.Action.EMAIL_FAILED}",
             }
         )
     return items

@@ -35,6 +35,7 @@ from dep_accounts.views.staging import (
 
 ACCOUNTS_PER_PAGE = 50
 DEVICES_SHOWN = 25
+EMAILS_SHOWN = 10
 EDIT_TEMPLATE = "dep_accounts/account_edit.html"
 
 
@@ -60,6 +61,7 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ).order_by("mdm_migration_deadline", "serial_number")[:DEVICES_SHOWN],
         "profiles": account.profiles.all(),
         "sync_unavailable": sync_blocker(account=account),
+        "emails": account.emails.defer("body")[:EMAILS_SHOWN],
     }
     return render(request, "dep_accounts/account_detail.html", context)
 
