@@ -33,7 +33,6 @@ from kombu.exceptions import OperationalError as BrokerUnreachableError
 from dep_accounts.models import AuditEvent, DEPAccount, OutboundEmail
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.expiry import banner_refresh
-from mdmportal.celery import AfterCommitTask
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ def _send_enqueue(email_ids: list[int]) -> None:
             logger.warning("Email %s not queued: %s", email_id, exc)
 
 
-@shared_task(base=AfterCommitTask, name="dep_accounts.outbox.email_send", ignore_result=True)
+@shared_task(name="dep_accounts.outbox.email_send", ignore_result=True)
 def email_send(email_id: int) -> None:
     """Send one queued email, if it is due and no other worker holds it."""
     email_deliver(email_id=email_id)
