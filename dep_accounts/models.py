@@ -14,6 +14,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from dep_accounts.services.webhook_transport import url_without_credentials
+
 
 def calendar_days_until(moment: datetime, *, now: datetime | None = None) -> int:
     """Days from today to the day of `moment` in the portal's time zone: 0 is "today"."""
@@ -385,7 +387,12 @@ class Webhook(models.Model):
         ordering = ["id"]
 
     def __str__(self) -> str:
-        return f"Webhook to {self.url}"
+        return f"Webhook to {self.url_shown}"
+
+    @property
+    def url_shown(self) -> str:
+        """The URL without any `user:password@` a webhook added before they were refused has."""
+        return url_without_credentials(self.url)
 
 
 class WebhookDelivery(models.Model):

@@ -216,6 +216,9 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mdmportal <mdmportal@localhost>")
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+# Webhooks reach public addresses only; these networks (CIDRs, comma separated) are let through
+# too, e.g. "10.20.0.0/16" for a receiver on the LAN. The tests and the demo allow loopback.
+WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
 # The bearer token Prometheus sends to scrape /metrics; unset, /metrics does not exist (404).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 

@@ -83,7 +83,7 @@ def webhooks(request: HttpRequest) -> HttpResponse:
         webhook, secret = webhook_create(
             url=form.cleaned_data["url"], events=form.cleaned_data["events"], actor=request.user
         )
-        messages.success(request, f"Added the webhook to {webhook.url}. Copy its secret now.")
+        messages.success(request, f"Added the webhook to {webhook.url_shown}. Copy its secret now.")
         form = WebhookForm()
     context = {
         "form": form,
@@ -107,9 +107,11 @@ def webhook_change(request: HttpRequest) -> HttpResponse:
     webhook, action = form.cleaned_data["webhook"], form.cleaned_data["action"]
     if action == "delete":
         webhook_delete(webhook=webhook, actor=request.user)
-        messages.success(request, f"Deleted the webhook to {webhook.url} and its delivery log.")
+        messages.success(
+            request, f"Deleted the webhook to {webhook.url_shown} and its delivery log."
+        )
     else:
         webhook_active_set(webhook=webhook, is_active=action == "resume", actor=request.user)
         verb = "Resumed" if webhook.is_active else "Paused"
-        messages.success(request, f"{verb} the webhook to {webhook.url}.")
+        messages.success(request, f"{verb} the webhook to {webhook.url_shown}.")
     return redirect("dep_accounts:webhooks")

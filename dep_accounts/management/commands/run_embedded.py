@@ -33,6 +33,10 @@ class Command(BaseCommand):
             "DEP_API_URL": os.environ.get("DEP_API_URL", applesim_url),
             "APPLESIM_ABM_URL": os.environ.get("APPLESIM_ABM_URL", applesim_url + "/"),
             "PORTAL_BASE_URL": f"http://{host}:{port}",
+            # A webhook receiver tried out next to the demo listens on this machine.
+            "WEBHOOK_ALLOWED_NETWORKS": os.environ.get(
+                "WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128"
+            ),
             "PYTHONUNBUFFERED": "1",
         }
         settings.DEP_API_URL = env["DEP_API_URL"]
