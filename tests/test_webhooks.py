@@ -591,3 +591,27 @@ def test_credentials_in_a_webhook_url_are_refused_and_never_shown(
     assert receiver.url in listing
     assert "s3cret-pass" not in listing
     assert "hook-user" not in listing
+
+
+def test_a_webhook_whose_secret_cannot_be_decrypted_fails_alone_with_a_message(
+    receiver, settings, committed
+):
+    from cryptography.fernet import Fernet
+
+    from dep_accounts.encryption import secret_encrypt
+
+    lost = _subscribe(receiver, events=["sync.failed"])
+    working = _subscribe(receiver, events=["sync.failed"])
+    settings.SECRETS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    Webhook.objects.filter(pk=lost.pk).update(secret_encrypted=secret_encrypt(b"whsec_lost"))
+    settings.SECRETS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    Webhook.objects.filter(pk=working.pk).update(
+        secret_encrypted=secret_encrypt(receiver.secrets[1].encode())
+    )
+    with committed():
+        webhooks_emit(event="sync.failed", event_key="keys", payload={"event": "sync.failed"})
+    failed = WebhookDelivery.objects.get(webhook=lost)
+    assert failed.status == Status.PENDING
+    assert "secret cannot be decrypted" in failed.last_error
+    assert WebhookDelivery.objects.get(webhook=working).status == Status.DELIVERED
+    assert len(receiver.received) == 1

@@ -5,29 +5,23 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from dep_accounts.encryption import secret_reencrypt
-from dep_accounts.models import KeyPair, ServerToken
+from dep_accounts.encryption import encrypted_fields, secret_reencrypt
 
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt server tokens and private keys under the first key of "
-        "SECRETS_ENCRYPTION_KEYS; afterwards the older keys can be removed."
+        "Re-encrypt every encrypted column (private keys, server tokens, webhook secrets) under "
+        "the first key of SECRETS_ENCRYPTION_KEYS; afterwards the older keys can be removed."
     )
 
     def handle(self, *args, **options) -> None:
+        counts: list[str] = []
         with transaction.atomic():
-            key_pairs = list(
-                KeyPair.objects.select_for_update().only("pk", "private_key_encrypted")
-            )
-            for key_pair in key_pairs:
-                key_pair.private_key_encrypted = secret_reencrypt(key_pair.private_key_encrypted)
-            KeyPair.objects.bulk_update(key_pairs, ["private_key_encrypted"], batch_size=500)
-            tokens = list(ServerToken.objects.select_for_update().only("pk", "secrets_encrypted"))
-            for token in tokens:
-                token.secrets_encrypted = secret_reencrypt(token.secrets_encrypted)
-            ServerToken.objects.bulk_update(tokens, ["secrets_encrypted"], batch_size=500)
-        self.stdout.write(
-            f"Re-encrypted {len(key_pairs)} private key(s) and {len(tokens)} server token(s) "
-            "under the newest key."
-        )
+            for model, field in encrypted_fields():
+                rows = list(model.objects.select_for_update().only("pk", field))
+                for row in rows:
+                    setattr(row, field, secret_reencrypt(getattr(row, field)))
+                model.objects.bulk_update(rows, [field], batch_size=500)
+                name = model._meta.verbose_name
+                counts.append(f"{len(rows)} {name}{'s' * (len(rows) != 1)} ({field})")
+        self.stdout.write(f"Re-encrypted under the newest key: {', '.join(counts)}.")
