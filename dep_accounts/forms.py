@@ -10,6 +10,7 @@ from django.core.validators import validate_email
 from django.template.defaultfilters import filesizeformat
 
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, EnrollmentProfile
+from dep_accounts.plain_text import name_validate
 
 LICENCE_MAX_BYTES = 64 * 1024
 # Apple's profile status of a device: https://developer.apple.com/documentation/devicemanagement/device
@@ -98,6 +99,7 @@ class AccountEditForm(forms.Form):
     display_name = forms.CharField(
         max_length=200,
         required=False,
+        validators=[name_validate],
         help_text="Shown instead of the MDM server name. Leave empty to use the server name.",
     )
     notification_emails = EmailListField(
@@ -161,7 +163,7 @@ class ProfileForm(forms.Form):
     account = forms.ModelChoiceField(
         label="DEP account", queryset=DEPAccount.objects.none(), empty_label=None
     )
-    name = forms.CharField(max_length=125, label="Profile name")
+    name = forms.CharField(max_length=125, label="Profile name", validators=[name_validate])
     url = forms.URLField(
         max_length=2000,
         label="MDM enrollment URL",
@@ -176,7 +178,7 @@ class ProfileForm(forms.Form):
     allow_pairing = forms.BooleanField(
         label="Allow pairing with computers", required=False, initial=True
     )
-    department = forms.CharField(max_length=125, required=False)
+    department = forms.CharField(max_length=125, required=False, validators=[name_validate])
     support_phone_number = forms.CharField(
         max_length=50, required=False, label="Support phone number"
     )

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile, UploadedFile
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -23,6 +24,7 @@ from dep_accounts.api.representations import (
 )
 from dep_accounts.forms import TokenUploadForm
 from dep_accounts.models import AuditEvent, DEPAccount, KeyPair
+from dep_accounts.plain_text import name_validate
 from dep_accounts.roles import can_manage, can_view
 from dep_accounts.selectors import dep_accounts_list
 from dep_accounts.services import tokens
@@ -86,6 +88,10 @@ def _account_create(request: HttpRequest) -> JsonResponse:
     name = body.get("name", "") if hasattr(body, "get") else None
     if not isinstance(name, str) or len(name) > 200:
         raise APIError(400, "invalid", "“name” must be a text of at most 200 characters.")
+    try:
+        name_validate(name)
+    except ValidationError as exc:
+        raise APIError(400, "invalid", f"“name”: {exc.messages[0]}") from exc
     account = tokens.account_create(actor=request.user, display_name=name.strip())
     response = _json(
         account_detail_representation(account, absolute=request.build_absolute_uri), status=201

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -22,6 +21,10 @@ from dep_accounts.apple import client as apple_client
 from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
 from dep_accounts.selectors import old_token_reset_text
 from dep_accounts.services.audit import audit_record
+from dep_accounts.services.notifications import (
+    account_notifications_isolated,
+    notification_mail_send,
+)
 from dep_accounts.services.reminders import admin_emails
 from dep_accounts.services.tokens import (
     account_state_set,
@@ -94,12 +97,13 @@ def guarded_renewals_check(*, now: datetime | None = None) -> int:
     found_reset = 0
     waiting_for_upload = False
     for account in DEPAccount.objects.filter(renewal_started_at__isnull=False):
-        if account.renewal_started_at <= now - GUARD_DURATION:
-            _guard_stop(account)
-        elif account.old_token_rejected_at is not None:
-            waiting_for_upload = True
-        elif _old_token_is_rejected(account, now=now):
-            found_reset += 1
+        with account_notifications_isolated(account=account, what="guarded renewal email"):
+            if account.renewal_started_at <= now - GUARD_DURATION:
+                _guard_stop(account)
+            elif account.old_token_rejected_at is not None:
+                waiting_for_upload = True
+            elif _old_token_is_rejected(account, now=now):
+                found_reset += 1
     if waiting_for_upload:
         # Keeps "reset N minutes ago" in the banner current between state changes.
         banner_refresh(now=now)
@@ -136,7 +140,7 @@ def _old_token_rejected(account: DEPAccount, *, now: datetime, detail: str) -> N
         account.old_token_rejected_at = now
         if recipients:
             subject, body = _reset_reminder_text(account, now=now)
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+            notification_mail_send(subject=subject, body=body, recipients=recipients)
     audit_record(
         action=AuditEvent.Action.REMINDER_SENT,
         message=f"Apple rejects the old token of “{account.name}”: upload reminder sent to "

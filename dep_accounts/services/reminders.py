@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -25,8 +24,13 @@ from dep_accounts.models import (
     ServerToken,
     calendar_days_until,
 )
+from dep_accounts.plain_text import subject_line
 from dep_accounts.roles import ADMINS
 from dep_accounts.services.audit import audit_record
+from dep_accounts.services.notifications import (
+    account_notifications_isolated,
+    notification_mail_send,
+)
 from dep_accounts.services.webhooks import webhooks_emit_reminder
 
 logger = logging.getLogger(__name__)
@@ -55,7 +59,7 @@ def _reminder_text(account: DEPAccount, expires_at: datetime, now: datetime) -> 
     edit_url = settings.PORTAL_BASE_URL.rstrip("/") + reverse(
         "dep_accounts:edit", args=[account.pk]
     )
-    subject = f"DEP server token of {account.name} expires {when}"
+    subject = subject_line(f"DEP server token of {account.name} expires {when}")
     apple_id = account.admin_apple_id or "the Apple ID that manages this server"
     body = (
         f"The Apple DEP server token of “{account.name}” (MDM server “{account.server_name}”, "
@@ -86,31 +90,36 @@ def reminders_send(*, now: datetime | None = None) -> int:
         step = reminder_step(expires_at=token.access_token_expiry, now=now)
         if step is None or ReminderSent.objects.filter(token=token, days_before=step).exists():
             continue
-        account = token.account
         if admins is None:
             admins = admin_emails()
-        recipients = sorted(set(account.notification_email_list) | set(admins))
-        subject, body = _reminder_text(account, token.access_token_expiry, now)
-        try:
-            with transaction.atomic():
-                ReminderSent.objects.create(account=account, token=token, days_before=step)
-                if recipients:
-                    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
-        except IntegrityError:
-            continue
-        sent += 1
-        # Webhooks hear of the step whether or not anyone gets the email.
-        audit_record(
-            action=AuditEvent.Action.REMINDER_SENT,
-            message=f"Renewal reminder ({step} days before expiry) for “{account.name}” "
-            + (
-                f"sent to {len(recipients)} recipient(s)."
-                if recipients
-                else "not emailed: no admin or notification contact has an email address."
-            ),
-            account=account,
-        )
-        webhooks_emit_reminder(
-            account=account, token=token, days_before=step, message=subject, now=now
-        )
+        # One account's failure (a name that breaks a header, an unreachable mail server) is
+        # audited against it and tried again next hour; the other accounts' reminders go out.
+        with account_notifications_isolated(account=token.account, what="renewal reminder"):
+            sent += _reminder_send(token=token, step=step, admins=admins, now=now)
     return sent
+
+
+def _reminder_send(*, token: ServerToken, step: int, admins: list[str], now: datetime) -> int:
+    account = token.account
+    recipients = sorted(set(account.notification_email_list) | set(admins))
+    subject, body = _reminder_text(account, token.access_token_expiry, now)
+    # Webhooks hear of the step whether or not the email goes out.
+    webhooks_emit_reminder(account=account, token=token, days_before=step, message=subject, now=now)
+    try:
+        with transaction.atomic():
+            ReminderSent.objects.create(account=account, token=token, days_before=step)
+            if recipients:
+                notification_mail_send(subject=subject, body=body, recipients=recipients)
+    except IntegrityError:
+        return 0
+    audit_record(
+        action=AuditEvent.Action.REMINDER_SENT,
+        message=f"Renewal reminder ({step} days before expiry) for “{account.name}” "
+        + (
+            f"sent to {len(recipients)} recipient(s)."
+            if recipients
+            else "not emailed: no admin or notification contact has an email address."
+        ),
+        account=account,
+    )
+    return 1

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from dep_accounts.models import APIToken
+from dep_accounts.plain_text import name_validate
 from dep_accounts.roles import can_view
 from dep_accounts.services.api_tokens import api_token_create, api_token_revoke
 
@@ -18,6 +19,7 @@ class APITokenForm(forms.Form):
     name = forms.CharField(
         label="Name",
         max_length=100,
+        validators=[name_validate],
         help_text="What the token is for, such as “renewal script on build01”.",
         error_messages={"required": "Give the token a name, to know later what uses it."},
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dep_accounts.api.representations import (
@@ -20,6 +21,7 @@ from dep_accounts.api.representations import (
     account_representation,
 )
 from dep_accounts.models import DEPAccount
+from dep_accounts.plain_text import name_validate
 from dep_accounts.roles import can_manage
 from dep_accounts.selectors import dep_accounts_list
 from dep_accounts.services import tokens
@@ -126,6 +128,10 @@ class Command(BaseCommand):
 
     def account_create(self, *, name: str, public_key_out: Path, user: str | None, **options):
         actor = _actor(user)
+        try:
+            name_validate(name)
+        except ValidationError as exc:
+            raise CommandError(f"--name: {exc.messages[0]}") from exc
         account = tokens.account_create(actor=actor, display_name=name.strip())
         try:
             public_key_out.write_text(account.key_pair.certificate_pem)
