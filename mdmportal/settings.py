@@ -277,6 +277,9 @@ LOGGING = {
     },
 }
 
+# Variables marked @sensitive_variables are hidden from error pages even in debug mode.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "dep_accounts.error_reports.SecretsHiddenReporterFilter"
+
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"

@@ -14,6 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.roles import can_view
 from dep_accounts.services.api_tokens import api_token_authenticate
@@ -37,6 +38,7 @@ class APIError(Exception):
         return JsonResponse(body, status=self.status, json_dumps_params={"ensure_ascii": False})
 
 
+@sensitive_variables("key")
 def _bearer_key(request: HttpRequest) -> str | None:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
@@ -64,6 +66,7 @@ def api_endpoint(**permissions: Permission) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @csrf_exempt
         @wraps(view)
+        @sensitive_variables("key")
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             key = _bearer_key(request)
             if key is None:

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.http import content_disposition_header
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET
 
 from dep_accounts.api.auth import APIError, api_endpoint
@@ -119,6 +120,7 @@ def dep_account_public_key(request: HttpRequest, account_id: int) -> HttpRespons
 
 
 @api_endpoint(POST=can_manage)
+@sensitive_variables("token_file")
 def dep_account_token(request: HttpRequest, account_id: int) -> JsonResponse:
     account = _account_get(account_id)
     upload = _token_file(request, account)

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
+from django.views.decorators.debug import sensitive_variables
 
 EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 SECRET_FIELDS = ("consumer_key", "consumer_secret", "access_token", "access_secret")
@@ -116,6 +117,7 @@ class KeyPair:
     certificate_pem: bytes
 
 
+@sensitive_variables()
 def key_pair_generate(*, common_name: str) -> KeyPair:
     """An RSA-2048 key and the self-signed certificate an admin uploads to ABM as the public key."""
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -186,6 +188,7 @@ class ServerToken:
         digest = hashlib.sha256(self.consumer_key.encode()).hexdigest()[:16]
         return "SHA256:" + ":".join(digest[i : i + 4] for i in range(0, 16, 4))
 
+    @sensitive_variables()
     def to_json(self) -> str:
         fields = {name: getattr(self, name) for name in SECRET_FIELDS}
         fields["access_token_expiry"] = (
@@ -194,6 +197,7 @@ class ServerToken:
         return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
+    @sensitive_variables()
     def from_json(cls, text: str) -> ServerToken:
         try:
             fields = json.loads(text)
@@ -214,6 +218,7 @@ def server_token_check_usable(token: ServerToken, *, now: datetime) -> None:
         raise TokenExpiredError(expired_at=token.access_token_expiry)
 
 
+@sensitive_variables()
 def server_token_decrypt(
     data: bytes, *, private_key_pem: bytes, certificate_pem: bytes | None
 ) -> ServerToken:
@@ -460,6 +465,7 @@ def _payload_unreadable(reason: str) -> PayloadFieldsMissingError:
     return PayloadFieldsMissingError(missing_fields=PAYLOAD_FIELDS, reason=reason)
 
 
+@sensitive_variables()
 def _server_token_from_plaintext(plaintext: bytes) -> ServerToken:
     lines = [line.strip() for line in plaintext.decode("utf-8", errors="replace").splitlines()]
     begin = lines.index("-----BEGIN MESSAGE-----") if "-----BEGIN MESSAGE-----" in lines else -1
@@ -474,6 +480,7 @@ def _server_token_from_plaintext(plaintext: bytes) -> ServerToken:
     return _server_token_from_fields(fields)
 
 
+@sensitive_variables()
 def _server_token_from_fields(fields: object) -> ServerToken:
     if not isinstance(fields, dict):
         fields = {}

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.models import APIToken, AuditEvent
 from dep_accounts.services.audit import audit_record
@@ -34,10 +35,12 @@ class APITokenCreated:
     key: str
 
 
+@sensitive_variables("key")
 def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+@sensitive_variables("key")
 def api_token_create(*, user: AbstractBaseUser, name: str) -> APITokenCreated:
     """A new API token for `user`; the returned key is never stored and cannot be shown again."""
     key = KEY_SCHEME + secrets.token_urlsafe(KEY_RANDOM_BYTES)
@@ -68,6 +71,7 @@ def api_token_revoke(*, api_token: APIToken, actor: AbstractBaseUser) -> APIToke
     return api_token
 
 
+@sensitive_variables("key")
 def api_token_authenticate(*, key: str) -> APIToken | None:
     """The live API token of an active user whose key this is, or None."""
     if not key.startswith(KEY_SCHEME):

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateformat import format as date_format
 from django.utils.timezone import localtime
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
 
 from dep_accounts.encryption import SecretDecryptionError, secret_decrypt, secret_encrypt
@@ -31,6 +32,7 @@ def account_add(request: HttpRequest) -> HttpResponse:
 
 
 @admin_required
+@sensitive_variables("token_file")
 def account_add_token(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     if account.token_expires_at is not None:
@@ -64,6 +66,7 @@ def account_add_token(request: HttpRequest, pk: int) -> HttpResponse:
 
 @admin_required
 @require_POST
+@sensitive_variables("token_file", "staged")
 def account_add_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     staged = _staged_token_pop(request.session, account)
@@ -131,6 +134,7 @@ def _staged_token_key(account: DEPAccount) -> str:
     return f"dep_accounts.staged_token.{account.pk}"
 
 
+@sensitive_variables("token_file")
 def _staged_token_put(
     session: SessionBase, account: DEPAccount, token_file: bytes, file_name: str
 ) -> None:
@@ -141,6 +145,7 @@ def _staged_token_put(
     }
 
 
+@sensitive_variables()
 def _staged_token_pop(session: SessionBase, account: DEPAccount) -> tuple[bytes, str] | None:
     staged = session.pop(_staged_token_key(account), None)
     if not staged:

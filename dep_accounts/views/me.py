@@ -8,6 +8,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.models import APIToken
 from dep_accounts.plain_text import name_validate
@@ -25,6 +26,7 @@ class APITokenForm(forms.Form):
     )
 
 
+@sensitive_variables("created")
 def me(request: HttpRequest) -> HttpResponse:
     # Viewers too: their API tokens read, as they do in the console.
     if not request.user.is_authenticated:

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST, require_safe
 
 from dep_accounts.models import CalendarFeed, Webhook, WebhookDelivery
@@ -31,6 +32,7 @@ DELIVERIES_SHOWN = 50
 
 @require_safe
 @never_cache
+@sensitive_variables("token", "expected")
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus scrapes this with `Authorization: Bearer <METRICS_TOKEN>`."""
     if not settings.METRICS_TOKEN:
@@ -46,6 +48,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 @never_cache
+@sensitive_variables("secret")
 def calendar_feed(request: HttpRequest, secret: str) -> HttpResponse:
     """The subscribable .ics: the secret in the URL is the only credential."""
     if calendar_feed_owner(secret=secret) is None:
@@ -56,6 +59,7 @@ def calendar_feed(request: HttpRequest, secret: str) -> HttpResponse:
 
 
 @never_cache
+@sensitive_variables("feed_url")
 def calendar_settings(request: HttpRequest) -> HttpResponse:
     """Viewers and admins create or replace their own feed; the new URL is shown once."""
     if not request.user.is_authenticated:
@@ -75,6 +79,7 @@ def calendar_settings(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 @never_cache
+@sensitive_variables("secret")
 def webhooks(request: HttpRequest) -> HttpResponse:
     form = WebhookForm(request.POST or None)
     labels = dict(Webhook.Event.choices)

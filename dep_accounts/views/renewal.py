@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateformat import format as date_format
 from django.utils.timezone import localtime
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
 
 from dep_accounts.encryption import SecretDecryptionError, secret_decrypt, secret_encrypt
@@ -48,6 +49,7 @@ class BulkRenewalForm(forms.Form):
         error_messages={"required": "Choose the .p7m files you downloaded from ABM."},
     )
 
+    @sensitive_variables()
     def token_files_read(self) -> list[bulk.TokenFile]:
         # One byte more than a token may have is enough to tell the file is too large.
         return [
@@ -93,6 +95,7 @@ def bulk_renew_confirm(request: HttpRequest) -> HttpResponse:
     return redirect("dep_accounts:list")
 
 
+@sensitive_variables()
 def _staged_put(session: SessionBase, rows: list[bulk.BulkRenewalRow]) -> None:
     # Encrypted at rest like every other secret, as the Add DEP Account flow does.
     session[STAGED_KEY] = [
@@ -107,6 +110,7 @@ def _staged_put(session: SessionBase, rows: list[bulk.BulkRenewalRow]) -> None:
     ]
 
 
+@sensitive_variables()
 def _staged_pop(session: SessionBase, confirmed: set[str]) -> list[bulk.StagedRenewal]:
     try:
         return [

@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.services.licence import licence_document_issue, licence_install
 
@@ -21,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, default=365, help="validity from now, in days")
         parser.add_argument("--install", action="store_true", help="install it as well")
 
+    @sensitive_variables()
     def handle(self, *args, **options) -> None:
         if not settings.LICENCE_SIGNING_KEY:
             raise CommandError(
