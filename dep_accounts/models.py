@@ -342,6 +342,8 @@ class APIToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # None: until revoked. From this moment on the API refuses the key.
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "API token"
@@ -349,6 +351,9 @@ class APIToken(models.Model):
 
     def __str__(self) -> str:
         return f"API token {self.key_prefix}… of {self.user}"
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
 
 class CalendarFeed(models.Model):

@@ -80,8 +80,8 @@ def api_endpoint(**permissions: Permission) -> Callable[[View], View]:
             api_token = api_token_authenticate(key=key)
             if api_token is None:
                 return _unauthenticated(
-                    "This API token is not valid: it was revoked, or mistyped. Create a new one "
-                    "on your page in mdmportal."
+                    "This API token is not valid: it was revoked, it expired, or it is "
+                    "mistyped. Create a new one on your page in mdmportal."
                 )
             request.user = api_token.user
             request.api_token = api_token
