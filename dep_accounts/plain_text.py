@@ -1,9 +1,9 @@
-"""Names admins type and names Apple sends, kept to what one line of text can hold.
+"""Names admins type, kept to what one line of text can hold.
 
 A name travels into email subjects (a header: one line break there makes Django refuse the whole
 email), webhook payloads, logs and the console. So a name an admin types is refused if it holds
-a control character or a line or paragraph separator, and every email subject is built from
-text flattened to one line here, for the names Apple sends are not ours to refuse.
+a control character or a line or paragraph separator. The names Apple sends are not ours to
+refuse: every email subject is flattened to one line where it is queued (outbox.subject_line).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from django.core.exceptions import ValidationError
 # Cc: control characters (C0, DEL, C1: tab, line feed, carriage return, escape...);
 # Zl/Zp: the Unicode line and paragraph separators, which mail clients break lines at too.
 NOT_IN_A_NAME = {"Cc", "Zl", "Zp"}
-SUBJECT_MAX_CHARACTERS = 200
 
 
 def _is_line_breaking(character: str) -> bool:
@@ -30,16 +29,3 @@ def name_validate(value: str) -> None:
             "characters.",
             code="control_characters",
         )
-
-
-def one_line(text: str) -> str:
-    """`text` on one line: every control character or separator becomes a space, runs collapse."""
-    return " ".join("".join(" " if _is_line_breaking(c) else c for c in text).split())
-
-
-def subject_line(text: str) -> str:
-    """An email subject built from `text`: one line, at most SUBJECT_MAX_CHARACTERS long."""
-    subject = one_line(text)
-    if len(subject) > SUBJECT_MAX_CHARACTERS:
-        subject = subject[: SUBJECT_MAX_CHARACTERS - 1].rstrip() + "…"
-    return subject

@@ -12,7 +12,9 @@ from django.test import RequestFactory
 from django.views.debug import ExceptionReporter
 
 from dep_accounts.apple.client import DEPClient
-from dep_accounts.apple.token import ServerToken, key_pair_generate, server_token_decrypt
+from dep_accounts.apple.envelope import server_token_decrypt
+from dep_accounts.apple.keypair import key_pair_generate
+from dep_accounts.apple.token import ServerTokenCredentials
 from dep_accounts.services.api_tokens import api_token_authenticate
 
 SECRETS = {
@@ -60,7 +62,7 @@ def _decrypted_payload() -> str:
 def test_a_crash_while_reading_a_decrypted_token_does_not_show_its_secrets(settings):
     # Built in a call that has returned: only the portal's frames hold it when it fails.
     try:
-        ServerToken.from_json(_decrypted_payload())
+        ServerTokenCredentials.from_json(_decrypted_payload())
     except Exception:
         page = _technical_500(settings)
     else:

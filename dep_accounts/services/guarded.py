@@ -16,15 +16,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from dep_accounts.apple import client as apple_client
-from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
+from dep_accounts.models import AuditEvent, DEPAccount, OutboundEmail, ServerToken
 from dep_accounts.selectors import old_token_reset_text
 from dep_accounts.services.audit import audit_record
-from dep_accounts.services.notifications import (
-    account_notifications_isolated,
-    notification_mail_send,
-)
+from dep_accounts.services.notifications import account_notifications_isolated
+from dep_accounts.services.outbox import emails_queue
 from dep_accounts.services.reminders import admin_emails
 from dep_accounts.services.tokens import (
     account_state_set,
@@ -97,7 +96,8 @@ def guarded_renewals_check(*, now: datetime | None = None) -> int:
     found_reset = 0
     waiting_for_upload = False
     for account in DEPAccount.objects.filter(renewal_started_at__isnull=False):
-        with account_notifications_isolated(account=account, what="guarded renewal email"):
+        # One account's failure is logged and audited; the other accounts are still checked.
+        with account_notifications_isolated(account=account, what="guarded renewal check"):
             if account.renewal_started_at <= now - GUARD_DURATION:
                 _guard_stop(account)
             elif account.old_token_rejected_at is not None:
@@ -130,21 +130,28 @@ def _old_token_rejected(account: DEPAccount, *, now: datetime, detail: str) -> N
     account_state_set(account=account, state=State.REJECTED, detail=detail)
     recipients = sorted(set(account.notification_email_list) | set(admin_emails()))
     with transaction.atomic():
-        # Claimed by this update: a second worker finds it set and sends nothing; a failed
-        # send rolls it back, and the next run finds the token rejected and tries again.
+        # Claimed by this update: a second worker finds it set and queues nothing; the outbox
+        # sends the email after commit and retries it on its own.
         claimed = DEPAccount.objects.filter(
             pk=account.pk, old_token_rejected_at__isnull=True, renewal_started_at__isnull=False
         ).update(old_token_rejected_at=now, renewal_checked_at=now)
         if not claimed:
             return
         account.old_token_rejected_at = now
-        if recipients:
-            subject, body = _reset_reminder_text(account, now=now)
-            notification_mail_send(subject=subject, body=body, recipients=recipients)
+        subject, body = _reset_reminder_text(account, now=now)
+        emails_queue(
+            kind=OutboundEmail.Kind.TOKEN_RESET,
+            notification_key=f"token_reset:{account.pk}:{now.isoformat()}",
+            recipients=recipients,
+            subject=subject,
+            body=body,
+            account=account,
+        )
     audit_record(
         action=AuditEvent.Action.REMINDER_SENT,
-        message=f"Apple rejects the old token of “{account.name}”: upload reminder sent to "
-        f"{len(recipients)} recipient(s).",
+        message=f"Apple rejects the old token of “{account.name}”: upload reminder queued for "
+        + ngettext("%(count)d recipient.", "%(count)d recipients.", len(recipients))
+        % {"count": len(recipients)},
         account=account,
         details={"guarded_renewal": "old_token_rejected"},
     )

@@ -22,6 +22,7 @@ class Command(BaseCommand):
                 for row in rows:
                     setattr(row, field, secret_reencrypt(getattr(row, field)))
                 model.objects.bulk_update(rows, [field], batch_size=500)
-                name = model._meta.verbose_name
-                counts.append(f"{len(rows)} {name}{'s' * (len(rows) != 1)} ({field})")
+                meta = model._meta
+                name = meta.verbose_name if len(rows) == 1 else meta.verbose_name_plural
+                counts.append(f"{len(rows)} {name} ({field})")
         self.stdout.write(f"Re-encrypted under the newest key: {', '.join(counts)}.")

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dep_accounts", "0003_audit_actions"),
+        ("dep_accounts", "0005_outbox"),
     ]
 
     operations = [
