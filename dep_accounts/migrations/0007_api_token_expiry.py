@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dep_accounts", "0005_outbox"),
+        ("dep_accounts", "0006_sign_in_audit"),
     ]
 
     operations = [
