@@ -7,7 +7,7 @@ COPY dep_accounts dep_accounts
 COPY applesim applesim
 COPY templates templates
 COPY static static
-COPY manage.py ./
+COPY manage.py gunicorn.conf.py ./
 RUN pip install --no-cache-dir . && useradd --system portal && mkdir -p /var/lib/mdmportal \
     && chown portal /var/lib/mdmportal
 USER portal

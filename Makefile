@@ -25,8 +25,9 @@ $(IDPSIM): idpsim/package.json idpsim/package-lock.json
 
 # make run PORT=8080 APPLESIM_PORT=8081 IDPSIM_PORT=8082 MAIL_PORT=1026 when the default
 # ports are taken.
+# The embedded default is a development setup: DEBUG on, development secrets under var/.
 run: $(STAMP) $(IDPSIM)
-	@$(BIN)/python manage.py run_embedded --port $(PORT) --applesim-port $(APPLESIM_PORT) \
+	@DEBUG=true $(BIN)/python manage.py run_embedded --port $(PORT) --applesim-port $(APPLESIM_PORT) \
 		--idpsim-port $(IDPSIM_PORT) --mail-port $(MAIL_PORT)
 
 test: $(STAMP) $(IDPSIM)

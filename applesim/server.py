@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import json
 import logging
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
@@ -19,8 +21,10 @@ logger = logging.getLogger("applesim")
 class Simulator:
     """Apple's side in one object: the state and the three faces it shows."""
 
-    def __init__(self, store: SimStore) -> None:
+    def __init__(self, store: SimStore, *, control_token: str = "") -> None:
         self.store = store
+        # Required as "Authorization: Bearer <token>" on /_sim/ when set (a non-loopback bind).
+        self.control_token = control_token
         self.faults = FaultScripts()
         self.dep = DEPService(store, self.faults)
         self.control = ControlAPI(store, self.dep, self.faults)
@@ -28,6 +32,20 @@ class Simulator:
 
     def handle(self, request: Request) -> Response:
         if request.path.startswith("/_sim/"):
+            if self.control_token and not hmac.compare_digest(
+                (request.header("Authorization") or "").encode(),
+                f"Bearer {self.control_token}".encode(),
+            ):
+                return Response(
+                    401,
+                    json.dumps(
+                        {
+                            "error": "unauthenticated",
+                            "message": "Send the control token as Authorization: Bearer <token>.",
+                        }
+                    ).encode(),
+                    content_type="application/json",
+                )
             return self.control.handle(request)
         if request.path in ("/", "/abm") or request.path.startswith("/abm/"):
             return self.abm.handle(request)
@@ -96,6 +114,8 @@ class SimHTTPServer(ThreadingHTTPServer):
         self.simulator = simulator
 
 
-def sim_server_new(*, host: str, port: int, state_path: str | None) -> SimHTTPServer:
+def sim_server_new(
+    *, host: str, port: int, state_path: str | None, control_token: str = ""
+) -> SimHTTPServer:
     """A simulator bound to host:port (0 for any free port) with its state at state_path."""
-    return SimHTTPServer((host, port), Simulator(SimStore(state_path)))
+    return SimHTTPServer((host, port), Simulator(SimStore(state_path), control_token=control_token))

@@ -11,6 +11,7 @@ sim.stop()
 from __future__ import annotations
 
 import json
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -33,8 +34,10 @@ class SimControlError(Exception):
 class SimControl:
     """Typed wrappers around the /_sim/ control API of a running simulator."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, token: str | None = None) -> None:
         self.url = url
+        # The demo's applesim listens beyond loopback and wants its control token.
+        self.token = os.environ.get("APPLESIM_CONTROL_TOKEN", "") if token is None else token
 
     def _call(
         self, method: str, path: str, payload: Any = None, *, raw: bytes | None = None
@@ -44,7 +47,8 @@ class SimControl:
             self.url + path,
             data=body if method != "GET" else None,
             method=method,
-            headers={"Content-Type": "application/octet-stream" if raw else "application/json"},
+            headers={"Content-Type": "application/octet-stream" if raw else "application/json"}
+            | ({"Authorization": f"Bearer {self.token}"} if self.token else {}),
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (as above)

@@ -74,7 +74,12 @@ def _base_env() -> dict[str, str]:
         for name, value in os.environ.items()
         if name not in SETTINGS_VARIABLES and name.removesuffix("_FILE") not in SETTINGS_VARIABLES
     }
-    return env | {"PYTHONUNBUFFERED": "1", "DJANGO_SETTINGS_MODULE": "mdmportal.settings"}
+    return env | {
+        "PYTHONUNBUFFERED": "1",
+        "DJANGO_SETTINGS_MODULE": "mdmportal.settings",
+        # The embedded scenarios run on development secrets; the load scenario turns it off.
+        "DEBUG": "true",
+    }
 
 
 def _production_env() -> dict[str, str]:

@@ -1,7 +1,17 @@
 from __future__ import annotations
 
+import logging
+
 from django.apps import AppConfig
+from django.conf import settings
 from django.db.models.signals import post_migrate
+
+logger = logging.getLogger(__name__)
+
+DEBUG_WARNING = (
+    "DEBUG IS ON: development secrets from %s, error pages that show local variables. "
+    "Never serve real accounts like this: set DEBUG=false and the secrets in the environment."
+)
 
 
 class DepAccountsConfig(AppConfig):
@@ -14,3 +24,5 @@ class DepAccountsConfig(AppConfig):
         from dep_accounts.roles import roles_ensure
 
         post_migrate.connect(roles_ensure, sender=self)
+        if settings.DEBUG:
+            logger.warning(DEBUG_WARNING, settings.VAR_DIR)

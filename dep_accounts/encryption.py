@@ -1,11 +1,20 @@
-"""Secrets at rest: Fernet under the keys in settings.SECRETS_ENCRYPTION_KEYS, newest first."""
+"""Secrets at rest: Fernet under the keys in settings.SECRETS_ENCRYPTION_KEYS, newest first.
+
+Every encrypted column is a BinaryField named `*_encrypted`: `encrypted_fields()` finds them all,
+so key rotation cannot miss one a new model adds.
+"""
 
 from __future__ import annotations
 
 from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.apps import apps
 from django.conf import settings
+from django.db import models
+from django.views.decorators.debug import sensitive_variables
+
+ENCRYPTED_SUFFIX = "_encrypted"
 
 
 class SecretDecryptionError(Exception):
@@ -21,6 +30,17 @@ def _current() -> MultiFernet:
     return _fernet(tuple(settings.SECRETS_ENCRYPTION_KEYS))
 
 
+def encrypted_fields() -> list[tuple[type[models.Model], str]]:
+    """Every (model, field name) of the portal that holds a secret encrypted under these keys."""
+    return [
+        (model, field.name)
+        for model in apps.get_app_config("dep_accounts").get_models()
+        for field in model._meta.get_fields()
+        if field.name.endswith(ENCRYPTED_SUFFIX)
+    ]
+
+
+@sensitive_variables("plaintext")
 def secret_encrypt(plaintext: bytes) -> bytes:
     return _current().encrypt(plaintext)
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, time
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import validate_email
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, EnrollmentProfile
+from dep_accounts.plain_text import name_validate
 from dep_accounts.services.intake import TokenFile
 from dep_accounts.services.verdict import APPLE_ID_CHANGED_LABEL
 
@@ -80,9 +84,29 @@ class APITokenForm(forms.Form):
     name = forms.CharField(
         label="Name",
         max_length=100,
+        validators=[name_validate],
         help_text="What the token is for, such as “renewal script on build01”.",
         error_messages={"required": "Give the token a name, to know later what uses it."},
     )
+    expires_on = forms.DateField(
+        label="Expires on",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Optional. From the start of this day the API refuses the token.",
+    )
+
+    def clean_expires_on(self) -> date | None:
+        expires_on = self.cleaned_data["expires_on"]
+        if expires_on is not None and expires_on <= timezone.localdate():
+            raise forms.ValidationError("Choose a day after today, or leave it empty.")
+        return expires_on
+
+    def expires_at(self) -> datetime | None:
+        """The start of the chosen day in the portal's time zone."""
+        expires_on = self.cleaned_data["expires_on"]
+        if expires_on is None:
+            return None
+        return timezone.make_aware(datetime.combine(expires_on, time.min))
 
 
 class EmailListField(forms.CharField):
@@ -121,6 +145,7 @@ class AccountEditForm(forms.Form):
     display_name = forms.CharField(
         max_length=200,
         required=False,
+        validators=[name_validate],
         help_text="Shown instead of the MDM server name. Leave empty to use the server name.",
     )
     notification_emails = EmailListField(
@@ -178,7 +203,7 @@ class ProfileForm(forms.Form):
     account = forms.ModelChoiceField(
         label="DEP account", queryset=DEPAccount.objects.none(), empty_label=None
     )
-    name = forms.CharField(max_length=125, label="Profile name")
+    name = forms.CharField(max_length=125, label="Profile name", validators=[name_validate])
     url = forms.URLField(
         max_length=2000,
         label="MDM enrollment URL",
@@ -193,7 +218,7 @@ class ProfileForm(forms.Form):
     allow_pairing = forms.BooleanField(
         label="Allow pairing with computers", required=False, initial=True
     )
-    department = forms.CharField(max_length=125, required=False)
+    department = forms.CharField(max_length=125, required=False, validators=[name_validate])
     support_phone_number = forms.CharField(
         max_length=50, required=False, label="Support phone number"
     )

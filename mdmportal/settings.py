@@ -1,8 +1,8 @@
 """mdmportal settings: one file, configured by environment variables (django-environ).
 
-Harmless values have development defaults. Secrets have none once DEBUG is off: the process
-stops with a message naming the missing variable. With DEBUG on (the embedded default of
-`make run`), development secrets are created once under var/ and reused.
+Harmless values have development defaults. Secrets have none: with DEBUG off (the default) the
+process stops with a message naming the missing variable. With DEBUG=true (which `make run` and
+the tests set), development secrets are created once under var/ and reused.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 env = environ.FileAwareEnv()
 environ.FileAwareEnv.read_env(BASE_DIR / ".env")
 
-DEBUG = env.bool("DEBUG", default=True)
+DEBUG = env.bool("DEBUG", default=False)
+# The SECRET_KEY value .env.example ships with: a copy of it that was never edited.
+SECRET_KEY_PLACEHOLDER = "change-me-to-50-random-characters"
 
 
 def _development_secrets() -> dict[str, str]:
@@ -63,6 +65,11 @@ def _secret(name: str) -> str:
 
 
 SECRET_KEY = _secret("SECRET_KEY")
+if SECRET_KEY == SECRET_KEY_PLACEHOLDER:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is still the placeholder of .env.example. Set it to 50 random characters: "
+        'python -c "import secrets; print(secrets.token_urlsafe(50))"'
+    )
 # Fernet keys that encrypt server tokens and private keys at rest, newest first: the first
 # encrypts, all decrypt, so a new key can be put in front and the old one dropped after
 # `manage.py rotate_encryption_keys`.
@@ -241,12 +248,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
-# Behind a reverse proxy (docker-compose's deployments put one in front of gunicorn), the
-# client's address is the proxy's: count that many proxies back in X-Forwarded-For instead.
+# Behind a reverse proxy (docker-compose's nginx stands in front of gunicorn), the peer is the
+# proxy: the client is counted TRUSTED_PROXY_COUNT entries from the right of X-Forwarded-For.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
-if TRUSTED_PROXY_COUNT:
-    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+AXES_CLIENT_IP_CALLABLE = "dep_accounts.proxies.client_address"
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -300,6 +305,9 @@ MAILCATCHER_DIR = VAR_DIR / "mail"
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mdmportal <mdmportal@localhost>")
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+# Webhooks reach public addresses only; these networks (CIDRs, comma separated) are let through
+# too, e.g. "10.20.0.0/16" for a receiver on the LAN. The tests and the demo allow loopback.
+WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
 # The bearer token Prometheus sends to scrape /metrics; unset, /metrics does not exist (404).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
@@ -362,6 +370,9 @@ LOGGING = {
     },
 }
 
+# Variables marked @sensitive_variables are hidden from error pages even in debug mode.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "dep_accounts.error_reports.SecretsHiddenReporterFilter"
+
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
@@ -385,7 +396,9 @@ CONTENT_SECURITY_POLICY = {
 }
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    if TRUSTED_PROXY_COUNT:
+        # Only a proxy the portal trusts may say the client spoke HTTPS.
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)

@@ -726,3 +726,35 @@ def test_the_page_needs_a_signed_in_user_with_a_role(client, client_as, nobody):
 def test_the_user_menu_links_to_the_page(client_as, viewer):
     page = client_as(viewer).get(reverse("dep_accounts:dashboard")).content.decode()
     assert f'href="{reverse("dep_accounts:me")}"' in page
+
+
+def test_an_api_token_with_an_expiry_date_is_refused_from_that_day(client_as, admin):
+    page = reverse("dep_accounts:me")
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    response = client_as(admin).post(page, {"name": "contractor", "expires_on": tomorrow})
+    assert response.status_code == 200
+    # The page that shows the key once is never kept by a browser or a proxy.
+    assert "no-store" in response["Cache-Control"]
+    key = response.context["created"].key
+    api_token = APIToken.objects.get(name="contractor")
+    assert timezone.localtime(api_token.expires_at).date() == tomorrow
+    listing = client_as(admin).get(page).content.decode()
+    assert "Expires" in listing and f"{tomorrow:%-d %b %Y}, 00:00" in listing
+
+    anonymous = Client()
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    assert anonymous.get(reverse("api:dep_accounts"), **headers).status_code == 200
+    with time_machine.travel(api_token.expires_at + timedelta(seconds=1)):
+        refused = anonymous.get(reverse("api:dep_accounts"), **headers)
+        assert refused.status_code == 401
+        assert "it expired" in refused.json()["error"]
+        assert ">Expired<" in client_as(admin).get(page).content.decode()
+
+
+def test_an_api_token_cannot_expire_today_or_earlier(client_as, admin):
+    today = timezone.localdate()
+    response = client_as(admin).post(
+        reverse("dep_accounts:me"), {"name": "contractor", "expires_on": today}
+    )
+    assert "Choose a day after today" in response.content.decode()
+    assert not APIToken.objects.exists()

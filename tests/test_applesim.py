@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +21,7 @@ from cryptography.x509.oid import NameOID
 from requests_oauthlib import OAuth1
 from urllib3.util import SKIP_HEADER
 
+from applesim.server import sim_server_new
 from applesim.testing import RunningSim, SimControlError, sim_start
 
 HEADERS = {"User-Agent": "applesim-tests/1", "X-Server-Protocol-Version": "7"}
@@ -477,3 +482,39 @@ def test_state_survives_a_restart_but_sessions_do_not(tmp_path) -> None:
         assert second.control.device_serials(server_uuid) == serials
         assert after.call("GET", "/account", token).status_code == 401
         assert after.session().status_code == 200
+
+
+def test_the_control_api_wants_its_token_when_one_is_set():
+    from applesim.testing import RunningSim, SimControl, SimControlError
+
+    running = RunningSim(
+        sim_server_new(host="127.0.0.1", port=0, state_path=None, control_token="demo-token-42")
+    )
+    try:
+        with pytest.raises(SimControlError) as refused:
+            SimControl(running.url, token="").organisation_create(name="Intruders", apple_ids=[])
+        assert refused.value.status == 401
+        with pytest.raises(SimControlError):
+            SimControl(running.url, token="wrong").state()
+        org_id = SimControl(running.url, token="demo-token-42").organisation_create(
+            name="Springfield Schools", apple_ids=["it.admin@springfield.example"]
+        )
+        assert org_id
+        # Apple's own faces stay open: the portal talks to the DEP web service as to Apple.
+        assert urllib.request.urlopen(running.url + "/abm/", timeout=5).status == 200
+    finally:
+        running.stop()
+
+
+def test_applesim_refuses_to_listen_beyond_loopback_without_a_control_token():
+    env = {k: v for k, v in os.environ.items() if k != "APPLESIM_CONTROL_TOKEN"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "applesim", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
+    assert completed.returncode != 0
+    assert "set a control token" in completed.stderr

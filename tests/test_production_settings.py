@@ -84,6 +84,44 @@ def test_a_missing_secret_stops_the_process_naming_it(name, tmp_path):
     assert not (tmp_path / "development-secrets.json").exists()
 
 
+def test_debug_is_off_unless_set(tmp_path):
+    env = _production_env(tmp_path)
+    del env["DEBUG"], env["SECRET_KEY"]
+    completed = _manage(env, "check")
+    assert completed.returncode != 0
+    assert "SECRET_KEY is not set." in completed.stderr
+    assert not (tmp_path / "development-secrets.json").exists()
+
+
+def test_debug_mode_says_so_at_start(tmp_path):
+    env = portal_env(DEBUG="true", MDMPORTAL_VAR_DIR=str(tmp_path))
+    completed = _manage(env, "check")
+    assert completed.returncode == 0, completed.stderr
+    assert "DEBUG IS ON: development secrets from" in completed.stderr
+    quiet = _manage(_production_env(tmp_path), "check")
+    assert "DEBUG IS ON" not in quiet.stderr
+
+
+def test_the_placeholder_secret_key_of_env_example_stops_the_process(tmp_path):
+    example = (BASE_DIR / ".env.example").read_text()
+    placeholder = re.search(r"^SECRET_KEY=(.+)$", example, re.MULTILINE).group(1)
+    for debug in ("false", "true"):
+        env = _production_env(tmp_path) | {"DEBUG": debug, "SECRET_KEY": placeholder}
+        completed = _manage(env, "check")
+        assert completed.returncode != 0
+        assert "SECRET_KEY is still the placeholder of .env.example" in completed.stderr
+
+
+@pytest.mark.parametrize(("proxies", "trusted"), [("0", False), ("1", True)])
+def test_x_forwarded_proto_is_trusted_only_behind_trusted_proxies(proxies, trusted, tmp_path):
+    env = _production_env(tmp_path, TRUSTED_PROXY_COUNT=proxies)
+    script = "from django.conf import settings; print(settings.SECURE_PROXY_SSL_HEADER)"
+    completed = _manage(env, "shell", "-c", script)
+    assert completed.returncode == 0, completed.stderr
+    expected = "('HTTP_X_FORWARDED_PROTO', 'https')" if trusted else "None"
+    assert completed.stdout.strip().splitlines()[-1] == expected
+
+
 def test_secrets_can_come_from_files(tmp_path):
     env = _production_env(tmp_path)
     for name in SECRETS:
@@ -145,6 +183,8 @@ def portal(tmp_path_factory) -> Iterator[Browser]:
         var_dir,
         CSRF_TRUSTED_ORIGINS=f"https://127.0.0.1:{port}",
         DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD,
+        # The Browser speaks as the TLS-terminating proxy, which only a trusted one may.
+        TRUSTED_PROXY_COUNT="1",
     )
     manage(env, "migrate", "--noinput")
     manage(env, "collectstatic", "--noinput")

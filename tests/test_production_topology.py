@@ -12,6 +12,7 @@ import html
 import json
 import re
 import secrets
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -168,6 +169,8 @@ def _production_env(
         CSRF_TRUSTED_ORIGINS=f"https://127.0.0.1:{web_port}",
         PORTAL_BASE_URL=f"https://127.0.0.1:{web_port}",
         MDMPORTAL_VAR_DIR=str(var_dir),
+        # The tests speak as nginx does (X-Forwarded-Proto), which only a trusted proxy may.
+        TRUSTED_PROXY_COUNT="1",
     )
 
 
@@ -304,7 +307,9 @@ def topology(services, tmp_path_factory) -> Iterator[Topology]:
         web_port=web_port,
     )
     celery = [str(BIN / "celery"), "-A", "mdmportal"]
-    gunicorn = [str(BIN / "gunicorn"), "mdmportal.wsgi", "--bind", f"127.0.0.1:{web_port}"]
+    # docker-compose.yml's command: the production config, on loopback instead of 0.0.0.0.
+    gunicorn = [str(BIN / "gunicorn"), "mdmportal.wsgi", "--config", "gunicorn.conf.py"]
+    gunicorn += ["--bind", f"127.0.0.1:{web_port}"]
     # A control socket of its own: natively, unlike in a container, the default one is shared.
     gunicorn += ["--control-socket", str(root / "gunicorn.ctl")]
     processes = Processes(root, env)
@@ -337,7 +342,7 @@ def topology(services, tmp_path_factory) -> Iterator[Topology]:
             portal = Portal(database_url)
             assert portal.banner_items() == [], "the seed leaves the banner to the worker"
 
-            processes.start("web", [*gunicorn, "--workers", "2", "--access-logfile", "-"])
+            processes.start("web", [*gunicorn, "--workers", "2"])
             processes.start("worker", [*celery, "worker", "--concurrency", "2", "-l", "INFO"])
         yield Topology(
             processes=processes,
@@ -435,6 +440,35 @@ def test_gunicorn_serves_the_banner_to_an_admin_who_signs_in(topology):
         assert dashboard.status_code == 200
         for item in items:
             assert html.escape(item["text"]) in dashboard.text
+
+
+SLOW_CLIENTS = 3
+
+
+def test_three_slow_clients_do_not_delay_a_normal_request(topology):
+    """Clients that send their headers slowly (or never finish them) hold a thread each, not a
+    worker: with sync workers, three of them made a normal request wait 31 s."""
+    with logs_on_failure(topology.processes):
+        login_url = f"{topology.web_url}/accounts/login/"
+        wait_until(lambda: _answers(login_url), timeout=DEADLINE, what="gunicorn")
+        slow = [
+            socket.create_connection(("127.0.0.1", topology.web_port), timeout=5)
+            for _ in range(SLOW_CLIENTS)
+        ]
+        try:
+            for connection in slow:
+                connection.sendall(b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            time.sleep(0.5)  # the slow clients are read first
+            for connection in slow:
+                connection.sendall(b"X-Slow: 1\r\n")
+            started = time.monotonic()
+            response = requests.get(login_url, headers={"X-Forwarded-Proto": "https"}, timeout=60)
+            waited = time.monotonic() - started
+        finally:
+            for connection in slow:
+                connection.close()
+        assert response.status_code == 200
+        assert waited < 3, f"a normal request waited {waited:.1f} s behind {SLOW_CLIENTS} slow ones"
 
 
 def test_beat_schedules_the_sync_dispatcher_that_the_worker_runs(topology):

@@ -782,3 +782,32 @@ def test_a_lockout_holds_the_username_and_address_pair_and_lifts_after_the_cool_
         response = _sign_in(client, "login", "correct horse 42")
         assert response.status_code == 302
         assert client.session["_auth_user_id"] == str(admin.pk)
+
+
+PROXY = "10.0.0.2"
+
+
+def test_behind_a_proxy_one_clients_failures_do_not_lock_out_another(client, admin, settings):
+    """Every request comes from the proxy's address; the client is the entry the proxy added."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    attacker = {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": "203.0.113.66"}
+    for _ in range(5):
+        _sign_in(client, "login", "wrong", **attacker)
+    assert _sign_in(client, "login", "correct horse 42", **attacker).status_code == 429
+    # Nor does a forged X-Forwarded-For let the attacker pose as the admin's address: the
+    # proxy appends the address it saw, and only that entry counts.
+    forged = {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": "198.51.100.7, 203.0.113.66"}
+    for _ in range(5):
+        _sign_in(Client(), "login", "wrong", **forged)
+
+    admins_client = {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": "198.51.100.7"}
+    response = _sign_in(Client(), "login", "correct horse 42", **admins_client)
+    assert response.status_code == 302
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(client, admin, settings):
+    settings.TRUSTED_PROXY_COUNT = 0
+    for number in range(5):
+        _sign_in(client, "login", "wrong", HTTP_X_FORWARDED_FOR=f"203.0.113.{number}")
+    response = _sign_in(client, "login", "correct horse 42", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert response.status_code == 429

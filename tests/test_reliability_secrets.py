@@ -20,16 +20,18 @@ from django.contrib.sessions.models import Session
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import BinaryField
 from django.test import Client
 from django.urls import get_resolver, reverse
 
-from dep_accounts.encryption import SecretDecryptionError, secret_decrypt
+from dep_accounts.encryption import SecretDecryptionError, encrypted_fields, secret_decrypt
 from dep_accounts.models import DEPAccount, EnrollmentProfile, KeyPair, ServerToken
 from dep_accounts.services.accounts import account_create
 from dep_accounts.services.apple_access import server_token_credentials
 from dep_accounts.services.intake import TokenFile, token_check, token_intake, token_take
 from dep_accounts.services.sync import devices_sync
 from dep_accounts.services.verdict import Intent
+from dep_accounts.services.webhooks import webhook_create
 
 pytestmark = pytest.mark.django_db
 
@@ -298,10 +300,37 @@ def synced_account(dep_account, abm, licence):
 
 
 def _ciphertexts() -> list[bytes]:
-    return [
-        *(bytes(k) for k in KeyPair.objects.values_list("private_key_encrypted", flat=True)),
-        *(bytes(s) for s in ServerToken.objects.values_list("secrets_encrypted", flat=True)),
-    ]
+    """Every Fernet token in every column of every table, whatever its model calls it."""
+    found = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            cursor.execute(f'SELECT * FROM "{table}"')
+            for row in cursor.fetchall():
+                for value in row:
+                    raw = bytes(value) if isinstance(value, bytes | memoryview) else None
+                    if raw is None and isinstance(value, str):
+                        raw = value.encode()
+                    if raw is not None and raw.startswith(FERNET_PREFIX):
+                        found.append(raw)
+    return found
+
+
+# Every Fernet token starts with its version byte 0x80, base64url-encoded: "gAAAAA".
+FERNET_PREFIX = b"gAAAAA"
+
+
+def test_every_binary_column_is_an_encrypted_field_that_rotation_covers():
+    """A secret stored in a new column must be named *_encrypted, or rotation would miss it."""
+    covered = {(model, field) for model, field in encrypted_fields()}
+    for model in apps.get_models():
+        for field in model._meta.get_fields():
+            if isinstance(field, BinaryField):
+                assert (model, field.name) in covered, f"{model.__name__}.{field.name}"
+    assert {(m.__name__, f) for m, f in covered} == {
+        ("KeyPair", "private_key_encrypted"),
+        ("ServerToken", "secrets_encrypted"),
+        ("Webhook", "secret_encrypted"),
+    }
 
 
 def _decrypts_with(key: str, ciphertext: bytes) -> bool:
@@ -330,14 +359,25 @@ def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_g
     older = [c for c in _ciphertexts() if c != bytes(newest.secrets_encrypted)]
     assert older and not any(_decrypts_with(new_key, c) for c in older)
 
+    settings.SECRETS_ENCRYPTION_KEYS = old_keys
+    webhook, webhook_secret = webhook_create(
+        url="https://hooks.springfield.example/", events=["sync.failed"], actor=admin
+    )
+    settings.SECRETS_ENCRYPTION_KEYS = [new_key, *old_keys]
     output = StringIO()
     call_command("rotate_encryption_keys", stdout=output)
-    assert "Re-encrypted 1 private key and 2 server tokens" in output.getvalue()
+    assert output.getvalue().splitlines()[0] == (
+        "Re-encrypted under the newest key: 1 key pair (private_key_encrypted), "
+        "2 server tokens (secrets_encrypted), 1 webhook (secret_encrypted)."
+    )
+    assert len(_ciphertexts()) == 4
     assert all(_decrypts_with(new_key, c) for c in _ciphertexts())
     assert not any(_decrypts_with(key, c) for key in old_keys for c in _ciphertexts())
 
     # The old key removed: everything still decrypts, and the account still works with Apple.
     settings.SECRETS_ENCRYPTION_KEYS = [new_key]
+    webhook.refresh_from_db()
+    assert secret_decrypt(webhook.secret_encrypted) == webhook_secret.encode()
     credentials_after = [server_token_credentials(t) for t in ServerToken.objects.all()]
     assert {c.access_token for c in credentials_before} < {
         c.access_token for c in credentials_after

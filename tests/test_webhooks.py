@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class Received:
     timestamp: str
     content_type: str
     payload: dict
+    host: str
 
 
 @dataclass
@@ -66,6 +68,12 @@ class Receiver:
         )
 
 
+@pytest.fixture(autouse=True)
+def _loopback_receivers_allowed(settings) -> None:
+    """The receivers here listen on loopback, which webhooks may reach only when allowed."""
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     state: dict[str, Receiver] = {}
@@ -85,6 +93,7 @@ def receiver() -> Iterator[Receiver]:
                         timestamp=self.headers["X-Mdmportal-Timestamp"],
                         content_type=self.headers["Content-Type"],
                         payload=json.loads(body),
+                        host=self.headers["Host"],
                     )
                 )
                 status = rx.answers.pop(0) if rx.answers else 200
@@ -408,3 +417,201 @@ def test_a_reminder_event_goes_out_even_when_nobody_has_an_email_address(
 
     assert mailoutbox == []
     assert [r.event for r in receiver.received] == ["token.reminder"]
+
+
+@pytest.fixture
+def connections(monkeypatch) -> list[tuple]:
+    """Every socket connect attempted: a refused receiver must be refused before any."""
+    attempted: list[tuple] = []
+    real_connect = socket.socket.connect
+
+    def connect(sock, address):
+        attempted.append(address)
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return attempted
+
+
+@pytest.fixture
+def resolver(monkeypatch) -> dict[str, list[str]]:
+    """A DNS where the test says what each name resolves to; other names resolve as usual."""
+    names: dict[str, list[str]] = {}
+    asked: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in names:
+            asked.append(host)
+            addresses = names[host] if len(names[host]) == 1 else [names[host].pop(0)]
+            return [
+                (
+                    socket.AF_INET6 if ":" in a else socket.AF_INET,
+                    socket.SOCK_STREAM,
+                    6,
+                    "",
+                    (a, port, 0, 0) if ":" in a else (a, port),
+                )
+                for a in addresses
+            ]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    names["__asked__"] = asked
+    return names
+
+
+def _delivery_to(url: str) -> WebhookDelivery:
+    webhook, _ = webhook_create(url=url, events=["sync.failed"], actor=None)
+    webhooks_emit(event="sync.failed", event_key="refusal", payload={"event": "sync.failed"})
+    webhook_deliveries_send_due()
+    return WebhookDelivery.objects.get(webhook=webhook)
+
+
+NOT_PUBLIC = [
+    "127.0.0.1",
+    "127.8.9.10",
+    "10.1.2.3",
+    "172.16.0.1",
+    "192.168.1.20",
+    "169.254.169.254",
+    "100.64.0.1",
+    "0.0.0.0",
+    "224.0.0.251",
+    "240.0.0.1",
+    "255.255.255.255",
+    "::1",
+    "::",
+    "fe80::1",
+    "fc00::1",
+    "ff02::1",
+    "::ffff:127.0.0.1",
+    "::ffff:10.0.0.1",
+    "::ffff:169.254.169.254",
+]
+
+
+@pytest.mark.parametrize("address", NOT_PUBLIC)
+def test_a_receiver_at_a_non_public_address_is_refused_before_any_connection(
+    address, settings, resolver, connections
+):
+    settings.WEBHOOK_ALLOWED_NETWORKS = []
+    resolver["hooks.springfield.example"] = [address]
+    delivery = _delivery_to("http://hooks.springfield.example:6379/hook")
+    assert connections == []
+    assert delivery.status == Status.PENDING
+    assert delivery.response_status is None
+    assert "hooks.springfield.example resolves to" in delivery.last_error
+    assert "WEBHOOK_ALLOWED_NETWORKS" in delivery.last_error
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:6379/", "http://[::ffff:127.0.0.1]:6379/", "http://localhost:6379/"]
+)
+def test_a_loopback_url_is_refused_whatever_its_spelling(url, settings, connections):
+    settings.WEBHOOK_ALLOWED_NETWORKS = []
+    delivery = _delivery_to(url)
+    assert connections == []
+    assert "a loopback address" in delivery.last_error
+
+
+def test_a_name_with_one_private_address_among_public_ones_is_refused(
+    settings, monkeypatch, connections
+):
+    settings.WEBHOOK_ALLOWED_NETWORKS = []
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, **kw: [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.8", port)),
+        ],
+    )
+    delivery = _delivery_to("https://hooks.springfield.example/hook")
+    assert connections == []
+    assert "10.0.0.8, a private address" in delivery.last_error
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1::248", "8.8.8.8"])
+def test_public_addresses_are_allowed_without_any_setting(address, settings, resolver):
+    from dep_accounts.services.webhook_transport import receiver_address
+
+    settings.WEBHOOK_ALLOWED_NETWORKS = []
+    resolver["hooks.springfield.example"] = [address]
+    # Checked only: nothing is sent outside this machine.
+    assert str(receiver_address("hooks.springfield.example", 443)) == address
+
+
+def test_an_allowed_network_lets_its_receivers_through(settings, resolver):
+    from dep_accounts.services.webhook_transport import ReceiverRefusedError, receiver_address
+
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["10.20.0.0/16"]
+    resolver["lan.springfield.example"] = ["10.20.3.4"]
+    resolver["other.springfield.example"] = ["10.21.0.1"]
+    assert str(receiver_address("lan.springfield.example", 80)) == "10.20.3.4"
+    with pytest.raises(ReceiverRefusedError):
+        receiver_address("other.springfield.example", 80)
+
+
+def test_the_connection_goes_to_the_checked_address_with_the_name_in_host(
+    receiver, resolver, committed
+):
+    """A rebinding DNS answers the check with an allowed address and a later lookup with a
+    forbidden one: the later lookup never happens, the checked address is the one connected."""
+    port = receiver.url.split(":")[2].split("/")[0]
+    resolver["hooks.springfield.example"] = ["127.0.0.1", "10.0.0.1"]
+    receiver.url = f"http://hooks.springfield.example:{port}/hooks/mdm"
+    webhook = _subscribe(receiver, events=["sync.failed"])
+    with committed():
+        webhooks_emit(event="sync.failed", event_key="pinned", payload={"event": "sync.failed"})
+    delivery = WebhookDelivery.objects.get(webhook=webhook)
+    assert delivery.status == Status.DELIVERED, delivery.last_error
+    assert [r.host for r in receiver.received] == [f"hooks.springfield.example:{port}"]
+    assert resolver["__asked__"] == ["hooks.springfield.example"]
+
+
+def test_credentials_in_a_webhook_url_are_refused_and_never_shown(
+    client_as, admin, receiver, connections
+):
+    page = reverse("dep_accounts:webhooks")
+    with_password = receiver.url.replace("http://", "http://hook-user:s3cret-pass@")
+    response = client_as(admin).post(page, {"url": with_password, "events": ["sync.failed"]})
+    assert response.status_code == 200
+    assert (
+        "Take the user name and password out of the URL"
+        in response.context["form"].errors["url"][0]
+    )
+    assert not Webhook.objects.exists()
+    # One stored before they were refused is neither sent nor shown.
+    delivery = _delivery_to(with_password)
+    assert connections == []
+    assert "holds a user name or password" in delivery.last_error
+    assert receiver.received == []
+    listing = client_as(admin).get(page).content.decode()
+    assert receiver.url in listing
+    assert "s3cret-pass" not in listing
+    assert "hook-user" not in listing
+
+
+def test_a_webhook_whose_secret_cannot_be_decrypted_fails_alone_with_a_message(
+    receiver, settings, committed
+):
+    from cryptography.fernet import Fernet
+
+    from dep_accounts.encryption import secret_encrypt
+
+    lost = _subscribe(receiver, events=["sync.failed"])
+    working = _subscribe(receiver, events=["sync.failed"])
+    settings.SECRETS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    Webhook.objects.filter(pk=lost.pk).update(secret_encrypted=secret_encrypt(b"whsec_lost"))
+    settings.SECRETS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    Webhook.objects.filter(pk=working.pk).update(
+        secret_encrypted=secret_encrypt(receiver.secrets[1].encode())
+    )
+    with committed():
+        webhooks_emit(event="sync.failed", event_key="keys", payload={"event": "sync.failed"})
+    failed = WebhookDelivery.objects.get(webhook=lost)
+    assert failed.status == Status.PENDING
+    assert "secret cannot be decrypted" in failed.last_error
+    assert WebhookDelivery.objects.get(webhook=working).status == Status.DELIVERED
+    assert len(receiver.received) == 1

@@ -14,6 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.errors import DomainError
 from dep_accounts.roles import can_view
@@ -58,6 +59,7 @@ def api_endpoint(**permissions: Permission) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @csrf_exempt
         @wraps(view)
+        @sensitive_variables("key")
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             key = bearer_credential(request)
             if key is None:
@@ -71,8 +73,8 @@ def api_endpoint(**permissions: Permission) -> Callable[[View], View]:
             api_token = api_token_authenticate(key=key)
             if api_token is None:
                 return _unauthenticated(
-                    "This API token is not valid: it was revoked, or mistyped. Create a new one "
-                    "on your page in mdmportal."
+                    "This API token is not valid: it was revoked, it expired, or it is "
+                    "mistyped. Create a new one on your page in mdmportal."
                 )
             request.user = api_token.user
             request.api_token = api_token

@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile, UploadedFile
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.http import content_disposition_header
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET
 
 from dep_accounts.api.auth import APIError, api_endpoint
@@ -22,6 +24,7 @@ from dep_accounts.api.representations import (
     audit_event_representation,
 )
 from dep_accounts.models import AuditEvent, DEPAccount, KeyPair
+from dep_accounts.plain_text import name_validate
 from dep_accounts.roles import can_manage, can_view
 from dep_accounts.selectors import audit_events, dep_accounts_list
 from dep_accounts.services.accounts import account_create
@@ -96,6 +99,10 @@ def _account_create(request: HttpRequest) -> JsonResponse:
     name = body.get("name", "") if hasattr(body, "get") else None
     if not isinstance(name, str) or len(name) > 200:
         raise APIError(400, "invalid", "“name” must be a text of at most 200 characters.")
+    try:
+        name_validate(name)
+    except ValidationError as exc:
+        raise APIError(400, "invalid", f"“name”: {exc.messages[0]}") from exc
     account = account_create(actor=request.user, display_name=name.strip())
     response = _json(
         account_detail_representation(account, absolute=request.build_absolute_uri), status=201
@@ -123,6 +130,7 @@ def dep_account_public_key(request: HttpRequest, account_id: int) -> HttpRespons
 
 
 @api_endpoint(POST=can_manage)
+@sensitive_variables("token_file")
 def dep_account_token(request: HttpRequest, account_id: int) -> JsonResponse:
     account = _account_get(account_id)
     upload = _token_file(request)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Self
 
 import requests
+from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth1
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
@@ -240,6 +241,7 @@ def _error(response: requests.Response, *, on_session: bool) -> DEPError:
 class DEPClient:
     """One MDM server's conversation with Apple's DEP web service."""
 
+    @sensitive_variables("consumer_key", "consumer_secret", "access_token", "access_secret")
     def __init__(
         self,
         *,

@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.apple.token import (
     DOWNLOAD_AGAIN,
@@ -52,6 +53,7 @@ ALGORITHM_NAMES = {
 }
 
 
+@sensitive_variables()
 def server_token_decrypt(
     data: bytes, *, private_key_pem: bytes, certificate_pem: bytes | None
 ) -> ServerTokenCredentials:

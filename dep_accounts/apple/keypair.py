@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from django.views.decorators.debug import sensitive_variables
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class KeyPair:
     certificate_pem: bytes
 
 
+@sensitive_variables()
 def key_pair_generate(*, common_name: str) -> KeyPair:
     """An RSA-2048 key and the self-signed certificate an admin uploads to ABM as the public key."""
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

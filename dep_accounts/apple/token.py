@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from django.views.decorators.debug import sensitive_variables
+
 EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 SECRET_FIELDS = ("consumer_key", "consumer_secret", "access_token", "access_secret")
 PAYLOAD_FIELDS = (*SECRET_FIELDS, "access_token_expiry")
@@ -104,6 +106,7 @@ class ServerTokenCredentials:
         digest = hashlib.sha256(self.consumer_key.encode()).hexdigest()[:16]
         return "SHA256:" + ":".join(digest[i : i + 4] for i in range(0, 16, 4))
 
+    @sensitive_variables()
     def to_json(self) -> str:
         fields = {name: getattr(self, name) for name in SECRET_FIELDS}
         fields["access_token_expiry"] = (
@@ -112,6 +115,7 @@ class ServerTokenCredentials:
         return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
+    @sensitive_variables()
     def from_json(cls, text: str) -> ServerTokenCredentials:
         return _server_token_from_fields(_payload_json(text))
 
@@ -132,6 +136,7 @@ def _payload_unreadable(reason: str) -> PayloadFieldsMissingError:
     return PayloadFieldsMissingError(missing_fields=PAYLOAD_FIELDS, reason=reason)
 
 
+@sensitive_variables()
 def server_token_from_plaintext(plaintext: bytes) -> ServerTokenCredentials:
     """The credentials in what an opened .p7m holds: a MIME part around Apple's JSON."""
     lines = [line.strip() for line in plaintext.decode("utf-8", errors="replace").splitlines()]
@@ -143,6 +148,7 @@ def server_token_from_plaintext(plaintext: bytes) -> ServerTokenCredentials:
     return _server_token_from_fields(_payload_json("".join(lines[begin + 1 : end])))
 
 
+@sensitive_variables()
 def _payload_json(text: str) -> object:
     try:
         return json.loads(text)
@@ -153,6 +159,7 @@ def _payload_json(text: str) -> object:
         raise _payload_unreadable("is not valid JSON") from error
 
 
+@sensitive_variables()
 def _server_token_from_fields(fields: object) -> ServerTokenCredentials:
     if not isinstance(fields, dict):
         fields = {}

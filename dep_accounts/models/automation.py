@@ -5,9 +5,13 @@ Keys and feed URLs are kept as their SHA-256 only; webhook secrets only encrypte
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from dep_accounts.services.webhook_transport import url_without_credentials
 
 
 class APIToken(models.Model):
@@ -20,6 +24,8 @@ class APIToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # None: until revoked. From this moment on the API refuses the key.
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "API token"
@@ -27,6 +33,9 @@ class APIToken(models.Model):
 
     def __str__(self) -> str:
         return f"API token {self.key_prefix}… of {self.user}"
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
 
 class CalendarFeed(models.Model):
@@ -65,7 +74,12 @@ class Webhook(models.Model):
         ordering = ["id"]
 
     def __str__(self) -> str:
-        return f"Webhook to {self.url}"
+        return f"Webhook to {self.url_shown}"
+
+    @property
+    def url_shown(self) -> str:
+        """The URL without any `user:password@` a webhook added before they were refused has."""
+        return url_without_credentials(self.url)
 
 
 class WebhookDelivery(models.Model):

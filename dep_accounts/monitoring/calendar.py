@@ -17,6 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 from icalendar import Alarm, Calendar, Event
 
 from dep_accounts.links import portal_url
@@ -26,15 +27,18 @@ from dep_accounts.roles import can_view
 ALARM_DAYS = (30, 7)
 
 
+@sensitive_variables("secret")
 def _secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+@sensitive_variables("secret")
 def calendar_feed_url(secret: str) -> str:
     path = reverse("dep_accounts:calendar_feed", args=[secret])
     return portal_url(path)
 
 
+@sensitive_variables("secret")
 def calendar_feed_replace(*, user: AbstractBaseUser) -> str:
     """A new secret for the user's feed, returned here and never again; the old URL stops."""
     secret = secrets.token_urlsafe(32)
@@ -44,6 +48,7 @@ def calendar_feed_replace(*, user: AbstractBaseUser) -> str:
     return secret
 
 
+@sensitive_variables("secret")
 def calendar_feed_owner(*, secret: str) -> AbstractBaseUser | None:
     """The active user who may see DEP accounts and owns the feed with this secret, if any."""
     feed = (

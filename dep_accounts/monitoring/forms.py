@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
 from dep_accounts.models import Webhook
+from dep_accounts.services.webhook_transport import url_has_credentials
 
 
 class WebhookForm(forms.Form):
@@ -21,6 +23,15 @@ class WebhookForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Choose at least one event.",
     )
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        if url_has_credentials(url):
+            raise ValidationError(
+                "Take the user name and password out of the URL: they would be stored and shown "
+                "in clear. The receiver checks each request's signature with the webhook's secret."
+            )
+        return url
 
 
 class WebhookChangeForm(forms.Form):

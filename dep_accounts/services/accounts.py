@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.apple import keypair as apple_keypair
 from dep_accounts.encryption import secret_encrypt
@@ -11,6 +12,7 @@ from dep_accounts.models import AuditEvent, DEPAccount, KeyPair
 from dep_accounts.services.audit import audit_record
 
 
+@sensitive_variables()
 def account_create(*, actor: AbstractBaseUser | None, display_name: str = "") -> DEPAccount:
     """A new DEP account awaiting its first token, with the key pair ABM encrypts tokens for."""
     with transaction.atomic():

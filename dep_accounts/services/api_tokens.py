@@ -10,10 +10,11 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.models import APIToken, AuditEvent
 from dep_accounts.services.audit import audit_record
@@ -34,19 +35,29 @@ class APITokenCreated:
     key: str
 
 
+@sensitive_variables("key")
 def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def api_token_create(*, user: AbstractBaseUser, name: str) -> APITokenCreated:
+@sensitive_variables("key")
+def api_token_create(
+    *, user: AbstractBaseUser, name: str, expires_at: datetime | None = None
+) -> APITokenCreated:
     """A new API token for `user`; the returned key is never stored and cannot be shown again."""
     key = KEY_SCHEME + secrets.token_urlsafe(KEY_RANDOM_BYTES)
     api_token = APIToken.objects.create(
-        user=user, name=name, key_prefix=key[:PREFIX_LENGTH], key_hash=_key_hash(key)
+        user=user,
+        name=name,
+        key_prefix=key[:PREFIX_LENGTH],
+        key_hash=_key_hash(key),
+        expires_at=expires_at,
     )
+    until = f", valid until {expires_at:%Y-%m-%d %H:%M %Z}" if expires_at else ""
     audit_record(
         action=AuditEvent.Action.API_TOKEN_CHANGED,
-        message=f"API token “{name}” ({api_token.key_prefix}…) created for {user.get_username()}.",
+        message=f"API token “{name}” ({api_token.key_prefix}…) created for "
+        f"{user.get_username()}{until}.",
         actor=user,
         details={"api_token": api_token.key_prefix},
     )
@@ -68,8 +79,9 @@ def api_token_revoke(*, api_token: APIToken, actor: AbstractBaseUser) -> APIToke
     return api_token
 
 
+@sensitive_variables("key")
 def api_token_authenticate(*, key: str) -> APIToken | None:
-    """The live API token of an active user whose key this is, or None."""
+    """The live (not revoked, not expired) API token of an active user whose key this is."""
     if not key.startswith(KEY_SCHEME):
         return None
     key_hash = _key_hash(key)
@@ -81,6 +93,8 @@ def api_token_authenticate(*, key: str) -> APIToken | None:
     if api_token is None or not hmac.compare_digest(api_token.key_hash, key_hash):
         return None
     now = timezone.now()
+    if api_token.is_expired(now):
+        return None
     if api_token.last_used_at is None or api_token.last_used_at <= now - LAST_USED_RESOLUTION:
         APIToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
         api_token.last_used_at = now

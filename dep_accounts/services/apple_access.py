@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.apple import client as apple_client
 from dep_accounts.apple import token as apple_token
@@ -16,6 +17,7 @@ from dep_accounts.selectors import licence_current
 from dep_accounts.services.licence import licence_is_valid
 
 
+@sensitive_variables()
 def dep_client_for_token(token: apple_token.ServerTokenCredentials) -> apple_client.DEPClient:
     """The client that speaks to Apple (or applesim, at `DEP_API_URL`) with this token."""
     return apple_client.DEPClient(
@@ -28,6 +30,7 @@ def dep_client_for_token(token: apple_token.ServerTokenCredentials) -> apple_cli
     )
 
 
+@sensitive_variables()
 def server_token_credentials(server_token: ServerToken) -> apple_token.ServerTokenCredentials:
     """The decrypted OAuth credentials of a stored server token."""
     return apple_token.ServerTokenCredentials.from_json(

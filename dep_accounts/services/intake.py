@@ -23,6 +23,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.apple import client as apple_client
 from dep_accounts.apple import envelope as apple_envelope
@@ -86,6 +87,7 @@ class TokenFile:
         """In memory already: there is nothing to rewind."""
 
 
+@sensitive_variables()
 def token_read(upload: TokenUpload) -> bytes:
     """The file's bytes; one too large for a server token is refused before it is read."""
     if upload.size > settings.DEP_TOKEN_MAX_BYTES:
@@ -99,6 +101,7 @@ def token_read(upload: TokenUpload) -> bytes:
     return content
 
 
+@sensitive_variables()
 def token_check(
     *, account: DEPAccount, token_file: bytes, now: datetime | None = None
 ) -> TokenCheck:
@@ -123,6 +126,7 @@ def token_check(
     return TokenCheck(token=token, apple_account=_apple_account(token))
 
 
+@sensitive_variables()
 def _apple_account(token: apple_token.ServerTokenCredentials):
     try:
         return dep_client_for_token(token).account()
@@ -172,6 +176,7 @@ class TokenPreview:
     check: TokenCheck
 
 
+@sensitive_variables()
 def token_preview(
     *,
     account: DEPAccount,
@@ -195,6 +200,7 @@ def token_preview(
     return TokenPreview(token_file=TokenFile(upload.name, token_file), check=check)
 
 
+@sensitive_variables()
 def token_intake(
     *,
     account: DEPAccount,
@@ -219,6 +225,7 @@ def token_intake(
     )
 
 
+@sensitive_variables()
 def token_take(
     *,
     account: DEPAccount,
@@ -271,6 +278,7 @@ def refusal_record(
     )
 
 
+@sensitive_variables()
 def _token_store(
     *,
     current: Current,

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.errors import DomainError
 from dep_accounts.models import AuditEvent, SubscriptionLicence
@@ -52,6 +53,7 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@sensitive_variables("signing_key", "private_key")
 def licence_document_issue(
     *,
     signing_key: str,

@@ -20,16 +20,17 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-import requests
+import urllib3
 from celery import shared_task
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 from kombu.exceptions import OperationalError as BrokerUnreachableError
 
-from dep_accounts.encryption import secret_decrypt, secret_encrypt
+from dep_accounts.encryption import SecretDecryptionError, secret_decrypt, secret_encrypt
 from dep_accounts.links import portal_url
 from dep_accounts.models import (
     AuditEvent,
@@ -41,6 +42,7 @@ from dep_accounts.models import (
 )
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.audit import actor_user, audit_record
+from dep_accounts.services.webhook_transport import ReceiverRefusedError, receiver_post
 from mdmportal.celery import AfterCommitTask
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ def webhook_signature(*, secret: bytes, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
+@sensitive_variables("secret")
 def webhook_create(
     *, url: str, events: Iterable[str], actor: AbstractBaseUser | None
 ) -> tuple[Webhook, str]:
@@ -81,7 +84,7 @@ def webhook_create(
     )
     audit_record(
         action=AuditEvent.Action.WEBHOOK_CHANGED,
-        message=f"Added a webhook to {url} for {', '.join(webhook.events)}.",
+        message=f"Added a webhook to {webhook.url_shown} for {', '.join(webhook.events)}.",
         actor=actor,
     )
     return webhook, secret
@@ -95,7 +98,7 @@ def webhook_active_set(
     webhook.is_active = is_active
     audit_record(
         action=AuditEvent.Action.WEBHOOK_CHANGED,
-        message=f"{'Resumed' if is_active else 'Paused'} the webhook to {webhook.url}.",
+        message=f"{'Resumed' if is_active else 'Paused'} the webhook to {webhook.url_shown}.",
         actor=actor,
     )
     return webhook
@@ -105,7 +108,7 @@ def webhook_delete(*, webhook: Webhook, actor: AbstractBaseUser | None) -> None:
     webhook.delete()
     audit_record(
         action=AuditEvent.Action.WEBHOOK_CHANGED,
-        message=f"Deleted the webhook to {webhook.url} and its delivery log.",
+        message=f"Deleted the webhook to {webhook.url_shown} and its delivery log.",
         actor=actor,
     )
 
@@ -261,9 +264,17 @@ def _deliveries_claim(*, pk: int | None = None) -> list[WebhookDelivery]:
     return claimed
 
 
+@sensitive_variables("secret", "headers")
 def _post(delivery: WebhookDelivery, *, now: datetime) -> tuple[int | None, str]:
     """POST the delivery once: the receiver's status, and why it failed ("" if it did not)."""
     webhook = delivery.webhook
+    try:
+        secret = secret_decrypt(webhook.secret_encrypted)
+    except SecretDecryptionError:
+        return None, (
+            "The webhook's secret cannot be decrypted: SECRETS_ENCRYPTION_KEYS lacks the key it "
+            "was encrypted with. Put that key back, or delete the webhook and add it again."
+        )
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(now.timestamp()))
     headers = {
@@ -272,27 +283,22 @@ def _post(delivery: WebhookDelivery, *, now: datetime) -> tuple[int | None, str]
         "X-Mdmportal-Event": delivery.event,
         "X-Mdmportal-Delivery": str(delivery.pk),
         "X-Mdmportal-Timestamp": timestamp,
-        "X-Mdmportal-Signature": webhook_signature(
-            secret=secret_decrypt(webhook.secret_encrypted), timestamp=timestamp, body=body
-        ),
+        "X-Mdmportal-Signature": webhook_signature(secret=secret, timestamp=timestamp, body=body),
     }
     try:
-        response = requests.post(
-            webhook.url,
-            data=body,
-            headers=headers,
-            timeout=TIMEOUT_SECONDS,
-            allow_redirects=False,
-        )
-    except requests.Timeout:
-        return None, f"No answer within {TIMEOUT_SECONDS} seconds."
-    except requests.ConnectionError:
+        answer = receiver_post(url=webhook.url, body=body, headers=headers, timeout=TIMEOUT_SECONDS)
+    except ReceiverRefusedError as exc:
+        return None, exc.message
+    except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ProtocolError):
+        # Before TimeoutError: urllib3's NewConnectionError is a kind of ConnectTimeoutError.
         return None, "Could not connect to the receiver."
-    except requests.RequestException as exc:
+    except urllib3.exceptions.TimeoutError:
+        return None, f"No answer within {TIMEOUT_SECONDS} seconds."
+    except urllib3.exceptions.HTTPError as exc:
         return None, f"The request failed ({type(exc).__name__})."
-    if 200 <= response.status_code < 300:
-        return response.status_code, ""
-    return response.status_code, f"The receiver answered HTTP {response.status_code}."
+    if 200 <= answer.status < 300:
+        return answer.status, ""
+    return answer.status, f"The receiver answered HTTP {answer.status}."
 
 
 def _delivery_send(delivery: WebhookDelivery) -> bool:

@@ -8,6 +8,7 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.roles import can_manage, can_view
 
@@ -59,6 +60,7 @@ def admin_required(view: View) -> View:
     return wrapper
 
 
+@sensitive_variables()
 def bearer_credential(request: HttpRequest) -> str | None:
     """The credential of an `Authorization: Bearer <credential>` header, or None."""
     scheme, _, credential = request.headers.get("Authorization", "").partition(" ")

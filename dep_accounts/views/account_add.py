@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateformat import format as date_format
 from django.utils.timezone import localtime
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
 
 from dep_accounts.forms import TokenUploadForm
@@ -31,6 +32,7 @@ def account_add(request: HttpRequest) -> HttpResponse:
 
 
 @admin_required
+@sensitive_variables("token_file")
 def account_add_token(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     if account.token_expires_at is not None:
@@ -53,6 +55,7 @@ def account_add_token(request: HttpRequest, pk: int) -> HttpResponse:
 
 @admin_required
 @require_POST
+@sensitive_variables("token_file", "staged")
 def account_add_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     staged = files_unstage(request.session, token_key(account.pk))

@@ -5,6 +5,9 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.forms import APITokenForm
 from dep_accounts.models import APIToken
@@ -13,6 +16,8 @@ from dep_accounts.views.access import role_required
 
 
 @role_required
+@sensitive_variables("created")
+@never_cache
 def me(request: HttpRequest) -> HttpResponse:
     # Viewers too: their API tokens read, as they do in the console.
     if "revoke" in request.POST:
@@ -26,12 +31,15 @@ def me(request: HttpRequest) -> HttpResponse:
     created = None
     if request.method == "POST" and form.is_valid():
         # Rendered, not redirected: the key must not travel through the session's messages.
-        created = api_token_create(user=request.user, name=form.cleaned_data["name"])
+        created = api_token_create(
+            user=request.user, name=form.cleaned_data["name"], expires_at=form.expires_at()
+        )
         form = APITokenForm()
     context = {
         "form": form,
         "created": created,
         "api_tokens": APIToken.objects.filter(user=request.user),
+        "now": timezone.now(),
     }
     return render(request, "dep_accounts/me.html", context)
 

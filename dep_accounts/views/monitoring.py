@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST, require_safe
 
 from dep_accounts.models import CalendarFeed, Webhook, WebhookDelivery
@@ -28,6 +29,7 @@ DELIVERIES_SHOWN = 50
 
 @require_safe
 @never_cache
+@sensitive_variables("token", "expected")
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus scrapes this with `Authorization: Bearer <METRICS_TOKEN>`."""
     if not settings.METRICS_TOKEN:
@@ -42,6 +44,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 @never_cache
+@sensitive_variables("secret")
 def calendar_feed(request: HttpRequest, secret: str) -> HttpResponse:
     """The subscribable .ics: the secret in the URL is the only credential."""
     if calendar_feed_owner(secret=secret) is None:
@@ -53,6 +56,7 @@ def calendar_feed(request: HttpRequest, secret: str) -> HttpResponse:
 
 @role_required
 @never_cache
+@sensitive_variables("feed_url")
 def calendar_settings(request: HttpRequest) -> HttpResponse:
     """Viewers and admins create or replace their own feed; the new URL is shown once."""
     feed_url = None
@@ -68,6 +72,7 @@ def calendar_settings(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 @never_cache
+@sensitive_variables("secret")
 def webhooks(request: HttpRequest) -> HttpResponse:
     form = WebhookForm(request.POST or None)
     labels = dict(Webhook.Event.choices)
@@ -76,7 +81,7 @@ def webhooks(request: HttpRequest) -> HttpResponse:
         webhook, secret = webhook_create(
             url=form.cleaned_data["url"], events=form.cleaned_data["events"], actor=request.user
         )
-        messages.success(request, f"Added the webhook to {webhook.url}. Copy its secret now.")
+        messages.success(request, f"Added the webhook to {webhook.url_shown}. Copy its secret now.")
         form = WebhookForm()
     context = {
         "form": form,
@@ -100,9 +105,11 @@ def webhook_change(request: HttpRequest) -> HttpResponse:
     webhook, action = form.cleaned_data["webhook"], form.cleaned_data["action"]
     if action == "delete":
         webhook_delete(webhook=webhook, actor=request.user)
-        messages.success(request, f"Deleted the webhook to {webhook.url} and its delivery log.")
+        messages.success(
+            request, f"Deleted the webhook to {webhook.url_shown} and its delivery log."
+        )
     else:
         webhook_active_set(webhook=webhook, is_active=action == "resume", actor=request.user)
         verb = "Resumed" if webhook.is_active else "Paused"
-        messages.success(request, f"{verb} the webhook to {webhook.url}.")
+        messages.success(request, f"{verb} the webhook to {webhook.url_shown}.")
     return redirect("dep_accounts:webhooks")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.contrib.sessions.backends.base import SessionBase
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.encryption import SecretDecryptionError, secret_decrypt, secret_encrypt
 from dep_accounts.services.intake import TokenFile
@@ -25,6 +26,7 @@ class StagedFile:
         return TokenFile(self.file_name, self.content)
 
 
+@sensitive_variables()
 def files_stage(session: SessionBase, key: str, files: list[StagedFile]) -> None:
     session[key] = [
         {
@@ -37,6 +39,7 @@ def files_stage(session: SessionBase, key: str, files: list[StagedFile]) -> None
     ]
 
 
+@sensitive_variables()
 def files_unstage(session: SessionBase, key: str) -> list[StagedFile]:
     """The files staged under `key`, taken out of the session; none if they cannot be read."""
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dep_accounts.api.representations import (
@@ -23,6 +24,7 @@ from dep_accounts.api.representations import (
 )
 from dep_accounts.links import portal_url
 from dep_accounts.models import DEPAccount
+from dep_accounts.plain_text import name_validate
 from dep_accounts.roles import can_manage
 from dep_accounts.selectors import dep_accounts_list
 from dep_accounts.services.accounts import account_create
@@ -137,6 +139,10 @@ class Command(BaseCommand):
 
     def account_create(self, *, name: str, public_key_out: Path, user: str | None, **options):
         actor = _actor(user)
+        try:
+            name_validate(name)
+        except ValidationError as exc:
+            raise CommandError(f"--name: {exc.messages[0]}") from exc
         account = account_create(actor=actor, display_name=name.strip())
         try:
             public_key_out.write_text(account.key_pair.certificate_pem)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.apple import envelope as apple_envelope
 from dep_accounts.apple import token as apple_token
@@ -26,6 +27,7 @@ class Command(BaseCommand):
             help="the public key certificate uploaded to ABM (optional: derived from the token)",
         )
 
+    @sensitive_variables()
     def handle(self, *args, subcommand: str, **options) -> None:
         token_path: Path = options["token_file"]
         try:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.services.licence import LicenceError, licence_document_issue, licence_install
 
@@ -57,6 +58,7 @@ class Command(BaseCommand):
             help="install it even when it is expired, not valid yet or older than the current one",
         )
 
+    @sensitive_variables()
     def handle(self, *args, **options) -> None:
         if not settings.LICENCE_SIGNING_KEY:
             raise CommandError(

@@ -5,30 +5,28 @@ from __future__ import annotations
 from allauth.mfa.models import Authenticator
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.utils.translation import ngettext
 
-from dep_accounts.encryption import secret_reencrypt
-from dep_accounts.models import KeyPair, ServerToken
+from dep_accounts.encryption import encrypted_fields, secret_reencrypt
 
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt server tokens, private keys and two-factor secrets under the first key of "
-        "SECRETS_ENCRYPTION_KEYS; afterwards the older keys can be removed."
+        "Re-encrypt every encrypted column (private keys, server tokens, webhook secrets) and "
+        "the two-factor secrets under the first key of SECRETS_ENCRYPTION_KEYS; afterwards the "
+        "older keys can be removed."
     )
 
     def handle(self, *args, **options) -> None:
+        counts: list[str] = []
         with transaction.atomic():
-            key_pairs = list(
-                KeyPair.objects.select_for_update().only("pk", "private_key_encrypted")
-            )
-            for key_pair in key_pairs:
-                key_pair.private_key_encrypted = secret_reencrypt(key_pair.private_key_encrypted)
-            KeyPair.objects.bulk_update(key_pairs, ["private_key_encrypted"], batch_size=500)
-            tokens = list(ServerToken.objects.select_for_update().only("pk", "secrets_encrypted"))
-            for token in tokens:
-                token.secrets_encrypted = secret_reencrypt(token.secrets_encrypted)
-            ServerToken.objects.bulk_update(tokens, ["secrets_encrypted"], batch_size=500)
+            for model, field in encrypted_fields():
+                rows = list(model.objects.select_for_update().only("pk", field))
+                for row in rows:
+                    setattr(row, field, secret_reencrypt(getattr(row, field)))
+                model.objects.bulk_update(rows, [field], batch_size=500)
+                meta = model._meta
+                name = meta.verbose_name if len(rows) == 1 else meta.verbose_name_plural
+                counts.append(f"{len(rows)} {name} ({field})")
             authenticators = list(Authenticator.objects.select_for_update().only("pk", "data"))
             for authenticator in authenticators:
                 # allauth keeps a TOTP key as "secret" and recovery codes as a "seed", both
@@ -39,15 +37,7 @@ class Command(BaseCommand):
                             authenticator.data[field].encode()
                         ).decode()
             Authenticator.objects.bulk_update(authenticators, ["data"], batch_size=500)
-        self.stdout.write(
-            "Re-encrypted "
-            + ngettext("%(count)d private key", "%(count)d private keys", len(key_pairs))
-            % {"count": len(key_pairs)}
-            + " and "
-            + ngettext("%(count)d server token", "%(count)d server tokens", len(tokens))
-            % {"count": len(tokens)}
-            + " under the newest key."
-        )
+        self.stdout.write(f"Re-encrypted under the newest key: {', '.join(counts)}.")
         self.stdout.write(
             f"Re-encrypted the two-factor secrets of {len(authenticators)} authenticator(s) "
             "(TOTP keys and recovery codes)."

@@ -131,6 +131,10 @@ class Command(BaseCommand):
                 "DEP_API_URL": os.environ.get("DEP_API_URL", applesim_url),
                 "APPLESIM_ABM_URL": os.environ.get("APPLESIM_ABM_URL", applesim_url + "/"),
                 "PORTAL_BASE_URL": f"http://{host}:{port}",
+                # A webhook receiver tried out next to the demo listens on this machine.
+                "WEBHOOK_ALLOWED_NETWORKS": os.environ.get(
+                    "WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128"
+                ),
                 # The demo's mail catcher keeps every email: Admin > Outbox shows them.
                 "EMAIL_URL": os.environ.get("EMAIL_URL", f"smtp://127.0.0.1:{mail_port}"),
                 "PYTHONUNBUFFERED": "1",

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.apple import envelope as apple_envelope
 from dep_accounts.apple import token as apple_token
@@ -97,6 +98,7 @@ class BulkRenewalResult:
     problem: str = ""
 
 
+@sensitive_variables()
 def bulk_renewal_preview(
     *,
     token_files: Sequence[TokenFile],
@@ -126,6 +128,7 @@ def _accounts_by_recipient() -> dict[apple_envelope.RecipientID, list[DEPAccount
     return accounts
 
 
+@sensitive_variables()
 def _row_for(
     token_file: TokenFile,
     accounts: dict[apple_envelope.RecipientID, list[DEPAccount]],
@@ -191,6 +194,7 @@ def _duplicates_skip(rows: list[BulkRenewalRow]) -> None:
         row.token_file = b""
 
 
+@sensitive_variables()
 def bulk_renewal_apply(
     *, renewals: Sequence[StagedRenewal], actor: AbstractBaseUser | None
 ) -> list[BulkRenewalResult]:

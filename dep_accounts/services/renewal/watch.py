@@ -16,6 +16,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import ngettext
+from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.apple import client as apple_client
 from dep_accounts.errors import DomainError
@@ -24,6 +25,7 @@ from dep_accounts.models import AuditEvent, DEPAccount, OutboundEmail, ServerTok
 from dep_accounts.services.apple_access import dep_client_for_token, server_token_credentials
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.expiry import account_state_set, banner_refresh, old_token_reset_text
+from dep_accounts.services.notifications import account_notifications_isolated
 from dep_accounts.services.outbox import emails_queue
 from dep_accounts.services.reminders import admin_emails
 
@@ -87,18 +89,21 @@ def guarded_renewals_check(*, now: datetime | None = None) -> int:
     found_reset = 0
     waiting_for_upload = False
     for account in DEPAccount.objects.filter(renewal_started_at__isnull=False):
-        if account.renewal_started_at <= now - GUARD_DURATION:
-            _guard_stop(account)
-        elif account.old_token_rejected_at is not None:
-            waiting_for_upload = True
-        elif _old_token_is_rejected(account, now=now):
-            found_reset += 1
+        # One account's failure is logged and audited; the other accounts are still checked.
+        with account_notifications_isolated(account=account, what="guarded renewal check"):
+            if account.renewal_started_at <= now - GUARD_DURATION:
+                _guard_stop(account)
+            elif account.old_token_rejected_at is not None:
+                waiting_for_upload = True
+            elif _old_token_is_rejected(account, now=now):
+                found_reset += 1
     if waiting_for_upload:
         # Keeps "reset N minutes ago" in the banner current between state changes.
         banner_refresh(now=now)
     return found_reset
 
 
+@sensitive_variables()
 def _old_token_is_rejected(account: DEPAccount, *, now: datetime) -> bool:
     current = ServerToken.objects.filter(account=account, is_current=True).first()
     if current is None:
