@@ -48,7 +48,7 @@ def _synced(account: DEPAccount) -> DEPAccount:
 
 @pytest.mark.parametrize("code", ["token_rejected", "signature_invalid"])
 def test_a_reset_token_is_rejected_by_apple_with_the_banner_and_the_guarded_renewal_alarm(
-    abm, client_as, admin, dep_account, licence, code
+    abm, client_as, admin, dep_account, licence, code, emails_flush
 ):
     abm.sim.control.reset_token_code_set(code)
     admin.email = "alex@springfield.example"
@@ -64,6 +64,7 @@ def test_a_reset_token_is_rejected_by_apple_with_the_banner_and_the_guarded_rene
     assert account.last_sync_result == Result.FAILED
     assert any("upload the new file now" in item["text"] for item in banner_items())
     assert banner_items()[0]["action"] == "Upload the new token"
+    assert emails_flush() == 1
     assert len(mail.outbox) == 1
     assert "upload the new file now" in mail.outbox[0].body
 
