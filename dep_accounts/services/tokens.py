@@ -138,6 +138,7 @@ def token_check(
             token_file,
             private_key_pem=secret_decrypt(key_pair.private_key_encrypted),
             certificate_pem=key_pair.certificate_pem.encode(),
+            key_validated=True,
         )
         apple_token.server_token_check_usable(token, now=now or timezone.now())
     except apple_token.ServerTokenError as exc:
