@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Case, Count, F, IntegerField, QuerySet, Value, When, Window
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When, Window
 from django.urls import reverse
 
 from dep_accounts.models import Banner, DEPAccount, ServerToken, SubscriptionLicence
@@ -209,3 +209,11 @@ def token_custodians(server_tokens: Iterable[ServerToken]) -> list[TokenCustodia
         )
         previous = token.admin_apple_id or previous
     return custodians
+
+
+def accounts_named(text: str) -> QuerySet[DEPAccount]:
+    """DEP accounts whose name (the admin's or Apple's MDM server name) contains `text`."""
+    text = text.strip()
+    return DEPAccount.objects.filter(
+        Q(display_name__icontains=text) | Q(server_name__icontains=text)
+    ).values("pk")

@@ -19,7 +19,8 @@ import pytest
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASES = ("sqlite", "postgres")
 SYNC_ROWS = ("floor", "naive", "http", "memory", "incremental")
-PAGE_ROWS = ("accounts", "accounts_page", "devices")
+PAGE_ROWS = ("accounts", "accounts_page", "devices", "devices_accounts", "audit_accounts")
+PAGE_ROWS += ("devices_search",)
 ROWS = [
     *(f"sync.{row}.{db}" for row in SYNC_ROWS for db in DATABASES),
     *(f"pages.{row}.{db}" for row in PAGE_ROWS for db in DATABASES),
@@ -57,6 +58,9 @@ def test_the_lists_send_as_many_queries_at_many_rows_as_at_few(bench_rows):
         for page in ("accounts", "devices"):
             facts = bench_rows[f"pages.{page}.{database}"]["facts"]
             assert facts["rows"]["many"] > facts["rows"]["few"], (page, database, facts)
+            assert facts["queries"]["many"] == facts["queries"]["few"], (page, database, facts)
+        for page in ("devices_accounts", "audit_accounts"):
+            facts = bench_rows[f"pages.{page}.{database}"]["facts"]
             assert facts["queries"]["many"] == facts["queries"]["few"], (page, database, facts)
         facts = bench_rows[f"pages.accounts.{database}"]["facts"]
         assert facts["rows"]["one_page"] > facts["rows"]["few"], facts

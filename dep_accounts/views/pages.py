@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from dep_accounts.forms import AuditFilterForm, LicenceForm
 from dep_accounts.models import AuditEvent, DEPAccount
-from dep_accounts.selectors import licence_current
+from dep_accounts.selectors import accounts_named, licence_current
 from dep_accounts.services.licence import LicenceError, licence_install
 from dep_accounts.views.access import viewer_required
 
@@ -71,6 +71,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         if form.cleaned_data["account"]:
             events = events.filter(account=form.cleaned_data["account"])
+        if form.cleaned_data["account_name"]:
+            events = events.filter(account__in=accounts_named(form.cleaned_data["account_name"]))
         if form.cleaned_data["action"]:
             events = events.filter(action=form.cleaned_data["action"])
     page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
