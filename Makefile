@@ -1,5 +1,8 @@
 # mdmportal: `make run` sets up and starts the embedded default; `make test` sets up and tests.
 PYTHON ?= python3
+PORT ?= 8000
+APPLESIM_PORT ?= 8001
+MAIL_PORT ?= 1025
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -13,9 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# make run PORT=8080 APPLESIM_PORT=8081 when the default ports are taken.
 run: $(STAMP)
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py run_embedded
+	@$(BIN)/python manage.py run_embedded --port $(PORT) --applesim-port $(APPLESIM_PORT) --mail-port $(MAIL_PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -69,6 +69,7 @@ CONSOLE: dict[str, Row] = {
     "edit":                 ((LOGIN, LOGIN), (403, 403), (403, 403), (200, 200), (200, 200)),
     "public_key":           ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
     "sync":                 ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
+    "full_resync":          ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     "devices":              ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
     "profiles":             ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
     "profile_add":          ((LOGIN, LOGIN), (403, 403), (403, 403), (200, 200), (200, 200)),
@@ -84,6 +85,9 @@ CONSOLE: dict[str, Row] = {
     "bulk_renew_confirm":   ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     "start_renewal":        ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     "terms_check":          ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
+    "email_test":           ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
+    # The demo's caught emails exist only with DEBUG on; the tests run with it off.
+    "outbox":               ((LOGIN, LOGIN), (403, 403), (403, 403), (404, 404), (404, 404)),
     # The secret in the URL is the only credential: a session does not open a feed.
     "calendar_feed":        ((404, 405),) * len(ROLES),
 }
@@ -205,7 +209,7 @@ DJANGO_ADMIN_NOT_STAFF: dict[str, tuple[int | str, int | str]] = {
 }
 
 # What the lead quotes: URL x role x method combinations checked by the table test.
-URLS_CHECKED = 118
+URLS_CHECKED = 121
 COMBINATIONS_CHECKED = URLS_CHECKED * len(ROLES) * len(METHODS)
 
 
@@ -344,6 +348,7 @@ PK_OF = {
     "dep_accounts:edit": "account",
     "dep_accounts:public_key": "account",
     "dep_accounts:sync": "account",
+    "dep_accounts:full_resync": "account",
     "dep_accounts:start_renewal": "account",
     "dep_accounts:terms_check": "account",
     "dep_accounts:profile_assign": "profile",
@@ -520,6 +525,7 @@ PK_ROUTES = [route for route in ROUTES if route.name in PK_OF]
 POST_ONLY = {
     "dep_accounts:add_confirm",
     "dep_accounts:sync",
+    "dep_accounts:full_resync",
     "dep_accounts:profile_make_default",
     "dep_accounts:start_renewal",
     "dep_accounts:terms_check",
