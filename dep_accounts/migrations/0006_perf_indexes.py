@@ -30,6 +30,6 @@ def index_drop(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("dep_accounts", "0003_audit_actions")]
+    dependencies = [("dep_accounts", "0005_outbox")]
 
     operations = [migrations.RunPython(index_create, index_drop)]
