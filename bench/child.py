@@ -23,6 +23,7 @@ SCENARIOS = {
     "banner": "bench.banner",
     "expiry": "bench.expiry",
     "load": "bench.load",
+    "renewal": "bench.renewal",
 }
 
 

@@ -16,7 +16,7 @@ from functools import cache
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -26,6 +26,7 @@ from dep_accounts.apple import schema as apple_schema
 from dep_accounts.apple.token import ServerTokenCredentials
 from dep_accounts.encryption import secret_encrypt
 from dep_accounts.models import DEPAccount, DEPDevice, ServerToken
+from dep_accounts.roles import ADMINS
 from dep_accounts.services.device_upsert import DEVICE_FIELDS
 from dep_accounts.services.expiry import token_state_for
 from dep_accounts.services.licence import licence_document_issue, licence_install
@@ -45,7 +46,14 @@ MODELS = (
 
 
 def admin_create() -> AbstractBaseUser:
-    return get_user_model().objects.create_superuser("bench.admin", "bench@example.com", None)
+    """A member of the admins group, as an admin signs in: not a superuser, whose permission
+    checks would skip the queries every other user's requests send. Staff, so that the same
+    user may open Django's own admin pages the list is compared with."""
+    user = get_user_model().objects.create_user(
+        "bench.admin", "bench@example.com", None, is_staff=True
+    )
+    user.groups.add(Group.objects.get(name=ADMINS))
+    return user
 
 
 def licence_create() -> None:
@@ -157,6 +165,20 @@ def _device_table() -> tuple[list[str], frozenset[str], dict[str, object]]:
 
 def device_columns() -> list[str]:
     return _device_table()[0]
+
+
+def device_upsert_values(
+    account_id: int, device: apple_schema.Device, now: datetime
+) -> dict[str, object]:
+    """The columns the product's page upsert writes for a device, in its order."""
+    return {
+        "account_id": account_id,
+        "serial_number": device.serial_number,
+        **device_values(device),
+        "removed_at": None,
+        "updated_at": now,
+        "default_profile_pending": False,
+    }
 
 
 def device_row(account_id: int, device: apple_schema.Device, now: datetime) -> tuple:

@@ -55,6 +55,8 @@ JOBS = [
     Job("banner", "postgres"),
     Job("expiry", "sqlite"),
     Job("expiry", "postgres"),
+    Job("renewal", "sqlite"),
+    Job("renewal", "postgres"),
     # Production's topology: DEBUG off, PostgreSQL, gunicorn.
     Job("load", "postgres"),
 ]

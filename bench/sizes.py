@@ -10,7 +10,6 @@ class Size:
     name: str
     # 1, 2: device sync from applesim
     devices: int
-    naive_devices: int
     changed_devices: int
     sync_repeats: int
     incremental_repeats: int
@@ -29,6 +28,8 @@ class Size:
     load_accounts: int
     load_seconds: float
     load_threads: int
+    # 7: token renewal
+    renewal_repeats: int
     child_timeout: float
 
 
@@ -36,7 +37,6 @@ SIZES = {
     "full": Size(
         name="full",
         devices=100_000,
-        naive_devices=10_000,
         changed_devices=1_000,
         sync_repeats=3,
         incremental_repeats=5,
@@ -52,18 +52,19 @@ SIZES = {
         load_accounts=100,
         load_seconds=6.0,
         load_threads=8,
+        renewal_repeats=15,
         child_timeout=900,
     ),
     "small": Size(
         name="small",
         devices=2_000,
-        naive_devices=2_000,
         changed_devices=20,
         sync_repeats=1,
         incremental_repeats=2,
         accounts_few=10,
         accounts_many=120,
-        devices_few=200,
+        # Fewer than a page of 100: the two sizes render different rows.
+        devices_few=40,
         devices_many=2_000,
         page_requests=5,
         banner_requests=10,
@@ -73,6 +74,7 @@ SIZES = {
         load_accounts=100,
         load_seconds=1.0,
         load_threads=4,
+        renewal_repeats=3,
         child_timeout=180,
     ),
 }

@@ -317,11 +317,15 @@ class LicenceForm(forms.Form):
 
 class DeviceFilterForm(forms.Form):
     q = forms.CharField(label="Serial number", required=False, max_length=64)
+    # A link from an account's page filters by its id; a person types part of a name. No
+    # drop-down: at a thousand accounts it would outweigh the page it filters.
     account = forms.ModelChoiceField(
-        label="DEP account",
         queryset=DEPAccount.objects.exclude(state=DEPAccount.State.AWAITING_TOKEN),
         required=False,
-        empty_label="All DEP accounts",
+        widget=forms.HiddenInput,
+    )
+    account_name = forms.CharField(
+        label="DEP account", required=False, max_length=255, help_text="Part of its name"
     )
     profile_status = forms.ChoiceField(
         label="Profile status", choices=PROFILE_STATUSES, required=False
@@ -331,10 +335,10 @@ class DeviceFilterForm(forms.Form):
 
 class AuditFilterForm(forms.Form):
     account = forms.ModelChoiceField(
-        label="DEP account",
-        queryset=DEPAccount.objects.all(),
-        required=False,
-        empty_label="All DEP accounts",
+        queryset=DEPAccount.objects.all(), required=False, widget=forms.HiddenInput
+    )
+    account_name = forms.CharField(
+        label="DEP account", required=False, max_length=255, help_text="Part of its name"
     )
     action = forms.ChoiceField(
         choices=[("", "All actions"), *AuditEvent.Action.choices], required=False

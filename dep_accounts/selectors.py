@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F, QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
 
 from dep_accounts.models import (
     AuditEvent,
@@ -61,6 +61,7 @@ def device_total() -> int:
 def audit_events(
     *,
     account_id: int | None = None,
+    account_name: str = "",
     action: str = "",
     since: datetime | None = None,
 ) -> QuerySet[AuditEvent]:
@@ -68,6 +69,8 @@ def audit_events(
     events = AuditEvent.objects.select_related("account").order_by("-at", "-id")
     if account_id is not None:
         events = events.filter(account_id=account_id)
+    if account_name:
+        events = events.filter(account__in=accounts_named(account_name))
     if action:
         events = events.filter(action=action)
     if since is not None:
@@ -122,3 +125,11 @@ def token_custodians(server_tokens: Iterable[ServerToken]) -> list[TokenCustodia
         )
         previous = first.admin_apple_id or previous
     return custodians
+
+
+def accounts_named(text: str) -> QuerySet[DEPAccount]:
+    """DEP accounts whose name (the admin's or Apple's MDM server name) contains `text`."""
+    text = text.strip()
+    return DEPAccount.objects.filter(
+        Q(display_name__icontains=text) | Q(server_name__icontains=text)
+    ).values("pk")

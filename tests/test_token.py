@@ -161,6 +161,20 @@ def test_issued_token_round_trips(key_pair: KeyPair, content_cipher: str) -> Non
     assert token == ServerTokenCredentials(**CREDENTIALS, access_token_expiry=EXPIRY)
 
 
+def test_a_generated_key_decrypts_the_same_without_repeating_its_rsa_check(
+    key_pair: KeyPair,
+) -> None:
+    token_file = issue(key_pair)
+    checked = server_token_decrypt(
+        token_file,
+        private_key_pem=key_pair.private_key_pem,
+        certificate_pem=key_pair.certificate_pem,
+        key_validated=True,
+    )
+    assert checked == decrypt(token_file, key_pair)
+    assert checked.consumer_key == CREDENTIALS["consumer_key"]
+
+
 def test_issued_token_decrypts_as_der_cms(key_pair: KeyPair) -> None:
     der = cms.ContentInfo.load(p7m_body(issue(key_pair))).dump(force=True)
 

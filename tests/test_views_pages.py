@@ -170,6 +170,24 @@ def test_devices_are_filtered_by_account_profile_status_and_removal(client_as, v
     assert "SPRING0003" in with_removed and "Removed" in with_removed
 
 
+def test_devices_and_audit_log_filter_by_part_of_an_account_name_without_listing_accounts(
+    client_as, viewer
+):
+    springfield, shelbyville = _account("Springfield MDM"), _account("Shelbyville MDM")
+    _devices(springfield, ["SPRING0001"])
+    _devices(shelbyville, ["SHELBY0001"])
+    client = client_as(viewer)
+
+    page = client.get(reverse("dep_accounts:devices"), {"account_name": " shelby"})
+    text = page.content.decode()
+    assert "SHELBY0001" in text and "SPRING0001" not in text
+    for url in (reverse("dep_accounts:devices"), reverse("dep_accounts:audit_log")):
+        form = client.get(url).content.decode().split('class="card filter-bar"', 1)[1]
+        form = form.split("</form>", 1)[0]
+        assert 'name="account_name"' in form, url
+        assert "Springfield MDM" not in form and "Shelbyville MDM" not in form, url
+
+
 def test_devices_are_paginated_by_100_in_the_same_queries_whatever_their_number(client_as, viewer):
     account = _account("Springfield MDM")
     client = client_as(viewer)

@@ -55,15 +55,23 @@ ALGORITHM_NAMES = {
 
 @sensitive_variables()
 def server_token_decrypt(
-    data: bytes, *, private_key_pem: bytes, certificate_pem: bytes | None
+    data: bytes,
+    *,
+    private_key_pem: bytes,
+    certificate_pem: bytes | None,
+    key_validated: bool = False,
 ) -> ServerTokenCredentials:
     """Decrypt a .p7m as ABM delivers it (or as DER, PEM or bare base64 CMS); expiry unchecked.
 
     Without the certificate (the command line has only the private key), the token's own
     recipient is taken to be the key's, and a failure says that the key does not fit.
+    `key_validated` says the key is one key_pair_generate made and checked, kept encrypted
+    since: its RSA consistency check (about 30 ms for 2048 bits) is not repeated.
     """
     # The key pair is the portal's own; a broken one is a bug, not something the admin can fix.
-    private_key = serialization.load_pem_private_key(private_key_pem, password=None)
+    private_key = serialization.load_pem_private_key(
+        private_key_pem, password=None, unsafe_skip_rsa_key_validation=key_validated
+    )
     if not isinstance(private_key, rsa.RSAPrivateKey):
         raise ValueError("private_key_pem is not an RSA key")
     content_info = _content_info_load(_cms_ber(data))

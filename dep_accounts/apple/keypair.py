@@ -58,11 +58,13 @@ def key_pair_generate(*, common_name: str) -> KeyPair:
         )
         .sign(private_key, hashes.SHA256())
     )
+    private_key_pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    # Validated once, here, as it is made: the portal keeps it under Fernet (tamper-evident),
+    # so every later load skips cryptography's costly RSA consistency check.
+    serialization.load_pem_private_key(private_key_pem, password=None)
     return KeyPair(
-        private_key_pem=private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
+        private_key_pem=private_key_pem,
         certificate_pem=certificate.public_bytes(serialization.Encoding.PEM),
     )

@@ -112,6 +112,8 @@ def token_check(
             token_file,
             private_key_pem=secret_decrypt(key_pair.private_key_encrypted),
             certificate_pem=key_pair.certificate_pem.encode(),
+            # Made and validated by the portal, and stored under Fernet since.
+            key_validated=True,
         )
     except apple_token.ServerTokenError as exc:
         raise TokenFileError(exc.message) from exc

@@ -9,7 +9,7 @@ from django.shortcuts import render
 
 from dep_accounts.forms import DeviceFilterForm
 from dep_accounts.models import DEPDevice
-from dep_accounts.selectors import device_total
+from dep_accounts.selectors import accounts_named, device_total
 from dep_accounts.views.access import viewer_required
 
 DEVICES_PER_PAGE = 100
@@ -46,7 +46,13 @@ def device_list(request: HttpRequest) -> HttpResponse:
 
 
 def _unfiltered(search: dict) -> bool:
-    return not (search["q"] or search["account"] or search["profile_status"] or search["removed"])
+    return not (
+        search["q"]
+        or search["account"]
+        or search["account_name"]
+        or search["profile_status"]
+        or search["removed"]
+    )
 
 
 def _devices_filtered(devices: QuerySet[DEPDevice], search: dict) -> QuerySet[DEPDevice]:
@@ -55,6 +61,8 @@ def _devices_filtered(devices: QuerySet[DEPDevice], search: dict) -> QuerySet[DE
         devices = devices.filter(serial_number__startswith=search["q"].strip().upper())
     if search["account"]:
         devices = devices.filter(account=search["account"])
+    if search["account_name"]:
+        devices = devices.filter(account__in=accounts_named(search["account_name"]))
     if search["profile_status"]:
         devices = devices.filter(profile_status=search["profile_status"])
     if not search["removed"]:

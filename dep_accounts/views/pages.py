@@ -61,7 +61,9 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     search = form.cleaned_data if form.is_valid() else {}
     account = search.get("account")
     events = audit_events(
-        account_id=account.pk if account else None, action=search.get("action", "")
+        account_id=account.pk if account else None,
+        account_name=search.get("account_name", ""),
+        action=search.get("action", ""),
     ).only(
         "at",
         "actor_name",
