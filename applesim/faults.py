@@ -1,4 +1,12 @@
-"""Fault scripts, after depsim's failure configuration: canned answers per DEP endpoint.
+"""Fault scripts, after depsim's failure configuration: canned answers per endpoint.
+
+Endpoints: the DEP web service's `session`, `account`, `server_devices`, `devices_sync`,
+`devices`, `profile_define`, `profile_get`, `profile_assign`, `profile_remove`; the Apps and
+Books service's `vpp_client_config` (GET client/config), `vpp_client_config_update` (POST) and
+`vpp_assets` (see apps_books.py). A body that starts with "{" is answered as JSON, as the Apps
+and Books service answers its errors, e.g. Apple's rate limit:
+
+    {"status": 429, "body": "{\"errorNumber\": 9646}", "headers": {"Retry-After": "2"}}
 
 A script is a list of entries consumed in order; each entry answers `count` requests (default 1)
 before the next one takes over, and normal behaviour resumes when the script runs out:
@@ -30,8 +38,12 @@ ENDPOINTS = (
     "profile_get",
     "profile_assign",
     "profile_remove",
+    "vpp_client_config",
+    "vpp_client_config_update",
+    "vpp_assets",
 )
 ACTIONS = ("timeout", "drop", "malformed", "pass")
+JSON = "application/json;charset=UTF8"
 
 
 @dataclass
@@ -118,4 +130,5 @@ class FaultScripts:
             )
         if entry.status is None:
             return None
-        return Response(entry.status, entry.body.encode(), APPLE_TEXT, dict(entry.headers))
+        content_type = JSON if entry.body.lstrip().startswith("{") else APPLE_TEXT
+        return Response(entry.status, entry.body.encode(), content_type, dict(entry.headers))
