@@ -61,7 +61,7 @@ ERRORS = {
     9621: (401, "The token has expired. You need to generate a new token online using your "
                 "organization\u2019s account at either school.apple.com or business.apple.com."),
     9622: (200, "Invalid authentication token"),
-    9625: (401, "The server has revoked the sToken."),
+    9625: (401, "The server has revoked the cToken."),
     9646: (429, "There are too many requests for the current Organization and the request has "
                 "been rejected, either due to high server volume or an MDM issue. Use an "
                 "incremental/exponential backoff strategy to retry the request until successful."),
