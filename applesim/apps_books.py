@@ -12,8 +12,8 @@ Locations belong to ABM organisations. Downloading a content token for a locatio
 Apps and Books > Download, or POST /_sim/vpp/locations/<uid>/token) does NOT revoke the
 location's earlier tokens: no public source says Apple does. Revoking is a fault
 (POST /_sim/vpp/tokens/revoke). Fault endpoints: `vpp_client_config`, `vpp_client_config_update`,
-`vpp_assets` (see faults.py); a rate limit is
-`{"status": 429, "body": "{\\"errorNumber\\": 9646, ...}", "headers": {"Retry-After": "2"}}`.
+`vpp_assets` (see faults.py); SimControl.vpp_rate_limit scripts Apple's 9646 at HTTP 429 with
+a Retry-After.
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ class AppsBooks:
         if endpoint is None:
             known = any(route_path == path for _method, route_path in ROUTES)
             return apple_error(9726) if known else json_response({"errorMessage": "Not Found"}, 404)
-        scripted = self.faults.answer(endpoint)
+        scripted = self.faults.answer(self.faults.take(endpoint))
         if scripted is not None:
             return scripted
         try:

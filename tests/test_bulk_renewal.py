@@ -103,7 +103,7 @@ def test_the_preview_matches_files_named_alike_and_saves_nothing_until_confirmed
     assert secret_decrypt(staged[0]["token_file"].encode()) == shelbyville
 
     response = client.post(CONFIRM_URL, follow=True)
-    assert "Renewed 2 account(s)" in response.content.decode()
+    assert "Renewed 2 accounts:" in response.content.decode()
     for account in (dep_account, second_account):
         account.refresh_from_db()
         assert account.token_expires_at > timezone.now() + timedelta(days=364)
@@ -182,7 +182,7 @@ def test_an_apple_id_change_is_flagged_and_applied_only_when_confirmed(
     # Only the first row's change is confirmed: the second is reported, the first applied.
     response = client.post(CONFIRM_URL, {"confirm_apple_id": ["0"]}, follow=True)
     page = response.content.decode()
-    assert "Renewed 1 account(s)" in page
+    assert "Renewed 1 account:" in page
     assert "the change was not confirmed" in page
     dep_account.refresh_from_db()
     second_account.refresh_from_db()
@@ -211,7 +211,7 @@ def test_a_failure_at_confirm_time_stops_only_its_own_row(
     before = list(second_account.server_tokens.values_list("id", "is_current"))
     response = client.post(CONFIRM_URL, follow=True)
     page = response.content.decode()
-    assert "Renewed 1 account(s)" in page
+    assert "Renewed 1 account:" in page
     assert "did not renew “Shelbyville MDM”" in page
     assert list(second_account.server_tokens.values_list("id", "is_current")) == before
     dep_account.refresh_from_db()

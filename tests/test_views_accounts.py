@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from dep_accounts.context_processors import banner
 from dep_accounts.encryption import secret_decrypt
-from dep_accounts.models import AuditEvent, DEPAccount, EnrollmentProfile
+from dep_accounts.models import AuditEvent, DEPAccount, EnrollmentProfile, ServerToken
+from dep_accounts.selectors import token_custodians
 from dep_accounts.services.tokens import (
     account_create,
     account_token_add,
@@ -263,6 +264,40 @@ def test_the_add_steps_link_to_the_simulated_abm_only_in_the_demo(client_as, adm
     page = client.get(url).content.decode()
     assert "Demo: Apple Business Manager is simulated at" in page
     assert 'href="http://127.0.0.1:8001/abm/"' in page
+
+
+def test_the_edit_page_links_to_the_simulated_abm_only_in_the_demo(
+    client_as, admin, dep_account, settings
+):
+    client = client_as(admin)
+    settings.APPLESIM_ABM_URL = ""
+    page = client.get(edit_url(dep_account)).content.decode()
+    assert "Demo: Apple Business Manager is simulated" not in page
+    assert (
+        " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} ".join(
+            ["Devices", "Management Services", "Springfield MDM", "Download Token"]
+        )
+        in page
+    )
+    settings.APPLESIM_ABM_URL = "http://127.0.0.1:8001/abm/"
+    page = client.get(edit_url(dep_account)).content.decode()
+    assert "Demo: Apple Business Manager is simulated at" in page
+    assert 'href="http://127.0.0.1:8001/abm/"' in page
+
+
+def test_the_add_steps_use_apples_current_wording_and_name_the_older_once(client_as, admin):
+    account = account_create(actor=admin)
+    page = client_as(admin).get(reverse("dep_accounts:add_token", args=[account.pk])).content
+    text = page.decode()
+
+    assert (
+        " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} ".join(
+            ["<strong>Devices</strong>", "<strong>Management Services</strong>"]
+        )
+        in text
+    )
+    assert text.count("Your MDM Servers") == 1
+    assert "Springfield_MDM_Token_2025-06-01T09-30-00Z_smime.p7m" in text
 
 
 # The account page
@@ -633,3 +668,49 @@ def test_no_page_shows_a_server_token_secret_or_the_private_key(client_as, admin
         assert "PRIVATE KEY" not in html
         for secret in secrets:
             assert secret not in html
+
+
+def test_token_custodians_are_grouped_by_apple_id_with_a_count_and_dates(
+    client_as, viewer, admin, dep_account
+):
+    first = dep_account.server_tokens.get()
+    deputy = "deputy.it@springfield.example"
+    history = [
+        ("it.admin@springfield.example", timezone.now() - timedelta(days=730), False),
+        ("it.admin@springfield.example", timezone.now() - timedelta(days=365), False),
+        (deputy, timezone.now() - timedelta(days=1), True),
+    ]
+    ServerToken.objects.filter(pk=first.pk).update(
+        uploaded_at=timezone.now() - timedelta(days=1000), is_current=False
+    )
+    for number, (apple_id, uploaded_at, confirmed) in enumerate(history):
+        ServerToken.objects.create(
+            account=dep_account,
+            secrets_encrypted=first.secrets_encrypted,
+            access_token_expiry=uploaded_at + timedelta(days=365),
+            consumer_key_fingerprint=f"SHA256:{number}",
+            server_uuid=first.server_uuid,
+            admin_apple_id=apple_id,
+            apple_id_change_confirmed=confirmed,
+            uploaded_by=admin,
+            uploaded_at=uploaded_at,
+            is_current=apple_id == deputy,
+        )
+
+    custodians = token_custodians(dep_account.server_tokens.all())
+    page = client_as(viewer).get(dep_account.get_absolute_url()).content.decode()
+
+    assert [(c.apple_id, c.token_count, c.is_current) for c in custodians] == [
+        ("it.admin@springfield.example", 3, False),
+        (deputy, 1, True),
+    ]
+    assert custodians[0].first_uploaded_at < custodians[0].last_uploaded_at
+    oldest, newest = custodians[0].first_uploaded_at, custodians[0].last_uploaded_at
+    assert (
+        f"downloaded 3 tokens, uploaded {timezone.localtime(oldest):%-d %b %Y} \N{EN DASH} "
+        f"{timezone.localtime(newest):%-d %b %Y}"
+    ) in page
+    assert page.count("it.admin@springfield.example</strong>") == 1
+    assert f"Changed from it.admin@springfield.example to {deputy}, confirmed by alex.admin" in (
+        page
+    )

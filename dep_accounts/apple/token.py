@@ -16,7 +16,7 @@ EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 SECRET_FIELDS = ("consumer_key", "consumer_secret", "access_token", "access_secret")
 PAYLOAD_FIELDS = (*SECRET_FIELDS, "access_token_expiry")
 DOWNLOAD_AGAIN = (
-    "In Apple Business Manager, open Preferences > Your MDM Servers, select the server "
+    "In Apple Business Manager, open Devices > Management Services, select the server "
     "and click Download Token, then upload the .p7m file it gives you."
 )
 

@@ -18,6 +18,7 @@ from dep_accounts.models.audit import AuditEvent, Banner
 from dep_accounts.models.automation import APIToken, CalendarFeed, Webhook, WebhookDelivery
 from dep_accounts.models.devices import DEPDevice, EnrollmentProfile
 from dep_accounts.models.licence import SubscriptionLicence
+from dep_accounts.models.outbox import OutboundEmail
 
 __all__ = [
     "APIToken",
@@ -28,6 +29,7 @@ __all__ = [
     "DEPDevice",
     "EnrollmentProfile",
     "KeyPair",
+    "OutboundEmail",
     "ReminderSent",
     "ServerToken",
     "SubscriptionLicence",

@@ -67,7 +67,8 @@ class DEPAccount(models.Model):
     # Where the device sync stands with Apple: a full fetch (resumable from its cursor, started
     # at sync_fetch_started_at) or incremental syncs from the cursor the fetch ended with.
     sync_phase = models.CharField(max_length=8, choices=SyncPhase, default=SyncPhase.FETCH)
-    sync_cursor = models.CharField(max_length=500, blank=True)
+    # Apple's cursors are opaque and of no stated length: kept whole, never cut to a column.
+    sync_cursor = models.TextField(blank=True)
     sync_cursor_at = models.DateTimeField(null=True, blank=True)
     sync_fetch_started_at = models.DateTimeField(null=True, blank=True)
     sync_lock_until = models.DateTimeField(null=True, blank=True)
@@ -79,6 +80,13 @@ class DEPAccount(models.Model):
     last_sync_message = models.CharField(max_length=500, blank=True)
     sync_devices_seen = models.PositiveIntegerField(default=0)
     device_count = models.PositiveIntegerField(default=0)
+    # Why the cursor was last discarded for a full fetch (Apple repeated it, an admin asked, the
+    # periodic reconciliation), and when.
+    sync_cursor_reset_reason = models.CharField(max_length=500, blank=True)
+    sync_cursor_reset_at = models.DateTimeField(null=True, blank=True)
+    # A sync that stopped on an error the portal did not expect: shown in the banner until a
+    # sync succeeds.
+    sync_alert = models.CharField(max_length=500, blank=True)
 
     # Guarded renewal: an admin said they are about to download a new token in ABM (which
     # resets this one); until the new file arrives, the old token is watched.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from dep_accounts.models.accounts import DEPAccount
 
@@ -24,6 +25,13 @@ class AuditEvent(models.Model):
         REMINDER_SENT = "reminder_sent", "Renewal reminder sent"
         API_TOKEN_CHANGED = "api_token_changed", "API token created or revoked"
         WEBHOOK_CHANGED = "webhook_changed", "Webhook changed"
+        EMAIL_SENT = "email_sent", "Email sent"
+        EMAIL_FAILED = "email_failed", "Email not delivered"
+        SIGN_IN = "sign_in", "Signed in"
+        SIGN_IN_REFUSED = "sign_in_refused", "Sign-in refused"
+        ROLE_CHANGED = "role_changed", "Role changed"
+        USER_DEACTIVATED = "user_deactivated", "User deactivated"
+        TWO_FACTOR_CHANGED = "two_factor_changed", "Two-factor authentication changed"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "Succeeded"
@@ -56,4 +64,6 @@ class Banner(models.Model):
     computed_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
-        return f"Banner with {len(self.items)} item(s)"
+        return ngettext(
+            "Banner with %(count)d item", "Banner with %(count)d items", len(self.items)
+        ) % {"count": len(self.items)}

@@ -49,6 +49,11 @@ class DEPDevice(models.Model):
     device_assigned_date = models.DateTimeField(null=True, blank=True)
     device_assigned_by = models.CharField(max_length=254, blank=True)
     op_date = models.DateTimeField(null=True, blank=True)
+    # Apple is migrating the device to another MDM server by then: the admin must act before.
+    mdm_migration_deadline = models.DateTimeField(null=True, blank=True)
+    # Removed because Apple released it for a replacement device (AppleCare).
+    # A database default: the raw page upsert in services/device_upsert.py does not name it.
+    released_by_replacement = models.BooleanField(default=False, db_default=False)
     removed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
     # New to the account while its default profile is assigned automatically, and not yet

@@ -6,7 +6,9 @@ per device; README's bench table has the full-sync timings it is held to (`make 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 
@@ -15,8 +17,10 @@ from django.db import connection
 from dep_accounts.apple import schema as apple_schema
 from dep_accounts.models import DEPAccount, DEPDevice
 
+logger = logging.getLogger(__name__)
+
 # What Apple says of a device, as DEPDevice stores it: text (never NULL) and times.
-_TIME_FIELDS = ["profile_assign_time", "device_assigned_date", "op_date"]
+_TIME_FIELDS = ["profile_assign_time", "device_assigned_date", "op_date", "mdm_migration_deadline"]
 _TEXT_FIELDS = ["model", "description", "color", "asset_tag", "os", "device_family"]
 _TEXT_FIELDS += ["profile_status", "profile_uuid", "device_assigned_by"]
 DEVICE_FIELDS = [*_TEXT_FIELDS, *_TIME_FIELDS]
@@ -86,6 +90,25 @@ def _device_rows(
     ]
 
 
+@cache
+def _column_lengths() -> dict[str, int]:
+    return {name: DEPDevice._meta.get_field(name).max_length for name in _TEXT_FIELDS}
+
+
+SERIAL_LENGTH = DEPDevice._meta.get_field("serial_number").max_length
+
+
+def _fitted(device: apple_schema.Device) -> apple_schema.Device:
+    """Apple's strings cut to the portal's columns, a "…" marking the cut: one over-long model
+    name must not fail a page (Postgres refuses it; SQLite would store it whole)."""
+    cut = {
+        name: value[: longest - 1] + "…"
+        for name, longest in _column_lengths().items()
+        if len(value := getattr(device, name)) > longest
+    }
+    return replace(device, **cut) if cut else device
+
+
 def _latest_by_serial(devices: Iterable[apple_schema.Device]) -> list[apple_schema.Device]:
     """Apple may list a serial more than once in a page; the latest event wins."""
     latest: dict[str, apple_schema.Device] = {}
@@ -102,9 +125,20 @@ def devices_page_upsert(
 ) -> tuple[list[str], int]:
     """Store one page of Apple's device list; return the serials new to the account and how
     many devices it removed. Runs inside the caller's transaction, with the page's cursor."""
-    devices = _latest_by_serial(devices)
+    # A serial is the device's identity: one too long for its column is left out, never cut.
+    fitting = [d for d in devices if len(d.serial_number) <= SERIAL_LENGTH]
+    if len(fitting) < len(devices):
+        logger.warning(
+            "DEP account %s: %d device record(s) from Apple with a serial number longer than %d "
+            "characters left out",
+            account.pk,
+            len(devices) - len(fitting),
+            SERIAL_LENGTH,
+        )
+    devices = _latest_by_serial(fitting)
     deleted = [d.serial_number for d in devices if d.op_type == "deleted"]
-    present = [d for d in devices if d.op_type != "deleted"]
+    replaced = [d.serial_number for d in devices if d.released_by_replacement]
+    present = [_fitted(d) for d in devices if d.op_type != "deleted"]
     known = set(
         DEPDevice.objects.filter(
             account=account,
@@ -125,4 +159,8 @@ def devices_page_upsert(
         removed = DEPDevice.objects.filter(
             account=account, serial_number__in=deleted, removed_at__isnull=True
         ).update(removed_at=now, updated_at=now)
+    if replaced:
+        DEPDevice.objects.filter(account=account, serial_number__in=replaced).update(
+            released_by_replacement=True
+        )
     return new, removed

@@ -3,6 +3,12 @@
 Each page of devices and the cursor that follows it are saved in one transaction, so a worker
 killed mid-sync resumes where it stopped: nothing is lost and nothing is repeated. One sync per
 account runs at a time, under a lease that expires if its worker dies.
+
+Apple's live service departs from its documentation here (docs/apple-answers.md): it may echo a
+cursor with more to follow, forever (micromdm/micromdm PR #1016, micromdm/nanodep#73), and leave
+assigned devices out of incremental syncs (fleetdm/fleet#49837). A sync stops following a cursor
+that makes no progress and fetches every device instead, and a full fetch reconciles each account
+every DEP_FULL_FETCH_INTERVAL_DAYS.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import ngettext
 from kombu.exceptions import OperationalError as BrokerUnreachableError
 
 from dep_accounts.apple import client as apple_client
@@ -30,6 +37,7 @@ from dep_accounts.services.device_upsert import devices_page_upsert
 from dep_accounts.services.licence import licence_is_valid
 from dep_accounts.services.tokens import (
     account_state_set,
+    banner_refresh,
     dep_client_for_token,
     server_token_credentials,
 )
@@ -46,6 +54,8 @@ ASSIGN_BATCH = 1000
 # Apple may ask to wait; a wait this short is spent in the task, a longer one is rescheduled.
 MAX_INLINE_WAIT_SECONDS = 10.0
 UNAVAILABLE_BACKOFF = [timedelta(minutes=m) for m in (1, 5, 15, 60)]
+# Pages in a row that bring no new cursor yet promise more: then the sync stops following it.
+STALLED_PAGES_LIMIT = 3
 
 
 class SyncUnavailableError(Exception):
@@ -62,6 +72,15 @@ class SyncBusyError(SyncUnavailableError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class CursorStuckError(apple_client.DEPError):
+    """Apple kept answering with a cursor it had already sent, and more to follow."""
+
+    default_message = (
+        "Apple kept answering with the same device cursor and more to follow, even in a full "
+        "fetch. The sync stopped and is tried again later; nothing to do unless it persists."
+    )
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,39 @@ def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None)
         message=f"Sync of “{account.name}” requested.",
         actor=actor,
         account=account,
+    )
+    transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
+
+
+def account_full_resync_request(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+    """'Full re-sync': discard the device cursor, so the next sync fetches every device from
+    Apple and removes those Apple no longer lists, then queue that sync."""
+    blocker = sync_blocker(account=account)
+    if blocker:
+        raise SyncUnavailableError(blocker)
+    now = timezone.now()
+    who = actor.get_username() if actor is not None else "the portal"
+    reason = f"full re-sync requested by {who}"
+    discarded = DEPAccount.objects.filter(
+        Q(sync_lock_until__isnull=True) | Q(sync_lock_until__lt=now), pk=account.pk
+    ).update(
+        sync_phase=Phase.FETCH,
+        sync_cursor="",
+        sync_fetch_started_at=now,
+        sync_cursor_reset_reason=reason,
+        sync_cursor_reset_at=now,
+    )
+    if not discarded:
+        raise SyncUnavailableError(
+            "A sync of this DEP account is running: ask for a full re-sync once it has finished."
+        )
+    audit_record(
+        action=AuditEvent.Action.SYNC,
+        message=f"Full re-sync of “{account.name}” requested: the device cursor is discarded and "
+        "every device is fetched from Apple again.",
+        actor=actor,
+        account=account,
+        details={"cursor_reset": reason},
     )
     transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
 
@@ -203,6 +255,27 @@ def _fetch_restart(account: DEPAccount, now: datetime) -> None:
     )
 
 
+def _cursor_discard(account: DEPAccount, now: datetime, *, reason: str) -> None:
+    """Start a full fetch instead of following the cursor, and record why."""
+    _fetch_restart(account, now)
+    account.sync_cursor_reset_reason, account.sync_cursor_reset_at = reason[:500], now
+    DEPAccount.objects.filter(pk=account.pk).update(
+        sync_cursor_reset_reason=reason[:500], sync_cursor_reset_at=now
+    )
+    audit_record(
+        action=AuditEvent.Action.SYNC,
+        message=f"Device cursor of “{account.name}” discarded for a full fetch: {reason}.",
+        account=account,
+        details={"cursor_reset": reason},
+    )
+
+
+def _full_fetch_due(account: DEPAccount, now: datetime) -> bool:
+    started = account.sync_fetch_started_at
+    interval = timedelta(days=settings.DEP_FULL_FETCH_INTERVAL_DAYS)
+    return started is None or started + interval <= now
+
+
 def _fetch_finish(account: DEPAccount, now: datetime) -> None:
     """After a complete fetch, devices Apple no longer lists are gone from the account."""
     with transaction.atomic():
@@ -216,10 +289,21 @@ def _fetch_finish(account: DEPAccount, now: datetime) -> None:
 
 
 def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
-    """Yield (page, phase) from Apple until there is nothing more to follow."""
+    """Yield (page, phase) from Apple until there is nothing more to follow.
+
+    Raises CursorStuckError after STALLED_PAGES_LIMIT pages in a row that promise more but bring
+    no cursor this run has not already sent.
+    """
     # Whether the page before, in this run, said that more devices follow the saved cursor.
     more_promised = False
+    sent = {account.sync_cursor}
+    stalled = 0
     while True:
+        if stalled >= STALLED_PAGES_LIMIT:
+            raise CursorStuckError(
+                f"Apple answered {stalled} pages in a row with a device cursor it had already "
+                f"sent and more to follow ({account.get_sync_phase_display().lower()})"
+            )
         if account.sync_phase == Phase.FETCH:
             if not account.sync_cursor and account.sync_fetch_started_at is None:
                 _fetch_restart(account, now)
@@ -241,6 +325,8 @@ def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
                 _fetch_restart(account, now)
                 continue
             more_promised = page.more_to_follow
+            stalled = stalled + 1 if page.more_to_follow and page.cursor in sent else 0
+            sent.add(page.cursor)
             yield page, Phase.FETCH
             if not page.more_to_follow:
                 _fetch_finish(account, now)
@@ -256,6 +342,8 @@ def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
                 logger.info("Cursor of DEP account %s no longer valid: full fetch", account.pk)
                 _fetch_restart(account, now)
                 continue
+            stalled = stalled + 1 if page.more_to_follow and page.cursor in sent else 0
+            sent.add(page.cursor)
             yield page, Phase.SYNC
             if not page.more_to_follow:
                 return
@@ -288,19 +376,29 @@ def devices_sync(
         )
     account.refresh_from_db()
     new_serials: list[str] = []
-    retry_at = None
+    retry_at, alert = None, ""
     try:
         if account.sync_phase == Phase.SYNC and not account.sync_cursor:
             _fetch_restart(account, now)
-        for page, phase in _pages(client, account, now):
-            new_serials += _page_save(account=account, page=page, phase=phase, now=now)
+        elif account.sync_phase == Phase.SYNC and _full_fetch_due(account, now):
+            _cursor_discard(
+                account,
+                now,
+                reason=f"the periodic full fetch, every {settings.DEP_FULL_FETCH_INTERVAL_DAYS} "
+                "day(s), reconciles the devices with Apple's list",
+            )
+        new_serials = _pages_save(client, account, now)
         if account.assign_default_profile and account.default_profile_id:
             _default_profile_assign(client, account, sleep=sleep)
         outcome = SyncOutcome(
             result=Result.OK,
             devices_seen=account.sync_devices_seen,
-            message=f"{account.sync_devices_seen:,} device record(s) from Apple, "
-            f"{len(new_serials):,} new.",
+            message=ngettext(
+                "%(seen)s device record from Apple, %(new)s new.",
+                "%(seen)s device records from Apple, %(new)s new.",
+                account.sync_devices_seen,
+            )
+            % {"seen": f"{account.sync_devices_seen:,}", "new": f"{len(new_serials):,}"},
         )
         if account.state in (State.REJECTED, State.TERMS_NOT_ACCEPTED):
             account_state_set(account=account, state=State.OK, detail="")
@@ -318,11 +416,41 @@ def devices_sync(
             f"Apple asked to wait: the sync resumes after {retry_at:%H:%M:%S} UTC.",
         )
     except apple_client.DEPError as exc:
-        backoff = UNAVAILABLE_BACKOFF[min(account.sync_failures, len(UNAVAILABLE_BACKOFF) - 1)]
-        retry_at = now + backoff
+        retry_at = now + _backoff(account)
         outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, exc.message)
-    _sync_finish(account=account, outcome=outcome, retry_at=retry_at)
+    except Exception as exc:
+        # Any failure must release the lease and be told. What failed is logged; the admin sees
+        # its kind only, never values that may be private.
+        logger.exception("Sync of DEP account %s stopped on an unexpected error", account.pk)
+        alert = (
+            f"The last sync stopped on an unexpected error ({type(exc).__name__}). It is tried "
+            "again later; if this stays, send the portal's log to your vendor."
+        )
+        retry_at = now + _backoff(account)
+        outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, alert)
+    _sync_finish(account=account, outcome=outcome, retry_at=retry_at, alert=alert)
     return outcome
+
+
+def _backoff(account: DEPAccount) -> timedelta:
+    return UNAVAILABLE_BACKOFF[min(account.sync_failures, len(UNAVAILABLE_BACKOFF) - 1)]
+
+
+def _pages_save(client: apple_client.DEPClient, account: DEPAccount, now: datetime) -> list[str]:
+    """Save Apple's pages; a cursor that stops making progress is discarded once for a full
+    fetch, and a full fetch that sticks too raises CursorStuckError."""
+    new_serials: list[str] = []
+    for attempt in range(2):
+        try:
+            for page, phase in _pages(client, account, now):
+                new_serials += _page_save(account=account, page=page, phase=phase, now=now)
+        except CursorStuckError as stuck:
+            if attempt:
+                raise CursorStuckError(status=stuck.status) from stuck
+            _cursor_discard(account, now, reason=stuck.message)
+        else:
+            break
+    return new_serials
 
 
 def _default_profile_assign(
@@ -357,13 +485,25 @@ def _default_profile_assign(
             sleep(wait)
         if batch:
             raise apple_client.ThrottledError(
-                f"Apple throttled the assignment of {len(batch)} device(s).",
+                ngettext(
+                    "Apple throttled the assignment of %(count)d device.",
+                    "Apple throttled the assignment of %(count)d devices.",
+                    len(batch),
+                )
+                % {"count": len(batch)},
                 retry_after=float(assignment.retry_after_seconds or 60),
             )
 
 
-def _sync_finish(*, account: DEPAccount, outcome: SyncOutcome, retry_at: datetime | None) -> None:
+def _sync_finish(
+    *, account: DEPAccount, outcome: SyncOutcome, retry_at: datetime | None, alert: str = ""
+) -> None:
     now = timezone.now()
+    # A Result.WAITING sync keeps the alert: it has not succeeded yet.
+    if outcome.result != Result.WAITING and account.sync_alert != alert:
+        account.sync_alert = alert[:500]
+        DEPAccount.objects.filter(pk=account.pk).update(sync_alert=account.sync_alert)
+        banner_refresh(now=now)
     device_count = DEPDevice.objects.filter(account=account, removed_at__isnull=True).count()
     DEPAccount.objects.filter(pk=account.pk).update(
         sync_lock_until=None,
@@ -381,7 +521,8 @@ def _sync_finish(*, account: DEPAccount, outcome: SyncOutcome, retry_at: datetim
         outcome=AuditEvent.Outcome.SUCCESS
         if outcome.result == Result.OK
         else AuditEvent.Outcome.FAILURE,
-        details={"devices_seen": outcome.devices_seen, "result": outcome.result},
+        details={"devices_seen": outcome.devices_seen, "result": outcome.result}
+        | ({"error": alert} if alert else {}),
     )
     if outcome.result == Result.FAILED:
         webhooks_emit_sync_failed(account=account, message=outcome.message, failed_at=now)
