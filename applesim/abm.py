@@ -3,7 +3,8 @@
 Server-rendered HTML with stable names for browser tests: `select[name=apple_id]` to switch
 Apple ID, `input[name=server_name]` + "Add MDM Server", `input[name=public_key]` + "Upload",
 `select[name=validity_days]` + "Download Token", then "Confirm" on the warning page, which
-answers `<ServerName>_Token_<date>_smime.p7m` as an attachment. All user text is escaped.
+answers `<ServerName>_Token_<date>_smime.p7m` as an attachment. The Apps and Books section
+(content tokens per location) is in credential_pages.py. All user text is escaped.
 
 Each warning page confirms one download: once its token is downloaded, Confirm is no longer
 live (the page says when the download happened), and a second click would not reset the token
@@ -20,6 +21,8 @@ from datetime import datetime
 from html import escape
 
 from applesim import inventory
+from applesim.apps_books import AppsBooks
+from applesim.credential_pages import abm_locations_handle, apps_books_section
 from applesim.store import SimError, SimStore, timestamp_parse
 from applesim.web import Request, Response, html_response, redirect
 
@@ -53,8 +56,9 @@ SERVER_PATH = re.compile(r"/abm/servers/(?P<server_uuid>[0-9A-F]{32})(?P<action>
 
 
 class ABMPages:
-    def __init__(self, store: SimStore) -> None:
+    def __init__(self, store: SimStore, apps_books: AppsBooks) -> None:
         self.store = store
+        self.apps_books = apps_books
         # The confirmations the warning pages carry: when each was used, None while it is not.
         self._confirmations: dict[str, datetime | None] = {}
         self._confirmations_lock = threading.Lock()
@@ -84,6 +88,8 @@ class ABMPages:
             return self._terms_set(request)
         if method == "POST" and path == "/abm/servers":
             return self._server_create(request)
+        if path == "/abm/locations" or path.startswith("/abm/locations/"):
+            return abm_locations_handle(request, self.store, self.apps_books)
         match = SERVER_PATH.fullmatch(path)
         if match is None:
             return html_response(self._page("Not Found", "<h1>Not Found</h1>"), 404)
@@ -135,7 +141,8 @@ class ABMPages:
             '</head><body><header><span class="brand">Apple Business Manager</span>'
             f"{sign_in}</header>"
             f'<div class="layout"><nav><strong id="organisation-name">{organisation}</strong>'
-            '<h2>Devices</h2><a class="current" href="/abm/">Management Services</a></nav>'
+            '<h2>Devices</h2><a class="current" href="/abm/">Management Services</a>'
+            '<h2>Payments and Billing</h2><a href="/abm/#apps-and-books">Apps and Books</a></nav>'
             f"<main>{flash}{content}</main></div></body></html>"
         )
 
@@ -174,7 +181,8 @@ class ABMPages:
             f"<dt>Type</dt><dd>{escape(signed_in['org_type'])}</dd>"
             f"<dt>Email</dt><dd>{escape(signed_in['email'])}</dd></dl></section>"
         )
-        content = f"<h1>Management Services</h1>{organisation}{terms}{servers}"
+        apps_books = apps_books_section(self.apps_books, signed_in["org_id"])
+        content = f"<h1>Management Services</h1>{organisation}{terms}{servers}{apps_books}"
         return html_response(self._page("Management Services", content, request))
 
     def _enrolment_form(self) -> str:

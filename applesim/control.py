@@ -31,6 +31,7 @@
                                                   {reset_token_code?: "token_rejected" |
                                                    "signature_invalid"} (a reset token's 403)
 
+Apps and Books and the Push Certificates Portal add the calls listed in control_credentials.py.
 Refusals answer {"error": CODE, "message": text} with a 4xx status.
 """
 
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from applesim import inventory
@@ -81,7 +83,14 @@ def _field(
 
 
 class ControlAPI:
-    def __init__(self, store: SimStore, dep: DEPService, faults: FaultScripts) -> None:
+    def __init__(
+        self,
+        store: SimStore,
+        dep: DEPService,
+        faults: FaultScripts,
+        *,
+        extra_routes: tuple[tuple[str, str, Callable[..., Response]], ...] = (),
+    ) -> None:
         self.store = store
         self.dep = dep
         self.faults = faults
@@ -105,6 +114,7 @@ class ControlAPI:
             ("GET", r"/_sim/clock", self.clock),
             ("POST", r"/_sim/clock", self.clock_advance),
             ("POST", r"/_sim/settings", self.settings_set),
+            *extra_routes,
         ]
 
     def handle(self, request: Request) -> Response:

@@ -1,4 +1,12 @@
-"""Fault scripts, after depsim's failure configuration: canned answers per DEP endpoint.
+"""Fault scripts, after depsim's failure configuration: canned answers per endpoint.
+
+Endpoints: the DEP web service's `session`, `account`, `server_devices`, `devices_sync`,
+`devices`, `profile_define`, `profile_get`, `profile_assign`, `profile_remove`; the Apps and
+Books service's `vpp_client_config` (GET client/config), `vpp_client_config_update` (POST) and
+`vpp_assets` (see apps_books.py), whose errors are JSON, e.g. Apple's rate limit:
+
+    {"status": 429, "body": "{\"errorNumber\": 9646}", "headers": {"Retry-After": "2"},
+     "content_type": "application/json;charset=UTF8"}
 
 A script is a list of entries consumed in order; each entry answers `count` requests (default 1)
 before the next one takes over, and normal behaviour resumes when the script runs out:
@@ -52,6 +60,9 @@ ENDPOINTS = (
     "profile_get",
     "profile_assign",
     "profile_remove",
+    "vpp_client_config",
+    "vpp_client_config_update",
+    "vpp_assets",
 )
 ACTIONS = ("timeout", "drop", "malformed", "pass", "echo_cursor", "hide_added")
 # Actions the DEP service carries out itself while answering the request.

@@ -1,4 +1,8 @@
-"""The HTTP side: one stdlib ThreadingHTTPServer carrying the DEP web service, ABM and /_sim/."""
+"""The HTTP side: one stdlib ThreadingHTTPServer carrying Apple's services, its pages and /_sim/.
+
+/mdm/v2/ is the Apps and Books service, /pushcert/ the Push Certificates Portal, /abm/ ABM, and
+everything else the DEP web service.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from applesim.abm import ABMPages
+from applesim.apps_books import PREFIX as APPS_BOOKS_PREFIX
+from applesim.apps_books import AppsBooks
 from applesim.control import ControlAPI
+from applesim.control_credentials import CredentialsControl
+from applesim.credential_pages import PushCertPortal
 from applesim.dep import DEPService
 from applesim.faults import FaultScripts
+from applesim.pushcerts import PushCertificates
 from applesim.store import SimStore
 from applesim.web import Request, Response
 
@@ -27,8 +36,12 @@ class Simulator:
         self.control_token = control_token
         self.faults = FaultScripts()
         self.dep = DEPService(store, self.faults)
-        self.control = ControlAPI(store, self.dep, self.faults)
-        self.abm = ABMPages(store)
+        self.apps_books = AppsBooks(store, self.faults)
+        self.push_certificates = PushCertificates(store)
+        credentials = CredentialsControl(self.apps_books, self.push_certificates)
+        self.control = ControlAPI(store, self.dep, self.faults, extra_routes=credentials.routes)
+        self.abm = ABMPages(store, self.apps_books)
+        self.push_portal = PushCertPortal(self.push_certificates)
 
     def handle(self, request: Request) -> Response:
         if request.path.startswith("/_sim/"):
@@ -47,6 +60,10 @@ class Simulator:
                     content_type="application/json",
                 )
             return self.control.handle(request)
+        if request.path.startswith(APPS_BOOKS_PREFIX):
+            return self.apps_books.handle(request)
+        if request.path == "/pushcert" or request.path.startswith("/pushcert/"):
+            return self.push_portal.handle(request)
         if request.path in ("/", "/abm") or request.path.startswith("/abm/"):
             return self.abm.handle(request)
         return self.dep.handle(request)

@@ -177,6 +177,73 @@ class SimControl:
     def now(self) -> datetime:
         return timestamp_parse(self._json("GET", "/_sim/clock")["now"])
 
+    # Apps and Books (see applesim.control_credentials).
+
+    def vpp_location_create(self, org_id: str, location_name: str, *, country: str = "US") -> str:
+        """Add an Apps and Books location to an organisation; returns its uid."""
+        payload = {"org_id": org_id, "location_name": location_name, "country": country}
+        return self._json("POST", "/_sim/vpp/locations", payload)["uid"]
+
+    def vpp_location(self, uid: str) -> dict[str, Any]:
+        return self._json("GET", f"/_sim/vpp/locations/{uid}")
+
+    def vpp_token_download(
+        self, uid: str, validity_days: int = 365, *, issued_at: datetime | None = None
+    ) -> bytes:
+        """Press Apps and Books > Download: the .vpptoken (earlier ones stay valid)."""
+        payload: dict[str, Any] = {"validity_days": validity_days}
+        if issued_at is not None:
+            payload["issued_at"] = timestamp(issued_at)
+        return self._call("POST", f"/_sim/vpp/locations/{uid}/token", payload)
+
+    def vpp_mdm_info_set(self, uid: str, mdm_info: dict[str, str] | None) -> None:
+        """Let another MDM claim the location ({id, name, metadata}), or nobody (None)."""
+        self._call("POST", f"/_sim/vpp/locations/{uid}/mdm-info", {"mdm_info": mdm_info})
+
+    def vpp_assets_add(self, uid: str, count: int, *, licences: int = 10) -> None:
+        payload = {"count": count, "licences": licences}
+        self._call("POST", f"/_sim/vpp/locations/{uid}/assets", payload)
+
+    def vpp_token_revoke(self, content_token: bytes) -> None:
+        """Apple revokes this .vpptoken: the service answers 9625 from now on."""
+        self._call("POST", "/_sim/vpp/tokens/revoke", raw=content_token)
+
+    def vpp_rate_limit(
+        self, *, endpoint: str = "vpp_client_config", count: int = 1, retry_after: str = "2"
+    ) -> None:
+        """Answer the next `count` requests to `endpoint` with 9646 (HTTP 429, Retry-After)."""
+        body = json.dumps({"errorNumber": 9646, "errorMessage": "Too many requests."})
+        fault = {
+            "count": count,
+            "status": 429,
+            "body": body,
+            "headers": {"Retry-After": retry_after},
+            "content_type": "application/json;charset=UTF8",
+        }
+        self.faults_set(endpoint, [fault])
+
+    # The Apple Push Certificates Portal.
+
+    def push_vendor_issue(self, vendor_name: str = "Example MDM Vendor") -> bytes:
+        """An MDM vendor certificate: PEM of its private key, certificate and Apple's chain."""
+        return self._call("POST", "/_sim/pushcert/vendor", {"vendor_name": vendor_name})
+
+    def push_sign_in(self, apple_id: str) -> None:
+        self._call("POST", "/_sim/pushcert/sign-in", {"apple_id": apple_id})
+
+    def push_certificate_create(self, apple_id: str, request: bytes) -> bytes:
+        """Create a Certificate with this signed request (a new topic); the issued PEM."""
+        payload = {"apple_id": apple_id, "request": request.decode("ascii")}
+        return self._call("POST", "/_sim/pushcert/certificates", payload)
+
+    def push_certificate_renew(self, apple_id: str, topic: str, request: bytes) -> bytes:
+        """Renew this Apple ID's certificate for `topic` (same topic, new expiry); the PEM."""
+        payload = {"apple_id": apple_id, "topic": topic, "request": request.decode("ascii")}
+        return self._call("POST", "/_sim/pushcert/certificates", payload)
+
+    def push_certificates(self, apple_id: str) -> list[dict[str, Any]]:
+        return self._json("GET", f"/_sim/pushcert/certificates/{apple_id}")["certificates"]
+
     def quoted_errors_set(self, quoted: bool) -> None:
         """Quote error bodies as depsim does ("INVALID_CURSOR")."""
         self._call("POST", "/_sim/settings", {"quoted_errors": quoted})
