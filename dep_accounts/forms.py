@@ -12,8 +12,15 @@ from django.core.validators import validate_email
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
-from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, EnrollmentProfile
+from dep_accounts.models import (
+    AuditEvent,
+    ContentToken,
+    DEPAccount,
+    DEPDevice,
+    EnrollmentProfile,
+)
 from dep_accounts.plain_text import name_validate
+from dep_accounts.services.content_tokens.verdict import TAKE_OVER_LABEL
 from dep_accounts.services.intake import TokenFile
 from dep_accounts.services.verdict import APPLE_ID_CHANGED_LABEL
 
@@ -197,6 +204,50 @@ class AccountEditForm(forms.Form):
 
     def account_settings(self) -> dict:
         return {name: self.cleaned_data[name] for name in self.SETTINGS}
+
+
+class ContentTokenForm(forms.Form):
+    """Add or Edit Content Token: a .vpptoken (required when adding) and who downloaded it."""
+
+    token_file = forms.FileField(
+        label="Upload Token",
+        required=False,
+        allow_empty_file=True,
+        widget=forms.FileInput(attrs={"accept": ".vpptoken", "class": "file-input"}),
+    )
+    take_over = forms.BooleanField(label=TAKE_OVER_LABEL, required=False)
+    apple_id = forms.EmailField(
+        label="Apple ID",
+        required=False,
+        max_length=254,
+        help_text="The Apple Account that downloaded the token in Apple Business Manager, so "
+        "that reminders say who can renew it. Apple does not tell.",
+    )
+    notification_emails = EmailListField(
+        label="Notification contacts",
+        required=False,
+        help_text="Who is reminded before the content token expires, besides the admins.",
+    )
+
+    def __init__(self, *args, content_token: ContentToken | None = None, **kwargs) -> None:
+        self.adding = content_token is None
+        if content_token is not None:
+            kwargs.setdefault(
+                "initial",
+                {
+                    "apple_id": content_token.apple_id,
+                    "notification_emails": "\n".join(content_token.notification_email_list),
+                },
+            )
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        # Without a file, a ticked take-over confirms the file kept from the refusal.
+        waiting = cleaned.get("take_over")
+        if self.adding and not cleaned.get("token_file") and not waiting:
+            self.add_error("token_file", "Choose the .vpptoken file you downloaded from ABM.")
+        return cleaned
 
 
 class ProfileForm(forms.Form):

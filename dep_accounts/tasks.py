@@ -9,20 +9,38 @@ from __future__ import annotations
 from celery import shared_task
 
 from dep_accounts.services import outbox, webhooks
+from dep_accounts.services.content_tokens.state import (
+    content_token_states_refresh,
+    content_tokens_check,
+)
 from dep_accounts.services.expiry import banner_refresh, token_states_refresh
-from dep_accounts.services.reminders import licence_reminders_send, reminders_send
+from dep_accounts.services.reminders import (
+    credential_reminders_send,
+    licence_reminders_send,
+    reminders_send,
+)
 from dep_accounts.services.renewal.watch import guarded_renewals_check
 from dep_accounts.services.sync import account_sync, accounts_due_for_sync
 
 
 @shared_task
 def token_expiry_refresh() -> None:
-    """Hourly: token expiry states, the banner, the reminders and licence webhooks due."""
+    """Hourly: every credential's expiry state, the banner, the reminders and licence
+    webhooks due."""
     token_states_refresh()
+    content_token_states_refresh()
     banner_refresh()
     reminders_send()
+    credential_reminders_send()
     licence_reminders_send()
     webhooks.webhooks_emit_licence_expiring()
+
+
+@shared_task
+def content_tokens_check_with_apple() -> None:
+    """Daily: ask Apple whether each content token still works and who manages its location."""
+    content_tokens_check()
+    banner_refresh()
 
 
 @shared_task

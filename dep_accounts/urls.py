@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from dep_accounts import views
-from dep_accounts.views import email, monitoring
+from dep_accounts.views import content_tokens, credentials, email, monitoring
 from dep_accounts.views.me import me
 from dep_accounts.views.renewal import (
     account_start_renewal,
@@ -60,6 +60,33 @@ urlpatterns = [
 ]
 
 urlpatterns += [
+    path("admin/apple-credentials/", credentials.credentials, name="credentials"),
+    path("admin/apple-credentials.csv", credentials.credentials_csv, name="credentials_csv"),
+    path(
+        "admin/apple-vpp/content-tokens/",
+        content_tokens.content_token_list,
+        name="content_tokens",
+    ),
+    path(
+        "admin/apple-vpp/content-tokens/add/",
+        content_tokens.content_token_add,
+        name="content_token_add",
+    ),
+    path(
+        "admin/apple-vpp/content-tokens/<int:pk>/",
+        content_tokens.content_token_detail,
+        name="content_token_detail",
+    ),
+    path(
+        "admin/apple-vpp/content-tokens/<int:pk>/edit/",
+        content_tokens.content_token_edit,
+        name="content_token_edit",
+    ),
+    path(
+        "admin/apple-vpp/content-tokens/<int:pk>/check/",
+        content_tokens.content_token_check,
+        name="content_token_check",
+    ),
     path("admin/apple-dep/dep-accounts/bulk-renew/", bulk_renew, name="bulk_renew"),
     path(
         "admin/apple-dep/dep-accounts/bulk-renew/confirm/",

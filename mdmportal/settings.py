@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -288,6 +289,12 @@ APPLESIM_ABM_URL = env.str("APPLESIM_ABM_URL", default="")
 DEP_TOKEN_WARNING_DAYS = env.int("DEP_TOKEN_WARNING_DAYS", default=30)
 DEP_TOKEN_CRITICAL_DAYS = env.int("DEP_TOKEN_CRITICAL_DAYS", default=7)
 DEP_REMINDER_DAYS = [30, 14, 7, 3, 1, 0]
+# Apple's Apps and Books for Organizations service (v2); the demo and the tests use applesim.
+VPP_API_URL = env.str("VPP_API_URL", default="https://vpp.itunes.apple.com/mdm/v2")
+# A page waits at most this long for Apple's Retry-After before it says to try again later.
+VPP_RETRY_MAX_WAIT_SECONDS = env.float("VPP_RETRY_MAX_WAIT_SECONDS", default=10.0)
+# A content token is a few hundred bytes; bigger files are refused unread.
+VPP_TOKEN_MAX_BYTES = 16 * 1024
 # A sync renews its lease on the account with every page; a killed worker's lease lapses
 # after this long and the next sync resumes from the saved cursor. It must outlast the longest
 # wait for one page: three attempts at DEP_API_TIMEOUT_SECONDS plus Apple's Retry-After waits.
@@ -305,6 +312,10 @@ MAILCATCHER_DIR = VAR_DIR / "mail"
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mdmportal <mdmportal@localhost>")
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+# Who this portal is to Apple's Apps and Books service: the `mdmInfo` it claims locations with.
+# Another MDM's id on a location means it manages it. Keep the id stable across upgrades.
+VPP_MDM_ID = env.str("VPP_MDM_ID", default=str(uuid.uuid5(uuid.NAMESPACE_URL, PORTAL_BASE_URL)))
+VPP_MDM_NAME = env.str("VPP_MDM_NAME", default="mdmportal")
 # Webhooks reach public addresses only; these networks (CIDRs, comma separated) are let through
 # too, e.g. "10.20.0.0/16" for a receiver on the LAN. The tests and the demo allow loopback.
 WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
@@ -336,6 +347,10 @@ CELERY_BEAT_SCHEDULE = {
     "dep-token-expiry": {
         "task": "dep_accounts.tasks.token_expiry_refresh",
         "schedule": crontab(minute=0),
+    },
+    "vpp-content-tokens-check": {
+        "task": "dep_accounts.tasks.content_tokens_check_with_apple",
+        "schedule": crontab(hour=3, minute=17),
     },
     "dep-sync-dispatch": {
         "task": "dep_accounts.tasks.syncs_dispatch_due",

@@ -172,3 +172,47 @@ def sso(idp, settings):
     """The portal configured with the Demo IdP as its one identity provider."""
     idp.configure(settings)
     return idp
+
+
+@dataclass
+class AppsBooks:
+    """An Apps and Books location in applesim's ABM, and the portal pointed at the service."""
+
+    sim: RunningSim
+    org_id: str
+    uid: str
+
+    def token(self, *, uid: str | None = None, validity_days: int = 365, **kwargs) -> bytes:
+        """Click Download next to the location: a .vpptoken."""
+        return self.sim.control.vpp_token_download(
+            uid or self.uid, validity_days=validity_days, **kwargs
+        )
+
+    def location_add(self, name: str, *, country: str = "US") -> str:
+        return self.sim.control.vpp_location_create(self.org_id, name, country=country)
+
+
+@pytest.fixture
+def apps_books(sim: RunningSim, settings) -> AppsBooks:
+    settings.VPP_API_URL = sim.url + "/mdm/v2"
+    settings.VPP_MDM_ID = "mdmportal-test-instance"
+    sim.control.reset()
+    org_id = sim.control.organisation_create("Springfield Schools", org_type="edu")
+    uid = sim.control.vpp_location_create(org_id, "Springfield High", country="GB")
+    return AppsBooks(sim=sim, org_id=org_id, uid=uid)
+
+
+@pytest.fixture
+def content_token(apps_books: AppsBooks, admin):
+    """A content token for Springfield High, valid 300 days, uploaded through the intake."""
+    from dep_accounts.services.content_tokens.intake import content_token_intake
+    from dep_accounts.services.intake import TokenFile
+
+    return content_token_intake(
+        content_token=None,
+        upload=TokenFile(
+            "sToken_for_Springfield_High.vpptoken", apps_books.token(validity_days=300)
+        ),
+        actor=admin,
+        apple_id="vpp.manager@springfield.example",
+    )

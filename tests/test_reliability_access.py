@@ -14,6 +14,8 @@ and logging out is a POST from the user menu.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,6 +36,7 @@ from dep_accounts.apple import token as apple_token
 from dep_accounts.encryption import secret_encrypt
 from dep_accounts.models import (
     AuditEvent,
+    ContentToken,
     DEPAccount,
     DEPDevice,
     EnrollmentProfile,
@@ -89,6 +92,13 @@ CONSOLE: dict[str, Row] = {
     "email_test":           ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     # The demo's caught emails exist only with DEBUG on; the tests run with it off.
     "outbox":               ((LOGIN, LOGIN), (403, 403), (403, 403), (404, 404), (404, 404)),
+    "credentials":          ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
+    "credentials_csv":      ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
+    "content_tokens":       ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
+    "content_token_add":    ((LOGIN, LOGIN), (403, 403), (403, 403), (200, 200), (200, 200)),
+    "content_token_detail": ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
+    "content_token_edit":   ((LOGIN, LOGIN), (403, 403), (403, 403), (200, 200), (200, 200)),
+    "content_token_check":  ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     # The secret in the URL is the only credential: a session does not open a feed.
     "calendar_feed":        ((404, 405),) * len(ROLES),
 }
@@ -231,7 +241,7 @@ DJANGO_ADMIN_NOT_STAFF: dict[str, tuple[int | str, int | str]] = {
 }
 
 # What the lead quotes: URL x role x method combinations checked by the table test.
-URLS_CHECKED = 134
+URLS_CHECKED = 141
 COMBINATIONS_CHECKED = URLS_CHECKED * len(ROLES) * len(METHODS)
 
 
@@ -339,16 +349,35 @@ def users(admin, viewer, nobody, superuser) -> dict[str, object]:
     }
 
 
+def _content_token() -> ContentToken:
+    """A content token as the intake stores it (its file made here: no Apple is asked)."""
+    credential = base64.b64encode(
+        json.dumps(
+            {"token": "access-test", "expDate": "2031-01-01T00:00:00+0000", "orgName": "S"}
+        ).encode()
+    )
+    return ContentToken.objects.create(
+        location_name="Springfield High",
+        location_uid=f"loc-{ContentToken.objects.count()}",
+        credential_encrypted=secret_encrypt(credential),
+        fingerprint="fingerprint-vpp",
+        expires_at=timezone.now() + timedelta(days=300),
+    )
+
+
 @pytest.fixture
-def objects(key_pair, licence, users, sso) -> dict[str, object]:
+def objects(key_pair, licence, users, sso, settings) -> dict[str, object]:
     """A real object for every kind of id a URL takes."""
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 
+    # Check with Apple finds nobody listening here, at once; no request leaves the machine.
+    settings.VPP_API_URL = "http://127.0.0.1:9/mdm/v2"
     account = _synced_account(key_pair, server="springfield")
     attempt = {"user_agent": "pytest", "ip_address": "192.0.2.1", "username": "mallory"}
     return {
         "account": account,
         "awaiting": _account(key_pair),
+        "content_token": _content_token(),
         "profile": account.profiles.get(),
         "licence": licence,
         "auth.group": Group.objects.get(name=VIEWERS),
@@ -378,6 +407,9 @@ PK_OF = {
     "dep_accounts:start_renewal": "account",
     "dep_accounts:terms_check": "account",
     "dep_accounts:profile_assign": "profile",
+    "dep_accounts:content_token_detail": "content_token",
+    "dep_accounts:content_token_edit": "content_token",
+    "dep_accounts:content_token_check": "content_token",
     "dep_accounts:profile_make_default": "profile",
 }
 
@@ -557,8 +589,13 @@ POST_ONLY = {
     "dep_accounts:profile_make_default",
     "dep_accounts:start_renewal",
     "dep_accounts:terms_check",
+    "dep_accounts:content_token_check",
 }
-READ_ROUTES = {"dep_accounts:detail", "dep_accounts:public_key"}
+READ_ROUTES = {
+    "dep_accounts:detail",
+    "dep_accounts:public_key",
+    "dep_accounts:content_token_detail",
+}
 
 
 def test_ids_that_do_not_exist_answer_404_on_every_route_that_takes_one(users, objects):
@@ -597,8 +634,15 @@ def test_the_django_admin_finds_no_object_for_an_id_that_does_not_exist(users, o
 
 def test_ids_of_a_deleted_account_answer_404_everywhere(key_pair, users, objects):
     gone = _synced_account(key_pair, server="shelbyville")
-    ids = {"account": gone.pk, "awaiting": gone.pk, "profile": gone.profiles.get().pk}
+    gone_token = _content_token()
+    ids = {
+        "account": gone.pk,
+        "awaiting": gone.pk,
+        "profile": gone.profiles.get().pk,
+        "content_token": gone_token.pk,
+    }
     gone.delete()
+    gone_token.delete()
     admin = _client_as(users["admin"])
     for route in PK_ROUTES:
         url = _url(route, _path_values(route, objects, pk=ids[PK_OF[route.name]]))

@@ -8,6 +8,7 @@ and every account's private key: its PEM and each base64 line of its body.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from io import StringIO
@@ -25,9 +26,11 @@ from django.test import Client
 from django.urls import get_resolver, reverse
 
 from dep_accounts.encryption import SecretDecryptionError, encrypted_fields, secret_decrypt
-from dep_accounts.models import DEPAccount, EnrollmentProfile, KeyPair, ServerToken
+from dep_accounts.models import ContentToken, DEPAccount, EnrollmentProfile, KeyPair, ServerToken
 from dep_accounts.services.accounts import account_create
 from dep_accounts.services.apple_access import server_token_credentials
+from dep_accounts.services.content_tokens.intake import content_token_intake
+from dep_accounts.services.content_tokens.state import content_token_refresh
 from dep_accounts.services.intake import TokenFile, token_check, token_intake, token_take
 from dep_accounts.services.sync import devices_sync
 from dep_accounts.services.verdict import Intent
@@ -55,6 +58,12 @@ PAGES = {
     "dep_accounts:calendar": None,
     "dep_accounts:webhooks": None,
     "dep_accounts:bulk_renew": None,
+    "dep_accounts:content_tokens": None,
+    "dep_accounts:content_token_add": None,
+    "dep_accounts:content_token_detail": "content_token",
+    "dep_accounts:content_token_edit": "content_token",
+    "dep_accounts:credentials": None,
+    "dep_accounts:credentials_csv": None,
 }
 POST_ONLY = {"dep_accounts:add_confirm", "dep_accounts:sync", "dep_accounts:profile_make_default"}
 POST_ONLY |= {"dep_accounts:webhook_change"}
@@ -64,6 +73,7 @@ POST_ONLY |= {
     "dep_accounts:terms_check",
     "dep_accounts:full_resync",
     "dep_accounts:email_test",
+    "dep_accounts:content_token_check",
 }
 # The demo's caught emails: only with DEBUG on, and the tests run with it off (404).
 DEMO_ONLY = {"dep_accounts:outbox"}
@@ -171,7 +181,42 @@ def _run(*, abm, admin, client: Client) -> tuple[Run, dict[str, DEPAccount]]:
         {"token_file": _upload(abm.token_for(ogdenville, server_uuid=ogdenville_uuid))},
     )
     assert any(key.startswith("dep_accounts.staged_token.") for key, _ in client.session.items())
-    return run, {"account": springfield, "awaiting": ogdenville, "profile": profile}
+    content_token = _content_token_run(run, abm)
+    return run, {
+        "account": springfield,
+        "awaiting": ogdenville,
+        "profile": profile,
+        "content_token": content_token,
+    }
+
+
+def _content_token_run(run: Run, abm) -> ContentToken:
+    """A content token added, renewed, checked with Apple, refused for another location and
+    staged for a take-over, through the console."""
+    control = abm.sim.control
+    springfield = control.vpp_location_create(abm.org_id, "Springfield High")
+    shelbyville = control.vpp_location_create(abm.org_id, "Shelbyville High")
+    add = reverse("dep_accounts:content_token_add")
+    first = control.vpp_token_download(springfield, validity_days=300)
+    assert run.post(add, {"token_file": _upload(first, "a.vpptoken")}).status_code == 302
+    content_token = ContentToken.objects.get(location_uid=springfield)
+    edit = reverse("dep_accounts:content_token_edit", args=[content_token.pk])
+    renewed = control.vpp_token_download(springfield)
+    assert run.post(edit, {"token_file": _upload(renewed, "b.vpptoken")}).status_code == 302
+    run.post(reverse("dep_accounts:content_token_check", args=[content_token.pk]))
+    wrong = control.vpp_token_download(shelbyville)
+    assert "not for" in run.post(edit, {"token_file": _upload(wrong)}).content.decode()
+    other = {"id": "other-mdm", "name": "Other MDM", "metadata": "x"}
+    control.vpp_mdm_info_set(shelbyville, other)
+    refused = run.post(add, {"token_file": _upload(control.vpp_token_download(shelbyville))})
+    assert "another MDM" in refused.content.decode()
+    for token in (first, renewed, wrong):
+        _CONTENT_TOKENS.append(token.decode())
+    return content_token
+
+
+# The content token files of a run: ContentToken keeps only the newest, encrypted.
+_CONTENT_TOKENS: list[str] = []
 
 
 def _secrets() -> dict[str, str]:
@@ -189,6 +234,14 @@ def _secrets() -> dict[str, str]:
             # The last line of a PEM body can be a few characters: too short to mean anything.
             if len(line) >= 32:
                 found[f"line {number} of the private key of account {key_pair.account_id}"] = line
+    for number, content in enumerate(_CONTENT_TOKENS):
+        found[f"content token file {number}"] = content
+        inner = json.loads(base64.b64decode(content))["token"]
+        found[f"the token inside content token file {number}"] = inner
+    for content_token in ContentToken.objects.all():
+        found[f"content token {content_token.pk}"] = secret_decrypt(
+            content_token.credential_encrypted
+        ).decode()
     assert all(len(value) >= 32 for value in found.values())
     return found
 
@@ -252,9 +305,11 @@ def test_every_console_page_is_searched_for_secrets():
 
 
 def test_no_secret_is_in_the_database_logs_pages_or_django_admin_after_a_run(
-    abm, admin, licence, client, django_user_model, caplog
+    abm, admin, licence, client, django_user_model, caplog, settings
 ):
     caplog.set_level(logging.DEBUG)
+    settings.VPP_API_URL = abm.sim.url + "/mdm/v2"
+    _CONTENT_TOKENS.clear()
     run, objects = _run(abm=abm, admin=admin, client=client)
     for name, kind in PAGES.items():
         args = [objects[kind].pk] if kind else []
@@ -285,6 +340,7 @@ def test_no_secret_is_in_the_database_logs_pages_or_django_admin_after_a_run(
     server_tokens = ServerToken.objects.count()
     key_pairs = KeyPair.objects.count()
     assert (server_tokens, key_pairs) == (4, 3)
+    assert len([what for what in secrets if what.startswith("content token")]) == 4
     assert len(secrets) > server_tokens * 4 + key_pairs * 20
     assert len(run.responses) >= 25
     assert len(admin_pages) > 2 * 2 * DEVICES_PER_SERVER
@@ -334,6 +390,7 @@ def test_every_binary_column_is_an_encrypted_field_that_rotation_covers():
         ("KeyPair", "private_key_encrypted"),
         ("ServerToken", "secrets_encrypted"),
         ("Webhook", "secret_encrypted"),
+        ("ContentToken", "credential_encrypted"),
     }
 
 
@@ -367,14 +424,21 @@ def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_g
     webhook, webhook_secret = webhook_create(
         url="https://hooks.springfield.example/", events=["sync.failed"], actor=admin
     )
+    settings.VPP_API_URL = abm.sim.url + "/mdm/v2"
+    location = abm.sim.control.vpp_location_create(abm.org_id, "Springfield High")
+    content = abm.sim.control.vpp_token_download(location)
+    content_token = content_token_intake(
+        content_token=None, upload=TokenFile("a.vpptoken", content), actor=admin
+    )
     settings.SECRETS_ENCRYPTION_KEYS = [new_key, *old_keys]
     output = StringIO()
     call_command("rotate_encryption_keys", stdout=output)
     assert output.getvalue().splitlines()[0] == (
         "Re-encrypted under the newest key: 1 key pair (private_key_encrypted), "
-        "2 server tokens (secrets_encrypted), 1 webhook (secret_encrypted)."
+        "2 server tokens (secrets_encrypted), 1 content token (credential_encrypted), "
+        "1 webhook (secret_encrypted)."
     )
-    assert len(_ciphertexts()) == 4
+    assert len(_ciphertexts()) == 5
     assert all(_decrypts_with(new_key, c) for c in _ciphertexts())
     assert not any(_decrypts_with(key, c) for key in old_keys for c in _ciphertexts())
 
@@ -382,6 +446,10 @@ def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_g
     settings.SECRETS_ENCRYPTION_KEYS = [new_key]
     webhook.refresh_from_db()
     assert secret_decrypt(webhook.secret_encrypted) == webhook_secret.encode()
+    content_token.refresh_from_db()
+    assert secret_decrypt(content_token.credential_encrypted) == content.strip()
+    content_token_refresh(content_token=content_token)
+    assert content_token.state == ContentToken.State.OK and content_token.checked_at
     credentials_after = [server_token_credentials(t) for t in ServerToken.objects.all()]
     assert {c.access_token for c in credentials_before} < {
         c.access_token for c in credentials_after
@@ -403,6 +471,8 @@ def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_g
     for key_pair in KeyPair.objects.all():
         with pytest.raises(SecretDecryptionError):
             secret_decrypt(key_pair.private_key_encrypted)
+    with pytest.raises(SecretDecryptionError):
+        secret_decrypt(ContentToken.objects.get().credential_encrypted)
 
 
 def test_sign_in_secrets_stay_out_of_the_database_logs_and_pages(

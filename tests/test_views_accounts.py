@@ -196,7 +196,7 @@ def test_add_refuses_a_file_that_is_not_a_server_token_and_audits_it(client_as, 
     assert response.context["form"].errors["token_file"]
     event = AuditEvent.objects.get(action=AuditEvent.Action.TOKEN_REJECTED)
     assert (event.outcome, event.account, event.actor) == ("failure", account, admin)
-    assert event.details == {"reason": "bad_file", "file_name": "notes.txt"}
+    assert event.details == {"reason": "bad_file", "file_name": "notes.txt", "kind": "server_token"}
     account.refresh_from_db()
     assert account.state == State.AWAITING_TOKEN and not account.server_tokens.exists()
 

@@ -1,7 +1,7 @@
 """The portal's models, one module per subject; import them from here.
 
-Models stay thin. Secrets (private keys, the four OAuth values of a server token, webhook
-secrets) are stored only encrypted, in `*_encrypted` fields that no `__str__`, admin page or
+Models stay thin. Secrets (private keys, the four OAuth values of a server token, content tokens,
+webhook secrets) are stored only encrypted, in `*_encrypted` fields that no `__str__`, admin page or
 template shows.
 """
 
@@ -19,12 +19,16 @@ from dep_accounts.models.automation import APIToken, CalendarFeed, Webhook, Webh
 from dep_accounts.models.devices import DEPDevice, EnrollmentProfile
 from dep_accounts.models.licence import SubscriptionLicence
 from dep_accounts.models.outbox import OutboundEmail
+from dep_accounts.models.vpp import ContentToken, ContentTokenUpload, CredentialReminder
 
 __all__ = [
     "APIToken",
     "AuditEvent",
     "Banner",
     "CalendarFeed",
+    "ContentToken",
+    "ContentTokenUpload",
+    "CredentialReminder",
     "DEPAccount",
     "DEPDevice",
     "EnrollmentProfile",

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import ngettext
 
 from dep_accounts.models.accounts import DEPAccount
+from dep_accounts.models.vpp import ContentToken
 
 
 class AuditEvent(models.Model):
@@ -32,6 +33,11 @@ class AuditEvent(models.Model):
         ROLE_CHANGED = "role_changed", "Role changed"
         USER_DEACTIVATED = "user_deactivated", "User deactivated"
         TWO_FACTOR_CHANGED = "two_factor_changed", "Two-factor authentication changed"
+        CONTENT_TOKEN_ADDED = "content_token_added", "Content token added"
+        CONTENT_TOKEN_RENEWED = "content_token_renewed", "Content token renewed"
+        CONTENT_TOKEN_REJECTED = "content_token_rejected", "Content token upload rejected"
+        CONTENT_TOKEN_TAKEN_OVER = "content_token_taken_over", "Content token taken over"
+        CONTENT_TOKEN_CHANGED = "content_token_changed", "Content token changed"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "Succeeded"
@@ -44,6 +50,9 @@ class AuditEvent(models.Model):
     actor_name = models.CharField(max_length=150, blank=True)
     account = models.ForeignKey(
         DEPAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    content_token = models.ForeignKey(
+        ContentToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
     )
     action = models.CharField(max_length=32, choices=Action)
     outcome = models.CharField(max_length=16, choices=Outcome, default=Outcome.SUCCESS)

@@ -1,10 +1,10 @@
-"""The audit log: who did what to which DEP account, and whether it worked."""
+"""The audit log: who did what to which DEP account or content token, and whether it worked."""
 
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from dep_accounts.models import AuditEvent, DEPAccount
+from dep_accounts.models import AuditEvent, ContentToken, DEPAccount
 
 
 def actor_user(actor: AbstractBaseUser | AnonymousUser | None) -> AbstractBaseUser | None:
@@ -20,6 +20,7 @@ def audit_record(
     account: DEPAccount | None = None,
     outcome: str = AuditEvent.Outcome.SUCCESS,
     details: dict | None = None,
+    content_token: ContentToken | None = None,
 ) -> AuditEvent:
     """Record one event; the actor's name is kept even if the user is deleted later."""
     user = actor_user(actor)
@@ -29,6 +30,7 @@ def audit_record(
         actor=user,
         actor_name=user.get_username() if user else "",
         account=account if account is not None and account.pk else None,
+        content_token=content_token if content_token is not None and content_token.pk else None,
         outcome=outcome,
         details=details or {},
     )

@@ -1,5 +1,8 @@
 """Expiry state and the banner: beat → each account's state → the banner every page shows.
 
+The banner names the credentials of every kind in trouble (server tokens, content tokens, ...),
+most urgent first, from the registry in `services.credentials`.
+
 The hourly beat task calls `token_states_refresh` and `banner_refresh`; an upload, a sync or a
 guarded renewal that learns something about a token calls `account_state_set`, which rebuilds
 the banner too. The banner is stored as one row so that a page view reads it in one query.
@@ -10,13 +13,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Case, Count, F, IntegerField, Value, When, Window
+from django.db.models import Case, F, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
 from dep_accounts.models import AuditEvent, Banner, DEPAccount
 from dep_accounts.selectors import email_problem, licence_current
 from dep_accounts.services.audit import audit_record
+from dep_accounts.services.credentials import BANNER_SHOWN, credential_banner_items
 from dep_accounts.services.webhooks import webhooks_emit_account_state
 
 State = DEPAccount.State
@@ -80,127 +84,14 @@ def account_state_set(*, account: DEPAccount, state: str, detail: str) -> None:
     banner_refresh()
 
 
-# Most urgent first: Apple no longer accepts the token, then the time-driven states.
-_URGENCY = {
-    State.REJECTED: 0,
-    State.EXPIRED: 1,
-    State.TERMS_NOT_ACCEPTED: 2,
-    State.CRITICAL: 3,
-    State.WARNING: 4,
-}
-_LEVEL = {
-    State.REJECTED: "critical",
-    State.EXPIRED: "critical",
-    State.TERMS_NOT_ACCEPTED: "critical",
-    State.CRITICAL: "critical",
-    State.WARNING: "warning",
-}
-
-
-def old_token_reset_text(account: DEPAccount, *, now: datetime) -> str:
-    """What a guarded renewal says once Apple rejects the old token: upload the new one now."""
-    minutes = max(int((now - account.old_token_rejected_at).total_seconds() // 60), 0)
-    if minutes == 0:
-        ago = "less than a minute ago"
-    elif minutes < 120:
-        ago = f"{minutes} minute{'s' * (minutes != 1)} ago"
-    else:
-        ago = f"{minutes // 60} hours ago"
-    return f"The old server token of “{account.name}” was reset {ago}: upload the new file now."
-
-
-def _account_banner_text(account: DEPAccount, now: datetime) -> tuple[str, str]:
-    name = account.name
-    if account.state == State.REJECTED and account.old_token_rejected_at is not None:
-        return old_token_reset_text(account, now=now), "Upload the new token"
-    if account.state == State.REJECTED:
-        return (
-            f"Apple no longer accepts the server token of “{name}”: it was reset by a new "
-            "download in Apple Business Manager. Upload the new token.",
-            "Upload the new token",
-        )
-    if account.state == State.EXPIRED:
-        return (
-            f"The server token of “{name}” expired on {account.token_expires_at:%-d %b %Y}. "
-            "Devices no longer sync: download a new token in ABM and upload it.",
-            "Renew now",
-        )
-    if account.state == State.TERMS_NOT_ACCEPTED:
-        return (
-            f"Apple has new terms and conditions for the organisation of “{name}”. "
-            "An administrator must accept them in Apple Business Manager before devices sync.",
-            "See what to do",
-        )
-    days = account.days_left(now)
-    when = "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
-    return (
-        f"The server token of “{name}” expires {when} ({account.token_expires_at:%-d %b %Y}).",
-        "Renew the token",
-    )
-
-
-BANNER_ACCOUNTS_SHOWN = 5
-
-
-def _fix_anchor(account: DEPAccount) -> str:
-    """Token problems are fixed under Upload Token, far down the Edit DEP Account page."""
-    return "" if account.state == State.TERMS_NOT_ACCEPTED else "#upload-token"
-
-
 def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
-    """The problems every page lists, most urgent first, in one query for the accounts and
-    one for the licence. Past BANNER_ACCOUNTS_SHOWN accounts, one line counts the rest: a
-    banner taller than the page helps nobody, and the list shows them all, soonest first."""
-    problems = DEPAccount.objects.filter(state__in=list(_URGENCY))
-    accounts = list(
-        problems.only(
-            "id",
-            "display_name",
-            "server_name",
-            "state",
-            "token_expires_at",
-            "old_token_rejected_at",
-        )
-        .annotate(
-            urgency=Case(
-                *(When(state=state, then=Value(rank)) for state, rank in _URGENCY.items()),
-                output_field=IntegerField(),
-            ),
-            problems_total=Window(Count("id")),
-        )
-        .order_by("urgency", F("token_expires_at").asc(nulls_last=True), "id")[
-            : BANNER_ACCOUNTS_SHOWN + 1
-        ]
-    )
-    items = []
-    for account in accounts[:BANNER_ACCOUNTS_SHOWN]:
-        text, action = _account_banner_text(account, now)
-        items.append(
-            {
-                "level": _LEVEL[account.state],
-                "text": text,
-                "action": action,
-                "url": reverse("dep_accounts:edit", args=[account.pk]) + _fix_anchor(account),
-                "view_url": reverse("dep_accounts:detail", args=[account.pk]),
-            }
-        )
-    if len(accounts) > BANNER_ACCOUNTS_SHOWN:
-        more = accounts[0].problems_total - BANNER_ACCOUNTS_SHOWN
-        list_url = reverse("dep_accounts:list")
-        items.append(
-            {
-                "level": _LEVEL[accounts[BANNER_ACCOUNTS_SHOWN].state],
-                "text": f"{more} more DEP account{'s' * (more != 1)} need attention: "
-                "expiring, expired or refused by Apple.",
-                "action": "See them all",
-                "url": list_url,
-                "view_url": list_url,
-            }
-        )
+    """The problems every page lists: the credentials of every kind (most urgent first, see
+    `services.credentials`), then devices not syncing, the licence and undelivered emails."""
+    items = credential_banner_items(now=now)
     alerted = DEPAccount.objects.exclude(sync_alert="").only(
         "id", "display_name", "server_name", "sync_alert"
     )
-    for account in alerted[:BANNER_ACCOUNTS_SHOWN]:
+    for account in alerted[:BANNER_SHOWN]:
         detail_url = reverse("dep_accounts:detail", args=[account.pk])
         items.append(
             {

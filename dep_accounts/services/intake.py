@@ -29,7 +29,7 @@ from dep_accounts.apple import client as apple_client
 from dep_accounts.apple import envelope as apple_envelope
 from dep_accounts.apple import token as apple_token
 from dep_accounts.encryption import secret_decrypt, secret_encrypt
-from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
+from dep_accounts.models import AuditEvent, ContentToken, DEPAccount, ServerToken
 from dep_accounts.services.apple_access import dep_client_for_token
 from dep_accounts.services.audit import actor_user, audit_record
 from dep_accounts.services.expiry import banner_refresh, token_state_for
@@ -87,17 +87,29 @@ class TokenFile:
         """In memory already: there is nothing to rewind."""
 
 
+SERVER_TOKEN_SIZE = (
+    "a server token is about 2 KB. Choose the .p7m file that Download Token in Apple Business "
+    "Manager saved."
+)
+
+
 @sensitive_variables()
-def token_read(upload: TokenUpload) -> bytes:
-    """The file's bytes; one too large for a server token is refused before it is read."""
-    if upload.size > settings.DEP_TOKEN_MAX_BYTES:
-        raise TokenTooLargeError(
-            f"This file is {filesizeformat(upload.size)}; a server token is about 2 KB. Choose "
-            "the .p7m file that Download Token in Apple Business Manager saved."
-        )
+def token_read(
+    upload: TokenUpload,
+    *,
+    max_bytes: int | None = None,
+    expected_size: str = SERVER_TOKEN_SIZE,
+    empty: str = EMPTY_TOKEN_FILE,
+) -> bytes:
+    """The file's bytes; one too large for its kind is refused before it is read.
+
+    Server tokens by default; another kind of credential file passes its own bound and words.
+    """
+    if upload.size > (settings.DEP_TOKEN_MAX_BYTES if max_bytes is None else max_bytes):
+        raise TokenTooLargeError(f"This file is {filesizeformat(upload.size)}; {expected_size}")
     content = upload.read()
     if not content:
-        raise TokenFileError(EMPTY_TOKEN_FILE)
+        raise TokenFileError(empty)
     return content
 
 
@@ -266,17 +278,32 @@ def token_take(
     return server_token
 
 
+# What a refused file of each kind is recorded as: the audit action and the message's start.
+REJECTED_ACTIONS = {
+    "server_token": (AuditEvent.Action.TOKEN_REJECTED, "Token upload rejected"),
+    "content_token": (AuditEvent.Action.CONTENT_TOKEN_REJECTED, "Content token upload rejected"),
+}
+
+
 def refusal_record(
-    *, account: DEPAccount | None, actor: AbstractBaseUser | None, refusal: Refusal, file_name: str
+    *,
+    account: DEPAccount | None,
+    actor: AbstractBaseUser | None,
+    refusal: Refusal,
+    file_name: str,
+    kind: str = "server_token",
+    content_token: ContentToken | None = None,
 ) -> None:
-    """The one trace of a refused token file, whichever entry point it came through."""
+    """The one trace of a refused credential file, whichever entry point it came through."""
+    action, label = REJECTED_ACTIONS[kind]
     audit_record(
-        action=AuditEvent.Action.TOKEN_REJECTED,
+        action=action,
         outcome=AuditEvent.Outcome.FAILURE,
-        message=f"Token upload rejected: {refusal.message}",
+        message=f"{label}: {refusal.message}",
         actor=actor,
         account=account,
-        details={"reason": refusal.code, "file_name": file_name[:255]},
+        content_token=content_token,
+        details={"reason": refusal.code, "file_name": file_name[:255], "kind": kind},
     )
 
 

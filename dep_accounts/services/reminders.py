@@ -23,17 +23,20 @@ from django.utils.translation import ngettext
 from dep_accounts.links import portal_url
 from dep_accounts.models import (
     AuditEvent,
+    CredentialReminder,
     DEPAccount,
     OutboundEmail,
     ReminderSent,
     ServerToken,
+    Webhook,
     calendar_days_until,
 )
 from dep_accounts.roles import ADMINS
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.audit import audit_record
+from dep_accounts.services.credentials import CREDENTIAL_KINDS, ReminderDue
 from dep_accounts.services.outbox import emails_queue
-from dep_accounts.services.webhooks import webhooks_emit_reminder
+from dep_accounts.services.webhooks import webhooks_emit_credential, webhooks_emit_reminder
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +155,90 @@ def _reminder_queue(*, token: ServerToken, step: int, admins: list[str], now: da
         details={"days_before": step},
     )
     webhooks_emit_reminder(account=account, token=token, days_before=step, message=subject, now=now)
+    return 1
+
+
+def credential_reminders_send(*, now: datetime | None = None) -> int:
+    """The reminders due for credentials of the other kinds (content tokens, ...), once per
+    credential version and step, as `reminders_send` does for server tokens."""
+    now = now or timezone.now()
+    horizon = now + timedelta(days=max(settings.DEP_REMINDER_DAYS) + 1)
+    admins = None
+    sent = 0
+    for kind in CREDENTIAL_KINDS:
+        for due in kind.reminders_due(now, horizon) if kind.reminders_due else []:
+            step = reminder_step(expires_at=due.row.expires_at, now=now)
+            already = CredentialReminder.objects.filter(
+                kind=due.row.kind, version=due.version, days_before=step
+            )
+            if step is None or already.exists():
+                continue
+            if admins is None:
+                admins = admin_emails()
+            try:
+                sent += _credential_reminder_queue(due=due, step=step, admins=admins, now=now)
+            except Exception as exc:
+                logger.exception("Renewal reminder for %s %s failed", due.row.kind, due.version)
+                audit_record(
+                    action=AuditEvent.Action.REMINDER_SENT,
+                    outcome=AuditEvent.Outcome.FAILURE,
+                    message=f"Renewal reminder for “{due.row.name}” failed: "
+                    f"{type(exc).__name__}. It is tried again within the hour.",
+                    **due.audit_subject,
+                )
+    return sent
+
+
+def _credential_reminder_queue(
+    *, due: ReminderDue, step: int, admins: list[str], now: datetime
+) -> int:
+    row = due.row
+    recipients = sorted(set(due.contacts) | set(admins))
+    days_left = calendar_days_until(row.expires_at, now=now)
+    when = "today" if days_left == 0 else f"in {days_left} day{'s' * (days_left != 1)}"
+    subject = f"{row.kind_label} of {row.name} expires {when}"
+    body = (
+        f"The {row.kind_label} of “{row.name}” expires {when}, on "
+        f"{row.expires_at:%A %d %B %Y at %H:%M} UTC.\n"
+        + due.renew_steps.replace("{edit_url}", portal_url(row.edit_url))
+    )
+    try:
+        with transaction.atomic():
+            CredentialReminder.objects.create(kind=row.kind, version=due.version, days_before=step)
+            emails_queue(
+                kind=OutboundEmail.Kind.REMINDER,
+                notification_key=f"reminder:{row.kind}:{due.version}:{step}",
+                recipients=recipients,
+                subject=subject,
+                body=body,
+            )
+    except IntegrityError:
+        return 0
+    audit_record(
+        action=AuditEvent.Action.REMINDER_SENT,
+        message=f"Renewal reminder ({_days_left_text(row.expires_at, now)}) for “{row.name}” "
+        + (
+            ngettext(
+                "queued for %(count)d recipient.",
+                "queued for %(count)d recipients.",
+                len(recipients),
+            )
+            % {"count": len(recipients)}
+            if recipients
+            else "not emailed: no admin or notification contact has an email address."
+        ),
+        details={"days_before": step, "kind": row.kind},
+        **due.audit_subject,
+    )
+    event = Webhook.Event.REMINDER
+    webhooks_emit_credential(
+        event=event,
+        event_key=f"{event}:{row.kind}:{due.version}:{step}",
+        row=row,
+        message=subject,
+        now=now,
+        extra={"reminder_days_before": step},
+    )
     return 1
 
 

@@ -34,6 +34,7 @@ from dep_accounts.encryption import SecretDecryptionError, secret_decrypt, secre
 from dep_accounts.links import portal_url
 from dep_accounts.models import (
     AuditEvent,
+    ContentToken,
     DEPAccount,
     ServerToken,
     Webhook,
@@ -42,6 +43,7 @@ from dep_accounts.models import (
 )
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.audit import actor_user, audit_record
+from dep_accounts.services.credentials import CredentialRow, content_token_row
 from dep_accounts.services.webhook_transport import ReceiverRefusedError, receiver_post
 from mdmportal.celery import AfterCommitTask
 
@@ -146,6 +148,7 @@ def _account_payload(*, event: str, account: DEPAccount, message: str, now: date
         "event": event,
         "occurred_at": now.isoformat(),
         "message": message,
+        "kind": "dep_account",
         "account": {
             "id": account.pk,
             "name": account.name,
@@ -191,6 +194,49 @@ def webhooks_emit_account_state(*, account: DEPAccount) -> int:
     message = f"{account.name}: {account.get_state_display()}. {account.state_detail}".strip()
     payload = _account_payload(event=event, account=account, message=message, now=now)
     return webhooks_emit(event=event, event_key=event_key, payload=payload)
+
+
+def webhooks_emit_credential(
+    *,
+    event: str,
+    event_key: str,
+    row: CredentialRow,
+    message: str,
+    now: datetime,
+    extra: dict | None = None,
+) -> int:
+    """An event about a credential of any kind but DEP accounts: its kind and its row."""
+    payload = {
+        "event": event,
+        "occurred_at": now.isoformat(),
+        "message": message,
+        "kind": row.kind,
+        "credential": {
+            "kind": row.kind,
+            "name": row.name,
+            "state": row.state,
+            "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+            "days_left": row.days_left,
+            "apple_id": row.apple_id,
+            "url": portal_url(row.edit_url or row.detail_url),
+        },
+    } | (extra or {})
+    return webhooks_emit(event=event, event_key=event_key, payload=payload)
+
+
+def webhooks_emit_content_token_state(*, content_token: ContentToken) -> int:
+    """Apple revoked or refused a content token (once per uploaded token); others send none."""
+    if content_token.state not in {ContentToken.State.REVOKED, ContentToken.State.INVALID}:
+        return 0
+    event = Event.TOKEN_REJECTED
+    return webhooks_emit_credential(
+        event=event,
+        event_key=f"{event}:content_token:{content_token.pk}:{content_token.fingerprint}",
+        row=content_token_row(content_token, now=timezone.now()),
+        message=f"{content_token.name}: {content_token.get_state_display()}. "
+        f"{content_token.state_detail}".strip(),
+        now=timezone.now(),
+    )
 
 
 def webhooks_emit_sync_failed(*, account: DEPAccount, message: str, failed_at: datetime) -> int:

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from dep_accounts import roles
-from dep_accounts.models import AuditEvent, DEPAccount, calendar_days_until
+from dep_accounts.models import AuditEvent, ContentToken, DEPAccount, calendar_days_until
 
 register = template.Library()
 
@@ -23,6 +23,9 @@ _STATE_TONES = {
     State.REJECTED: "critical",
     State.TERMS_NOT_ACCEPTED: "critical",
     State.AWAITING_TOKEN: "muted",
+    ContentToken.State.REVOKED: "critical",
+    ContentToken.State.INVALID: "critical",
+    ContentToken.State.ANOTHER_MDM: "critical",
 }
 _SYNC_TONES = {
     DEPAccount.SyncResult.OK: "ok",
@@ -45,6 +48,11 @@ _NAV_SECTIONS = {
     "profile_assign": "profiles",
     "subscription": "subscription",
     "audit_log": "audit_log",
+    "content_tokens": "content_tokens",
+    "content_token_add": "content_tokens",
+    "content_token_detail": "content_tokens",
+    "content_token_edit": "content_tokens",
+    "credentials": "credentials",
 }
 
 

@@ -24,7 +24,8 @@ from dep_accounts.links import portal_url
 from dep_accounts.models import AuditEvent, DEPAccount, OutboundEmail, ServerToken
 from dep_accounts.services.apple_access import dep_client_for_token, server_token_credentials
 from dep_accounts.services.audit import audit_record
-from dep_accounts.services.expiry import account_state_set, banner_refresh, old_token_reset_text
+from dep_accounts.services.credentials import old_token_reset_text
+from dep_accounts.services.expiry import account_state_set, banner_refresh
 from dep_accounts.services.notifications import account_notifications_isolated
 from dep_accounts.services.outbox import emails_queue
 from dep_accounts.services.reminders import admin_emails
