@@ -136,6 +136,10 @@ API: dict[str, Row] = {
     "api:dep_account_token":      NO_SESSION,
     "api:dep_account_sync":       NO_SESSION,
     "api:audit_log":              NO_SESSION,
+    "api:credentials":            NO_SESSION,
+    "api:content_tokens":         NO_SESSION,
+    "api:content_token":          NO_SESSION,
+    "api:content_token_token":    NO_SESSION,
     "api:openapi":                ((200, 405),) * len(ROLES),
 }
 # Prometheus sends METRICS_TOKEN, never a session; without METRICS_TOKEN there are no metrics.
@@ -241,7 +245,7 @@ DJANGO_ADMIN_NOT_STAFF: dict[str, tuple[int | str, int | str]] = {
 }
 
 # What the lead quotes: URL x role x method combinations checked by the table test.
-URLS_CHECKED = 141
+URLS_CHECKED = 145
 COMBINATIONS_CHECKED = URLS_CHECKED * len(ROLES) * len(METHODS)
 
 
@@ -433,6 +437,8 @@ def _path_values(route: Route, objects: dict[str, object], pk: int | None = None
             values["token"] = default_token_generator.make_token(objects["auth.user"])
         elif group == "account_id":
             values["account_id"] = pk if pk is not None else objects["account"].pk
+        elif group == "content_token_id":
+            values[group] = pk if pk is not None else objects["content_token"].pk
         elif group == "app_label":
             values["app_label"] = "dep_accounts"
         elif group == "url":

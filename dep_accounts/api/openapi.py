@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from dep_accounts.api.json_schema import schema_of
+from dep_accounts.api.openapi_credentials import credential_paths
 from dep_accounts.api.representations import (
     Account,
     AccountDetail,
@@ -208,6 +209,9 @@ PATHS = {
             },
         }
     },
+    **credential_paths(
+        of=_of, response=_response, error=_error, page=_PAGE, auth_errors=_AUTH_ERRORS
+    ),
     "/audit-log/": {
         "get": {
             "operationId": "auditLogList",
@@ -254,8 +258,9 @@ OPENAPI = {
     "info": {
         "title": "mdmportal API",
         "version": "1",
-        "description": "DEP accounts, server token renewal, sync and the audit log, for "
-        "scripts. Authenticate with an API token created on your page in the portal: "
+        "description": "DEP accounts, server token renewal, sync, Apps and Books content "
+        "tokens, every Apple credential and the audit log, for scripts. Authenticate with "
+        "an API token created on your page in the portal: "
         "`Authorization: Bearer mdmp_…`. Viewers read; admins also change things. Errors "
         "are JSON: `error` (what to do next) and `code` (stable, for scripts).",
     },

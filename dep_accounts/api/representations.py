@@ -1,4 +1,5 @@
-"""What the API and `manage.py dep_account --json` print: accounts, audit events, errors.
+"""What the API and `manage.py dep_account --json` print: accounts, audit events, errors
+(content tokens and every credential: credential_representations.py).
 
 Plain dicts of public values: no secret of a server token or key pair ever enters them. Their
 TypedDicts are the one description of each shape: api/openapi.py derives its schemas from them.
@@ -14,6 +15,9 @@ from django.urls import reverse
 
 from dep_accounts.api.json_schema import RFC3339, URI, Schema
 from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
+
+# Imported for its refusal types: refusal_codes() must find them whatever was imported first.
+from dep_accounts.services.content_tokens import verdict as content_token_verdict  # noqa: F401
 from dep_accounts.services.verdict import Refusal
 
 # Turns a path of the portal into the absolute URL a script can follow.
@@ -23,7 +27,8 @@ BY_THE_PORTAL = "The username; null for the portal itself."
 
 
 def refusal_codes() -> list[str]:
-    """The `code` of every kind of refused upload, found by walking the refusal types."""
+    """The `code` of every kind of refused upload, of every kind of credential, found by
+    walking the refusal types (the content tokens' are imported above, so always there)."""
     codes: list[str] = []
     kinds: list[type[Refusal]] = [Refusal]
     while kinds:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dep_accounts.api import views
+from dep_accounts.api import content_tokens, views
 
 app_name = "api"
 
@@ -16,6 +16,18 @@ urlpatterns = [
     ),
     path("dep-accounts/<int:account_id>/token", views.dep_account_token, name="dep_account_token"),
     path("dep-accounts/<int:account_id>/sync", views.dep_account_sync, name="dep_account_sync"),
+    path("credentials/", content_tokens.credentials, name="credentials"),
+    path("content-tokens/", content_tokens.content_tokens, name="content_tokens"),
+    path(
+        "content-tokens/<int:content_token_id>/",
+        content_tokens.content_token,
+        name="content_token",
+    ),
+    path(
+        "content-tokens/<int:content_token_id>/token",
+        content_tokens.content_token_token,
+        name="content_token_token",
+    ),
     path("audit-log/", views.audit_log, name="audit_log"),
     path("openapi.json", views.openapi, name="openapi"),
 ]

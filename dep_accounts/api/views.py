@@ -43,7 +43,7 @@ TOKEN_CONTENT_TYPES = {"application/pkcs7-mime", "application/octet-stream"}
 TRUE_VALUES = {"true", "1", "yes", "on"}
 
 
-def _json(body: Mapping[str, object], status: int = 200) -> JsonResponse:
+def json_answer(body: Mapping[str, object], status: int = 200) -> JsonResponse:
     return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
 
 
@@ -54,7 +54,7 @@ def _account_get(account_id: int) -> DEPAccount:
     return account
 
 
-def _page(request: HttpRequest, items, represent) -> dict:
+def page_of(request: HttpRequest, items, represent) -> dict:
     """One page of `items`, with the URLs of the pages before and after it."""
     try:
         page = Paginator(items, PER_PAGE).page(request.GET.get("page", 1))
@@ -79,8 +79,9 @@ def dep_accounts(request: HttpRequest) -> JsonResponse:
     if request.method == "POST":
         return _account_create(request)
     absolute = request.build_absolute_uri
-    return _json(
-        _page(request, dep_accounts_list(), lambda a: account_representation(a, absolute=absolute))
+    accounts = dep_accounts_list()
+    return json_answer(
+        page_of(request, accounts, lambda a: account_representation(a, absolute=absolute))
     )
 
 
@@ -104,7 +105,7 @@ def _account_create(request: HttpRequest) -> JsonResponse:
     except ValidationError as exc:
         raise APIError(400, "invalid", f"“name”: {exc.messages[0]}") from exc
     account = account_create(actor=request.user, display_name=name.strip())
-    response = _json(
+    response = json_answer(
         account_detail_representation(account, absolute=request.build_absolute_uri), status=201
     )
     response["Location"] = request.build_absolute_uri(reverse("api:dep_account", args=[account.pk]))
@@ -114,7 +115,7 @@ def _account_create(request: HttpRequest) -> JsonResponse:
 @api_endpoint(GET=can_view)
 def dep_account(request: HttpRequest, account_id: int) -> JsonResponse:
     account = _account_get(account_id)
-    return _json(account_detail_representation(account, absolute=request.build_absolute_uri))
+    return json_answer(account_detail_representation(account, absolute=request.build_absolute_uri))
 
 
 @api_endpoint(GET=can_view)
@@ -145,7 +146,7 @@ def dep_account_token(request: HttpRequest, account_id: int) -> JsonResponse:
         raise APIError(413, exc.code, exc.message, limit_bytes=limit) from exc
     except Refusal as exc:
         raise APIError(422, exc.code, exc.message, **_refusal_details(exc)) from exc
-    return _json(account_detail_representation(account, absolute=request.build_absolute_uri))
+    return json_answer(account_detail_representation(account, absolute=request.build_absolute_uri))
 
 
 def _token_file(request: HttpRequest) -> UploadedFile:
@@ -202,7 +203,7 @@ def dep_account_sync(request: HttpRequest, account_id: int) -> JsonResponse:
         account_sync_request(account=account, actor=request.user)
     except SyncUnavailableError as exc:
         raise APIError(409, "sync_unavailable", exc.message) from exc
-    return _json({"status": "queued"}, status=202)
+    return json_answer({"status": "queued"}, status=202)
 
 
 @api_endpoint(GET=can_view)
@@ -220,7 +221,7 @@ def audit_log(request: HttpRequest) -> JsonResponse:
         action=action,
         since=_moment(since) if since else None,
     )
-    return _json(_page(request, events, audit_event_representation))
+    return json_answer(page_of(request, events, audit_event_representation))
 
 
 def _moment(value: str) -> datetime:
@@ -240,4 +241,4 @@ def _moment(value: str) -> datetime:
 
 @require_GET
 def openapi(request: HttpRequest) -> JsonResponse:
-    return _json(OPENAPI)
+    return json_answer(OPENAPI)
