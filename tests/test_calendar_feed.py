@@ -16,6 +16,7 @@ from icalendar import Calendar
 
 from dep_accounts.models import CalendarFeed, DEPAccount
 from dep_accounts.roles import VIEWERS
+from dep_accounts.services.content_tokens.intake import content_token_intake
 from dep_accounts.services.intake import TokenFile, token_intake
 
 pytestmark = pytest.mark.django_db
@@ -136,3 +137,26 @@ def test_the_calendar_page_is_for_users_with_a_role(client, nobody):
     assert client.get(url).status_code == 403
     assert client.post(url).status_code == 403
     assert not CalendarFeed.objects.exists()
+
+
+def test_a_content_token_has_its_own_event_with_its_renewal_steps(
+    apps_books, client_as, viewer, admin, content_token
+):
+    calendar = _subscribe(_feed_url(client_as(viewer)))
+
+    (event,) = calendar.walk("VEVENT")
+    assert event.decoded("dtstart") == content_token.expires_at
+    assert str(event["summary"]) == "Apps and Books content token of Springfield High expires"
+    description = str(event["description"])
+    assert "Sign in to Apple Business Manager as vpp.manager@springfield.example" in description
+    assert "Payments and Billing > Apps and Books" in description
+    edit_url = reverse("dep_accounts:content_token_edit", args=[content_token.pk])
+    assert edit_url in description
+
+    content_token_intake(
+        content_token=content_token,
+        upload=TokenFile("renewed.vpptoken", apps_books.token()),
+        actor=admin,
+    )
+    (renewed,) = _subscribe(_feed_url(client_as(viewer))).walk("VEVENT")
+    assert str(renewed["uid"]) != str(event["uid"])

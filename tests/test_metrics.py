@@ -12,6 +12,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from dep_accounts.models import DEPAccount
+from dep_accounts.services.credentials import CREDENTIAL_KINDS
 
 pytestmark = pytest.mark.django_db
 
@@ -121,7 +122,8 @@ def test_a_scrape_costs_the_same_queries_for_one_and_many_accounts(client, db):
     with CaptureQueriesContext(connection) as many:
         _scrape(client)
 
-    assert len(one) == len(many) == 2
+    # The accounts, the licence, and one query a kind of credential.
+    assert len(one) == len(many) == 2 + len(CREDENTIAL_KINDS)
 
 
 def test_metrics_need_the_bearer_token(client, admin):
@@ -141,3 +143,26 @@ def test_metrics_do_not_exist_without_a_metrics_token(client, settings):
 
     assert client.get(reverse("metrics")).status_code == 404
     assert client.get(reverse("metrics"), HTTP_AUTHORIZATION="Bearer ").status_code == 404
+
+
+def test_every_credential_has_expiry_days_left_and_state_with_its_kind(
+    client, dep_account, content_token
+):
+    families = _families(_scrape(client))
+
+    days_left = {
+        s.labels["kind"]: s.value for s in families["mdmportal_credential_days_left"].samples
+    }
+    assert days_left == {
+        "dep_account": dep_account.days_left(),
+        "content_token": content_token.days_left(),
+    }
+    expiry = families["mdmportal_credential_expiry_timestamp_seconds"].samples
+    content = [s for s in expiry if s.labels["kind"] == "content_token"]
+    assert content[0].labels["name"] == "Springfield High"
+    assert content[0].value == content_token.expires_at.timestamp()
+    states = {
+        (s.labels["kind"], s.labels["state"]): s.value
+        for s in families["mdmportal_credential_state"].samples
+    }
+    assert states == {("dep_account", "ok"): 1.0, ("content_token", "ok"): 1.0}

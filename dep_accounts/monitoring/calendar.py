@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_variables
 from icalendar import Alarm, Calendar, Event
 
 from dep_accounts.links import portal_url
-from dep_accounts.models import CalendarFeed, DEPAccount, ServerToken
+from dep_accounts.models import CalendarFeed, ContentToken, DEPAccount, ServerToken
 from dep_accounts.roles import can_view
 
 ALARM_DAYS = (30, 7)
@@ -101,15 +101,50 @@ def _token_event(token: ServerToken, *, host: str, now: datetime) -> Event:
     return event
 
 
+def _content_token_event(content_token: ContentToken, *, host: str, now: datetime) -> Event:
+    edit_url = portal_url(reverse("dep_accounts:content_token_edit", args=[content_token.pk]))
+    name = content_token.name
+    event = Event()
+    # A renewed content token is another event: its fingerprint is in the uid.
+    version = content_token.fingerprint.removeprefix("SHA256:").replace(":", "")
+    event.add("uid", f"content-token-{content_token.pk}-{version}@{host}")
+    event.add("dtstamp", now)
+    event.add("dtstart", content_token.expires_at)
+    event.add("dtend", content_token.expires_at + timedelta(minutes=30))
+    event.add("summary", f"Apps and Books content token of {name} expires")
+    by = f" as {content_token.apple_id}" if content_token.apple_id else ""
+    event.add(
+        "description",
+        f"The Apps and Books content token of the location “{name}” "
+        f"({content_token.org_name}) expires on "
+        f"{content_token.expires_at:%A %d %B %Y at %H:%M} UTC. Once it has expired, its apps "
+        "and books can no longer be assigned to devices.\n\n"
+        "To renew it:\n"
+        f"1. Sign in to Apple Business Manager{by}.\n"
+        "2. Open Preferences > Payments and Billing > Apps and Books and download the content "
+        f"token of “{name}”.\n"
+        f"3. Open {edit_url} (Edit Content Token), choose the downloaded .vpptoken file under "
+        "Upload Token and click Save.\n",
+    )
+    event.add("url", edit_url)
+    for days in ALARM_DAYS:
+        alarm = Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", f"The content token of {name} expires in {days} days")
+        alarm.add("trigger", timedelta(days=-days))
+        event.add_component(alarm)
+    return event
+
+
 def calendar_feed_ics(*, now: datetime | None = None) -> bytes:
-    """The iCalendar document of every DEP account's current server token expiry."""
+    """The iCalendar document of every current server token's and content token's expiry."""
     now = now or timezone.now()
     host = urlsplit(settings.PORTAL_BASE_URL).hostname or "mdmportal"
     calendar = Calendar()
     calendar.add("prodid", "-//mdmportal//DEP server token expiries//EN")
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("x-wr-calname", "DEP server token expiries")
+    calendar.add("x-wr-calname", "Apple credential expiries")
     tokens = (
         ServerToken.objects.filter(is_current=True)
         .select_related("account")
@@ -117,4 +152,6 @@ def calendar_feed_ics(*, now: datetime | None = None) -> bytes:
     )
     for token in tokens:
         calendar.add_component(_token_event(token, host=host, now=now))
+    for content_token in ContentToken.objects.defer("credential_encrypted"):
+        calendar.add_component(_content_token_event(content_token, host=host, now=now))
     return calendar.to_ical()

@@ -1,5 +1,6 @@
 """The Prometheus metrics at /metrics: token expiry, state and last sync of each DEP account,
-and the licence's expiry, read in two queries whatever the number of accounts."""
+every Apple credential's expiry and state with a `kind` label (server tokens, content tokens,
+...), and the licence's expiry, in a fixed number of queries whatever the number of rows."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from dep_accounts.models import DEPAccount
 from dep_accounts.selectors import licence_current
+from dep_accounts.services.credentials import credentials_all
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
@@ -84,6 +86,7 @@ class PortalCollector:
                     float(account.last_sync_result == Result.OK),
                 )
         yield from (expiry, days_left, state, last_sync, last_sync_success)
+        yield from self.credentials()
 
         licence_expiry = GaugeMetricFamily(
             "mdmportal_licence_expiry_timestamp_seconds",
@@ -97,6 +100,32 @@ class PortalCollector:
                 licence.valid_until.timestamp(),
             )
         yield licence_expiry
+
+    def credentials(self) -> Iterator[Metric]:
+        """Every credential of every kind; `url` (its page) tells two of one name apart."""
+        labels = ["kind", "name", "url"]
+        expiry = GaugeMetricFamily(
+            "mdmportal_credential_expiry_timestamp_seconds",
+            "When the Apple credential expires, as a Unix time.",
+            labels=labels,
+        )
+        days_left = GaugeMetricFamily(
+            "mdmportal_credential_days_left",
+            "Calendar days until the Apple credential expires (0 on the day, negative after).",
+            labels=labels,
+        )
+        state = GaugeMetricFamily(
+            "mdmportal_credential_state",
+            "The Apple credential's state: one series, of value 1, for the state it is in.",
+            labels=[*labels, "state"],
+        )
+        for row in credentials_all(now=self.now):
+            row_labels = [row.kind, row.name, row.detail_url]
+            if row.expires_at is not None:
+                expiry.add_metric(row_labels, row.expires_at.timestamp())
+                days_left.add_metric(row_labels, row.days_left)
+            state.add_metric([*row_labels, row.state], 1.0)
+        yield from (expiry, days_left, state)
 
 
 def metrics_exposition(*, now: datetime | None = None) -> bytes:

@@ -138,7 +138,7 @@ class Command(BaseCommand):
             )
 
     def account_create(self, *, name: str, public_key_out: Path, user: str | None, **options):
-        actor = _actor(user)
+        actor = command_actor(user)
         try:
             name_validate(name)
         except ValidationError as exc:
@@ -162,7 +162,7 @@ class Command(BaseCommand):
     def token_upload(
         self, *, account_id: int, token_file: Path, apple_id_changed: bool, user: str | None, **o
     ) -> None:
-        actor = _actor(user)
+        actor = command_actor(user)
         account = _account_get(account_id)
         try:
             with token_file.open("rb") as opened:
@@ -186,7 +186,7 @@ class Command(BaseCommand):
         )
 
     def account_sync(self, *, account_id: int, user: str | None, **options) -> None:
-        actor = _actor(user)
+        actor = command_actor(user)
         account = _account_get(account_id)
         try:
             account_sync_request(account=account, actor=actor)
@@ -195,7 +195,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Sync of “{account.name}” queued.")
 
     def account_full_resync(self, *, account_id: int, user: str | None, **options) -> None:
-        actor = _actor(user)
+        actor = command_actor(user)
         account = _account_get(account_id)
         try:
             account_full_resync_request(account=account, actor=actor)
@@ -214,7 +214,7 @@ def _account_get(account_id: int) -> DEPAccount:
     return account
 
 
-def _actor(username: str | None) -> AbstractBaseUser | None:
+def command_actor(username: str | None) -> AbstractBaseUser | None:
     """The admin a change is recorded as done by; None for the portal itself."""
     if username is None:
         return None
