@@ -7,11 +7,13 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 import time_machine
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -246,3 +248,22 @@ def test_a_revoked_content_token_sends_one_rejected_webhook_with_its_kind(
     assert delivery.event == Webhook.Event.TOKEN_REJECTED
     assert delivery.payload["kind"] == "content_token"
     assert delivery.payload["credential"]["state"] == "revoked"
+
+
+def test_the_demo_seeds_a_content_token_expiring_in_20_days_once(
+    sim, settings, monkeypatch, tmp_path
+):
+    monkeypatch.delenv("VPP_API_URL", raising=False)
+    settings.DEP_API_URL = sim.url
+    settings.VAR_DIR = tmp_path
+
+    call_command("seed_demo", "--no-credentials", stdout=StringIO())
+    call_command("seed_demo", "--no-credentials", stdout=StringIO())
+
+    content_token = ContentToken.objects.get()
+    assert content_token.days_left() in (19, 20)
+    assert content_token.location_name == "Springfield High School"
+    assert content_token.licences_total == 12 * 40
+    texts = [item["text"] for item in Banner.objects.get().items]
+    assert any("server token of “Springfield district”" in t for t in texts)
+    assert any("content token of “Springfield High School” expires in" in t for t in texts)

@@ -130,6 +130,7 @@ class Command(BaseCommand):
             | {
                 "DEP_API_URL": os.environ.get("DEP_API_URL", applesim_url),
                 "APPLESIM_ABM_URL": os.environ.get("APPLESIM_ABM_URL", applesim_url + "/"),
+                "VPP_API_URL": os.environ.get("VPP_API_URL", applesim_url + "/mdm/v2"),
                 "PORTAL_BASE_URL": f"http://{host}:{port}",
                 # A webhook receiver tried out next to the demo listens on this machine.
                 "WEBHOOK_ALLOWED_NETWORKS": os.environ.get(
@@ -142,6 +143,7 @@ class Command(BaseCommand):
         )
         settings.DEP_API_URL = env["DEP_API_URL"]
         settings.APPLESIM_ABM_URL = env["APPLESIM_ABM_URL"]
+        settings.VPP_API_URL = env["VPP_API_URL"]
         python = sys.executable
         # Apple's side (and any other outside service the portal talks to) starts first: the
         # demo is seeded through it before the portal's own processes start.

@@ -1,10 +1,12 @@
-"""Seed the embedded default's demo: users, a licence, ABM in applesim, one DEP account.
+"""Seed the embedded default's demo: users, a licence, ABM in applesim, one DEP account and one
+Apps and Books content token.
 
 Seeding is one transaction: a start that fails half-way (applesim gone, a refusal) leaves the
 portal as it was, and the next start seeds again. A part that is missing is completed: the
 demo DEP account is added while the portal has never had one, whatever happened before.
 
-The DEP account's token expires in 10 days so the banner shows at first login. The admin's
+The DEP account's token expires in 10 days and the content token in 20, so the banner shows
+both kinds at first login. The admin's
 password is made on first seed, kept in var/ (readable by its owner only) and printed each start.
 
 applesim is a separate service: the demo plays Apple's part over its HTTP control API (/_sim/),
@@ -14,6 +16,7 @@ as any other MDM project would, and imports nothing of it.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import urllib.error
 import urllib.request
@@ -29,12 +32,14 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from dep_accounts.models import AuditEvent, DEPAccount
+from dep_accounts.models import AuditEvent, ContentToken, DEPAccount
 from dep_accounts.roles import ADMINS, VIEWERS
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.accounts import account_create
+from dep_accounts.services.content_tokens.intake import content_token_intake
+from dep_accounts.services.content_tokens.state import content_token_states_refresh
 from dep_accounts.services.expiry import banner_refresh, token_states_refresh
-from dep_accounts.services.intake import token_check, token_take
+from dep_accounts.services.intake import TokenFile, token_check, token_take
 from dep_accounts.services.licence import LicenceError, licence_document_issue, licence_install
 from dep_accounts.services.verdict import Intent, Refusal
 
@@ -77,6 +82,14 @@ class ABMControl:
                 "Start it (python -m applesim) or set DEP_API_URL to where it runs."
             ) from None
 
+    def state(self) -> dict[str, Any]:
+        """applesim's organisations, as GET /_sim/state answers."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/_sim/state", timeout=60) as response:  # noqa: S310
+                return json.loads(response.read())
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError) as error:
+            raise DemoSeedError(f"applesim did not answer at {self.url} ({error}).") from None
+
     def json(self, path: str, payload: Any = None) -> dict[str, Any]:
         body, _headers = self.call(path, payload)
         try:
@@ -107,6 +120,8 @@ class Command(BaseCommand):
                     self._licence_seed()
                 if not _portal_had_an_account():
                     self._abm_seed()
+                if not _portal_had_a_content_token():
+                    self._content_token_seed()
         except (DemoSeedError, LicenceError, Refusal) as error:
             raise CommandError(f"The demo was not seeded (nothing was kept): {error}") from None
         line = credentials_line()
@@ -177,6 +192,42 @@ class Command(BaseCommand):
             "in 10 days."
         )
 
+    def _content_token_seed(self) -> None:
+        """A location in the demo organisation, its content token expiring in 20 days."""
+        if "VPP_API_URL" not in os.environ:
+            # The demo's Apple is applesim, for Apps and Books too.
+            settings.VPP_API_URL = settings.DEP_API_URL.rstrip("/") + "/mdm/v2"
+        admin = get_user_model().objects.filter(username="admin").first()
+        abm = ABMControl(settings.DEP_API_URL)
+        named = [o for o in abm.state()["organisations"] if o["name"] == ORGANISATION]
+        org_id = (
+            named[0]["org_id"]
+            if named
+            else abm.json(
+                "organisations",
+                {"name": ORGANISATION, "apple_ids": APPLE_IDS, "org_type": "edu"},
+            )["org_id"]
+        )
+        uid = abm.json(
+            "vpp/locations",
+            {"org_id": org_id, "location_name": "Springfield High School", "country": "US"},
+        )["uid"]
+        abm.call(f"vpp/locations/{uid}/assets", {"count": 12, "licences": 40})
+        abm.call("sign-in", {"apple_id": APPLE_IDS[0], "org_id": org_id})
+        content, headers = abm.call(f"vpp/locations/{uid}/token", {"validity_days": 20})
+        content_token = content_token_intake(
+            content_token=None,
+            upload=TokenFile(headers.get_filename() or "sToken.vpptoken", content),
+            actor=admin,
+            apple_id=APPLE_IDS[0],
+        )
+        content_token_states_refresh()
+        banner_refresh()
+        self.stdout.write(
+            f"Demo seeded: content token of the Apps and Books location “{content_token.name}”, "
+            "which expires in 20 days."
+        )
+
 
 def credentials_line() -> str:
     """How to sign in to the demo, or nothing when the demo did not make the users."""
@@ -196,6 +247,14 @@ def _password_write(password: str) -> None:
     path.touch(mode=0o600)
     path.chmod(0o600)
     path.write_text(password)
+
+
+def _portal_had_a_content_token() -> bool:
+    """Whether a content token exists or ever existed (an admin's deletion is not undone)."""
+    return (
+        ContentToken.objects.exists()
+        or AuditEvent.objects.filter(action=AuditEvent.Action.CONTENT_TOKEN_ADDED).exists()
+    )
 
 
 def _portal_had_an_account() -> bool:
