@@ -66,7 +66,7 @@ def audit_events(
     since: datetime | None = None,
 ) -> QuerySet[AuditEvent]:
     """The audit log, newest first, filtered as the Audit Log page and the API ask."""
-    events = AuditEvent.objects.select_related("account").order_by("-at", "-id")
+    events = AuditEvent.objects.select_related("account", "content_token").order_by("-at", "-id")
     if account_id is not None:
         events = events.filter(account_id=account_id)
     if account_name:

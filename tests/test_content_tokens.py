@@ -262,3 +262,9 @@ def test_the_banner_names_an_expiring_content_token(content_token):
     items = Banner.objects.get().items
     assert items[0]["text"].startswith("The content token of “Springfield High” expires in 3 days")
     assert items[0]["url"] == _edit_url(content_token) + "#upload-token"
+
+
+def test_the_audit_log_names_the_content_token_of_each_event(client_as, viewer, content_token):
+    page = client_as(viewer).get(reverse("dep_accounts:audit_log")).content.decode()
+    assert "Content token added" in page
+    assert f'<a href="{content_token.get_absolute_url()}">Springfield High</a>' in page

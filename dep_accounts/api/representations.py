@@ -139,6 +139,7 @@ class AuditEventEntry(TypedDict):
     actor: Annotated[str | None, Schema(description=BY_THE_PORTAL)]
     account_id: int | None
     account_name: str | None
+    content_token_id: int | None
     action: Annotated[str, Schema(enum=AuditEvent.Action.values)]
     action_label: str
     outcome: Annotated[str, Schema(enum=AuditEvent.Outcome.values)]
@@ -230,6 +231,7 @@ def audit_event_representation(event: AuditEvent) -> AuditEventEntry:
         "actor": event.actor_name or None,
         "account_id": event.account_id,
         "account_name": event.account.name if event.account_id else None,
+        "content_token_id": event.content_token_id,
         "action": event.action,
         "action_label": event.get_action_display(),
         "outcome": event.outcome,

@@ -73,6 +73,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "account__id",
         "account__display_name",
         "account__server_name",
+        "content_token__id",
+        "content_token__location_name",
     )
     page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "dep_accounts/audit_log.html", {"form": form, "page": page})
