@@ -23,6 +23,8 @@ from dep_accounts.apple.apns import push_key_generate
 from dep_accounts.apple.keypair import key_pair_generate
 from dep_accounts.models import AuditEvent, ContentToken, ContentTokenUpload
 from dep_accounts.services.api_tokens import api_token_create
+from dep_accounts.services.content_tokens.intake import content_token_intake
+from dep_accounts.services.intake import TokenFile
 
 pytestmark = pytest.mark.django_db
 
@@ -192,3 +194,37 @@ def test_inspect_names_the_wrong_kind_of_file(tmp_path):
     path.write_bytes(key_pair_generate(common_name="x").certificate_pem)
     with pytest.raises(CommandError, match="not an Apps and Books content token"):
         call_command("content_token", "inspect", str(path))
+
+
+def test_bulk_renewal_matches_each_file_to_its_location(apps_books, content_token, tmp_path):
+    other_uid = apps_books.location_add("Shelbyville Elementary")
+    other = content_token_intake(
+        content_token=None,
+        upload=TokenFile("b.vpptoken", apps_books.token(uid=other_uid, validity_days=100)),
+        actor=None,
+    )
+    unknown_uid = apps_books.location_add("Ogdenville Middle")
+    # ABM's names say nothing reliable: the files are named the other way round.
+    files = {
+        "sToken_for_Springfield_High.vpptoken": apps_books.token(uid=other_uid),
+        "sToken_for_Shelbyville_Elementary.vpptoken": apps_books.token(),
+        "sToken_for_Ogdenville_Middle.vpptoken": apps_books.token(uid=unknown_uid),
+        "notes.txt": b"not a token",
+    }
+    paths = []
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+        paths.append(str(tmp_path / name))
+    out, err = StringIO(), StringIO()
+
+    with pytest.raises(CommandError, match="2 of 4 files were not renewed"):
+        call_command("content_token", "bulk-renew", *paths, stdout=out, stderr=err)
+
+    assert "renewed “Shelbyville Elementary”" in out.getvalue()
+    assert "renewed “Springfield High”" in out.getvalue()
+    assert "No content token here is for the location “Ogdenville Middle”" in err.getvalue()
+    assert "notes.txt: not renewed." in err.getvalue()
+    for renewed in (content_token, other):
+        renewed.refresh_from_db()
+        assert renewed.days_left() >= 364
+    assert AuditEvent.objects.filter(action="content_token_rejected").count() == 2

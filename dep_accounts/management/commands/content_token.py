@@ -4,6 +4,7 @@ manage.py content_token list --json
 manage.py content_token show 3
 manage.py content_token upload ~/Downloads/sToken_for_Springfield.vpptoken          (a new one)
 manage.py content_token upload --renew 3 ~/Downloads/sToken_for_Springfield.vpptoken
+manage.py content_token bulk-renew ~/Downloads/*.vpptoken    (each matched to its location)
 manage.py content_token inspect sToken_for_Springfield.vpptoken   (the file alone, no Apple)
 """
 
@@ -26,6 +27,7 @@ from dep_accounts.apple import vpp as apple_vpp
 from dep_accounts.links import portal_url
 from dep_accounts.management.commands.dep_account import command_actor
 from dep_accounts.models import ContentToken
+from dep_accounts.services.content_tokens.bulk import content_tokens_bulk_renew
 from dep_accounts.services.content_tokens.intake import content_token_intake
 from dep_accounts.services.content_tokens.verdict import ContentTokenConfirmations
 from dep_accounts.services.intake import TokenFile
@@ -35,7 +37,8 @@ from dep_accounts.services.verdict import Refusal
 class Command(BaseCommand):
     help = (
         "Apps and Books content tokens for scripts: list, show, upload (a new location, or "
-        "--renew ID, by the console's rules) and inspect (a .vpptoken file's metadata, never "
+        "--renew ID, by the console's rules), bulk-renew (each file matched to its location) "
+        "and inspect (a .vpptoken file's metadata, never "
         "the token). Changes are recorded in the audit log as done by the portal, or by --user."
     )
 
@@ -58,6 +61,13 @@ class Command(BaseCommand):
         upload.add_argument(
             "--user", metavar="USERNAME", help="the admin the audit log names (default: none)"
         )
+        bulk = commands.add_parser(
+            "bulk-renew", help="renew the location each .vpptoken is for, matched by Apple"
+        )
+        bulk.add_argument("token_files", type=Path, nargs="+", metavar="FILE")
+        bulk.add_argument(
+            "--user", metavar="USERNAME", help="the admin the audit log names (default: none)"
+        )
         inspect = commands.add_parser("inspect", help="a .vpptoken's metadata as JSON")
         inspect.add_argument("token_file", type=Path, metavar="FILE")
 
@@ -66,6 +76,7 @@ class Command(BaseCommand):
             "list": self.content_token_list,
             "show": self.content_token_show,
             "upload": self.content_token_upload,
+            "bulk-renew": self.content_tokens_bulk_renew,
             "inspect": self.content_token_inspect,
         }[subcommand]
         handler(**options)
@@ -131,6 +142,26 @@ class Command(BaseCommand):
             f"Content token {content_token.pk} of “{content_token.name}” taken: valid until "
             f"{content_token.expires_at:%Y-%m-%d} ({content_token.days_left()} days)."
         )
+
+    @sensitive_variables()
+    def content_tokens_bulk_renew(self, *, token_files: list[Path], user: str | None, **o) -> None:
+        actor = command_actor(user)
+        files = []
+        for path in token_files:
+            content, size = _read(path)
+            files.append(TokenFile(path.name, content, size=size))
+        results = content_tokens_bulk_renew(token_files=files, actor=actor)
+        for result in results:
+            if result.problem:
+                self.stderr.write(f"{result.file_name}: not renewed. {result.problem}")
+            else:
+                self.stdout.write(
+                    f"{result.file_name}: renewed “{result.content_token.name}”, valid until "
+                    f"{result.content_token.expires_at:%Y-%m-%d}."
+                )
+        refused = sum(1 for result in results if result.problem)
+        if refused:
+            raise CommandError(f"{refused} of {len(results)} files were not renewed.")
 
     @sensitive_variables()
     def content_token_inspect(self, *, token_file: Path, **options) -> None:
