@@ -6,6 +6,7 @@ var/. The demo is seeded on first start. Ctrl-C (or SIGTERM) stops every process
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -28,6 +29,12 @@ class Command(BaseCommand):
         parser.add_argument("--applesim-port", type=int, default=8001)
 
     def handle(self, *args, host: str, port: int, applesim_port: int, **options) -> None:
+        # applesim is a package of its own (applesim/), installed beside the portal for the demo.
+        if importlib.util.find_spec("applesim.server") is None:
+            raise CommandError(
+                "applesim is not installed in this Python: run `make run`, or "
+                "`pip install -e ./applesim`, then try again."
+            )
         applesim_url = f"http://127.0.0.1:{applesim_port}"
         env = os.environ | {
             "DEP_API_URL": os.environ.get("DEP_API_URL", applesim_url),
