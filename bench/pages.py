@@ -92,7 +92,7 @@ def scenario(size: Size, database: str) -> list[Row]:
     banner_refresh()
     accounts.measure("few", "accounts-table")
 
-    account = DEPAccount.objects.order_by("pk").first()
+    account = DEPAccount.objects.earliest("pk")
     data.devices_create(account=account, count=size.devices_few)
     extra_from = DEPDevice.objects.aggregate(last=Max("pk"))["last"] + 1
     devices = PageSizes(client, reverse("dep_accounts:devices"), size.page_requests)

@@ -8,6 +8,7 @@ transaction per page). Ours and the floor alternate, so drift on the machine hit
 
 from __future__ import annotations
 
+import functools
 import gc
 import random
 import time
@@ -132,7 +133,9 @@ def scenario(size: Size, database: str) -> list[Row]:
         _check_count(size.naive_devices, "The naive sync")
         naive_scaled = naive_seconds * size.devices / size.naive_devices
 
-        ours, floor, ours_growth = [], [], []
+        ours: list[float] = []
+        floor: list[float] = []
+        ours_growth: list[float] = []
         cpu: dict[str, list[float]] = {"ours": [], "floor": []}
         for repeat in range(size.sync_repeats):
             # floor, ours / ours, floor / floor, ours: with an odd number of repeats the last
@@ -144,7 +147,7 @@ def scenario(size: Size, database: str) -> list[Row]:
                 with memory_growth() as growth:
                     run = ours_run if way == "ours" else floor_run
                     cpu_start = time.process_time()
-                    seconds, seen = timed(lambda run=run: run(account))
+                    seconds, seen = timed(functools.partial(run, account))
                     cpu[way].append(time.process_time() - cpu_start)
                 if seen != size.devices:
                     raise RuntimeError(f"The {way} sync saw {seen} devices, not {size.devices}.")

@@ -30,7 +30,7 @@ class _ServerTokenValidator(RequestValidator):
 
     allowed_signature_methods = ("HMAC-SHA1",)
     enforce_ssl = False
-    safe_characters = frozenset(string.ascii_letters + string.digits + "_-")
+    safe_characters = set(string.ascii_letters + string.digits + "_-")
     client_key_length = (10, 200)
     access_token_length = (10, 200)
     nonce_length = (8, 64)

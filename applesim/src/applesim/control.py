@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from applesim import inventory
@@ -81,7 +82,7 @@ class ControlAPI:
         self.store = store
         self.dep = dep
         self.faults = faults
-        self.routes = [
+        self.routes: list[tuple[str, str, Callable[..., Response]]] = [
             ("POST", r"/_sim/reset", self.reset),
             ("GET", r"/_sim/state", self.state),
             ("POST", r"/_sim/organisations", self.organisation_create),

@@ -8,6 +8,7 @@ manage.py dep_account list --json
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -78,14 +79,14 @@ class Command(BaseCommand):
         sync.add_argument("account_id", type=int, metavar="ID")
 
     def handle(self, *args, subcommand: str, **options) -> None:
-        handler = {
+        handlers: dict[str, Callable[..., None]] = {
             "list": self.account_list,
             "show": self.account_show,
             "create": self.account_create,
             "upload-token": self.token_upload,
             "sync": self.account_sync,
-        }[subcommand]
-        handler(**options)
+        }
+        handlers[subcommand](**options)
 
     def account_list(self, *, as_json: bool, **options) -> None:
         accounts = dep_accounts_list()

@@ -21,11 +21,13 @@ class Command(BaseCommand):
                 KeyPair.objects.select_for_update().only("pk", "private_key_encrypted")
             )
             for key_pair in key_pairs:
-                key_pair.private_key_encrypted = secret_reencrypt(key_pair.private_key_encrypted)
+                key_pair.private_key_encrypted = secret_reencrypt(
+                    bytes(key_pair.private_key_encrypted)
+                )
             KeyPair.objects.bulk_update(key_pairs, ["private_key_encrypted"], batch_size=500)
             tokens = list(ServerToken.objects.select_for_update().only("pk", "secrets_encrypted"))
             for token in tokens:
-                token.secrets_encrypted = secret_reencrypt(token.secrets_encrypted)
+                token.secrets_encrypted = secret_reencrypt(bytes(token.secrets_encrypted))
             ServerToken.objects.bulk_update(tokens, ["secrets_encrypted"], batch_size=500)
         self.stdout.write(
             f"Re-encrypted {len(key_pairs)} private key(s) and {len(tokens)} server token(s) "
