@@ -1,9 +1,9 @@
 """GET /session: OAuth 1.0a verification, and the X-ADM-Auth-Session tokens it hands out.
 
-Apple's rules (apple-dep.md section 3): a session ends after extended inactivity (here 5 simulated
-minutes), and any response may carry a new X-ADM-Auth-Session to use from then on. Here a session
-rotates on every 10th request and whenever it is 2 minutes old; the replaced value keeps working
-for 30 simulated seconds so requests already in flight are not refused.
+Apple's rules (docs/apple-dep.md section 3): a session ends after extended inactivity (here 5
+simulated minutes), and any response may carry a new X-ADM-Auth-Session to use from then on. Here
+a session rotates on every 10th request and whenever it is 2 minutes old; the replaced value keeps
+working for 30 simulated seconds so requests already in flight are not refused.
 """
 
 from __future__ import annotations
