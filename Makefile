@@ -1,5 +1,8 @@
 # mdmportal: `make run` sets up and starts the embedded default; `make test` sets up and tests.
 PYTHON ?= python3
+PORT ?= 8000
+APPLESIM_PORT ?= 8001
+MAIL_PORT ?= 1025
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -14,9 +17,9 @@ $(STAMP): pyproject.toml applesim/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ./applesim -e '.[dev]'
 	touch $(STAMP)
 
+# make run PORT=8080 APPLESIM_PORT=8081 when the default ports are taken.
 run: $(STAMP)
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py run_embedded
+	@$(BIN)/python manage.py run_embedded --port $(PORT) --applesim-port $(APPLESIM_PORT) --mail-port $(MAIL_PORT)
 
 # Everything, browser and production topology included: .ci/test-machine installs Chromium
 # and starts PostgreSQL and Redis first (or says which one command to run).

@@ -23,11 +23,11 @@ from django.utils import timezone
 from applesim.testing import SimControl
 from bench.child import SIGNING_KEY_VARIABLE
 from dep_accounts.apple import schema as apple_schema
-from dep_accounts.apple.token import ServerToken as TokenCredentials
+from dep_accounts.apple.token import ServerTokenCredentials
 from dep_accounts.encryption import secret_encrypt
 from dep_accounts.models import DEPAccount, DEPDevice, ServerToken
+from dep_accounts.services.device_upsert import DEVICE_FIELDS
 from dep_accounts.services.licence import licence_document_issue, licence_install
-from dep_accounts.services.sync import DEVICE_FIELDS
 from dep_accounts.services.tokens import token_state_for
 
 GOLDEN = 0.6180339887498949
@@ -112,7 +112,7 @@ def sim_account_create(control: SimControl) -> tuple[DEPAccount, str]:
     org_id = control.organisation_create("Bench Schools", apple_ids=["it.admin@bench.example"])
     server_uuid = control.server_create(org_id, "Bench MDM")
     issued = control.token_credentials(server_uuid)
-    credentials = TokenCredentials.from_json(
+    credentials = ServerTokenCredentials.from_json(
         json.dumps({name: value for name, value in issued.items() if name != "filename"})
     )
     account = DEPAccount.objects.create(

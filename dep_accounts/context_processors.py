@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from dep_accounts.selectors import banner_items
@@ -11,3 +12,8 @@ def banner(request: HttpRequest) -> dict[str, object]:
     if user is None or not user.is_authenticated:
         return {"banner_items": []}
     return {"banner_items": banner_items()}
+
+
+def debug_outbox(request: HttpRequest) -> dict[str, object]:
+    """Admin > Outbox, the demo's caught emails, is in the menu only in DEBUG."""
+    return {"debug_outbox": settings.DEBUG}

@@ -10,7 +10,14 @@ from django.conf import settings
 from django.db.models import Case, Count, F, IntegerField, QuerySet, Value, When, Window
 from django.urls import reverse
 
-from dep_accounts.models import Banner, DEPAccount, ServerToken, SubscriptionLicence
+from dep_accounts.models import (
+    AuditEvent,
+    Banner,
+    DEPAccount,
+    OutboundEmail,
+    ServerToken,
+    SubscriptionLicence,
+)
 
 State = DEPAccount.State
 
@@ -131,6 +138,20 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "view_url": list_url,
             }
         )
+    alerted = DEPAccount.objects.exclude(sync_alert="").only(
+        "id", "display_name", "server_name", "sync_alert"
+    )
+    for account in alerted[:BANNER_ACCOUNTS_SHOWN]:
+        detail_url = reverse("dep_accounts:detail", args=[account.pk])
+        items.append(
+            {
+                "level": "warning",
+                "text": f"Devices of “{account.name}” are not syncing: {account.sync_alert}",
+                "action": "See the account",
+                "url": detail_url,
+                "view_url": detail_url,
+            }
+        )
     licence = licence_current()
     licence_url = reverse("dep_accounts:subscription")
     if licence is None:
@@ -161,7 +182,39 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "url": licence_url,
             }
         )
+    problem = email_problem(now=now)
+    if problem:
+        audit_url = reverse("dep_accounts:audit_log")
+        items.append(
+            {
+                "level": "critical",
+                "text": f"Renewal reminders could not be emailed: {problem}",
+                "action": "See the audit log",
+                "url": f"{audit_url}?action={AuditEvent.Action.EMAIL_FAILED}",
+            }
+        )
     return items
+
+
+def email_problem(*, now: datetime) -> str:
+    """Why a notification email of the last week was not delivered, until its recipient gets
+    a later one."""
+    Status = OutboundEmail.Status
+    notifications = OutboundEmail.objects.exclude(kind=OutboundEmail.Kind.TEST)
+    failed = (
+        notifications.filter(
+            status__in=[Status.FAILED, Status.UNCERTAIN],
+            created_at__gte=now - timedelta(days=settings.DEP_TOKEN_CRITICAL_DAYS),
+        )
+        .order_by("-created_at")
+        .values_list("created_at", "recipient", "last_answer")
+        .first()
+    )
+    if failed is None:
+        return ""
+    failed_at, recipient, answer = failed
+    later = notifications.filter(status=Status.SENT, recipient=recipient, created_at__gt=failed_at)
+    return "" if later.exists() else answer
 
 
 def banner_items() -> list[dict[str, str]]:
@@ -181,10 +234,13 @@ def licence_current() -> SubscriptionLicence | None:
 
 @dataclass(frozen=True)
 class TokenCustodian:
-    """One uploaded token and the Apple ID that downloaded it in ABM."""
+    """An Apple ID and the tokens it downloaded in ABM, one after the other."""
 
     apple_id: str
-    uploaded_at: datetime
+    token_count: int
+    first_uploaded_at: datetime
+    last_uploaded_at: datetime
+    # Who uploaded the first of these tokens: the one that changed the Apple ID, if any.
     uploaded_by: str
     changed_from: str
     change_confirmed: bool
@@ -192,20 +248,30 @@ class TokenCustodian:
 
 
 def token_custodians(server_tokens: Iterable[ServerToken]) -> list[TokenCustodian]:
-    """Who downloaded each token, in upload order, with each change of Apple ID marked."""
+    """Who downloaded the tokens, in upload order: one entry per run of the same Apple ID,
+    with each change of Apple ID marked."""
+    runs: list[list[ServerToken]] = []
+    for token in sorted(server_tokens, key=lambda t: (t.uploaded_at, t.pk)):
+        if runs and runs[-1][0].admin_apple_id == token.admin_apple_id:
+            runs[-1].append(token)
+        else:
+            runs.append([token])
     custodians = []
     previous = ""
-    for token in sorted(server_tokens, key=lambda t: (t.uploaded_at, t.pk)):
-        changed = bool(previous and token.admin_apple_id and token.admin_apple_id != previous)
+    for run in runs:
+        first = run[0]
+        changed = bool(previous and first.admin_apple_id and first.admin_apple_id != previous)
         custodians.append(
             TokenCustodian(
-                apple_id=token.admin_apple_id,
-                uploaded_at=token.uploaded_at,
-                uploaded_by=token.uploaded_by.get_username() if token.uploaded_by else "",
+                apple_id=first.admin_apple_id,
+                token_count=len(run),
+                first_uploaded_at=first.uploaded_at,
+                last_uploaded_at=run[-1].uploaded_at,
+                uploaded_by=first.uploaded_by.get_username() if first.uploaded_by else "",
                 changed_from=previous if changed else "",
-                change_confirmed=changed and token.apple_id_change_confirmed,
-                is_current=token.is_current,
+                change_confirmed=changed and first.apple_id_change_confirmed,
+                is_current=any(token.is_current for token in run),
             )
         )
-        previous = token.admin_apple_id or previous
+        previous = first.admin_apple_id or previous
     return custodians

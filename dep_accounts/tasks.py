@@ -7,9 +7,9 @@ import logging
 from celery import shared_task
 
 from dep_accounts.models import DEPAccount
-from dep_accounts.services import webhooks
+from dep_accounts.services import outbox, webhooks
 from dep_accounts.services.guarded import guarded_renewals_check
-from dep_accounts.services.reminders import reminders_send
+from dep_accounts.services.reminders import licence_reminders_send, reminders_send
 from dep_accounts.services.sync import SyncBusyError, accounts_due_for_sync, devices_sync
 from dep_accounts.services.tokens import banner_refresh, token_states_refresh
 
@@ -22,6 +22,7 @@ def token_expiry_refresh() -> None:
     token_states_refresh()
     banner_refresh()
     reminders_send()
+    licence_reminders_send()
     webhooks.webhooks_emit_licence_expiring()
 
 
@@ -62,3 +63,9 @@ def webhook_deliveries_send_due() -> None:
 def guarded_renewals_watch() -> None:
     """Every 5 minutes: try the old token of each account whose renewal was started."""
     guarded_renewals_check()
+
+
+@shared_task
+def emails_send_due() -> None:
+    """Every minute: emails whose send was interrupted or is due again."""
+    outbox.emails_send_due()

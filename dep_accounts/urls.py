@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from dep_accounts import views
-from dep_accounts.views import monitoring
+from dep_accounts.views import email, monitoring
 from dep_accounts.views.me import me
 from dep_accounts.views.renewal import (
     account_start_renewal,
@@ -32,6 +32,11 @@ urlpatterns = [
         name="public_key",
     ),
     path("admin/apple-dep/dep-accounts/<int:pk>/sync/", views.account_sync, name="sync"),
+    path(
+        "admin/apple-dep/dep-accounts/<int:pk>/full-resync/",
+        views.account_full_resync,
+        name="full_resync",
+    ),
     path("admin/apple-dep/devices/", views.device_list, name="devices"),
     path("admin/apple-dep/profiles/", views.profile_list, name="profiles"),
     path("admin/apple-dep/profiles/add/", views.profile_add, name="profile_add"),
@@ -44,6 +49,8 @@ urlpatterns = [
     path("admin/subscription/", views.subscription, name="subscription"),
     path("admin/audit-log/", views.audit_log, name="audit_log"),
     path("me/", me, name="me"),
+    path("me/test-email/", email.email_test, name="email_test"),
+    path("admin/outbox/", email.outbox, name="outbox"),
     path("me/calendar/", monitoring.calendar_settings, name="calendar"),
     path("calendar/<slug:secret>.ics", monitoring.calendar_feed, name="calendar_feed"),
     path("admin/webhooks/", monitoring.webhooks, name="webhooks"),

@@ -123,6 +123,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "dep_accounts.context_processors.banner",
+                "dep_accounts.context_processors.debug_outbox",
             ],
         },
     },
@@ -206,9 +207,17 @@ DEP_REMINDER_DAYS = [30, 14, 7, 3, 1, 0]
 # after this long and the next sync resumes from the saved cursor. It must outlast the longest
 # wait for one page: three attempts at DEP_API_TIMEOUT_SECONDS plus Apple's Retry-After waits.
 DEP_SYNC_LEASE_SECONDS = env.int("DEP_SYNC_LEASE_SECONDS", default=180)
+# Incremental syncs can miss devices Apple never reports (fleetdm/fleet#49837) or removed: a
+# full fetch at this interval reconciles the account with Apple's list.
+DEP_FULL_FETCH_INTERVAL_DAYS = env.int("DEP_FULL_FETCH_INTERVAL_DAYS", default=7)
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+# Where `manage.py mailcatcher` (the demo's mail server) keeps what it catches: Admin > Outbox.
+MAILCATCHER_DIR = VAR_DIR / "mail"
+# Seconds Django's SMTP backend waits to connect and for each answer: a hung mail server must
+# not hold a worker forever.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mdmportal <mdmportal@localhost>")
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 # The bearer token Prometheus sends to scrape /metrics; unset, /metrics does not exist (404).
@@ -250,6 +259,10 @@ CELERY_BEAT_SCHEDULE = {
     "dep-guarded-renewals": {
         "task": "dep_accounts.tasks.guarded_renewals_watch",
         "schedule": 5 * 60.0,
+    },
+    "outbox-emails-due": {
+        "task": "dep_accounts.tasks.emails_send_due",
+        "schedule": 60.0,
     },
     "webhook-deliveries-due": {
         "task": "dep_accounts.tasks.webhook_deliveries_send_due",

@@ -127,3 +127,19 @@ def licence(db):
         valid_until=now + timedelta(days=365),
     )
     return licence_install(document=document, actor=None)
+
+
+@pytest.fixture
+def emails_flush(db) -> Callable[[], int]:
+    """Send every queued email now, as the outbox's task does after commit."""
+    from dep_accounts.models import OutboundEmail
+    from dep_accounts.services.outbox import email_deliver
+
+    def flush() -> int:
+        queued = OutboundEmail.objects.filter(status=OutboundEmail.Status.QUEUED)
+        ids = list(queued.values_list("pk", flat=True))
+        for email_id in ids:
+            email_deliver(email_id=email_id)
+        return len(ids)
+
+    return flush

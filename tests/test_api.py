@@ -21,13 +21,15 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from dep_accounts.api.openapi import OPENAPI
+from dep_accounts.api.representations import refusal_codes
 from dep_accounts.models import APIToken, AuditEvent, DEPAccount
 from dep_accounts.services.api_tokens import (
     api_token_authenticate,
     api_token_create,
     api_token_revoke,
 )
-from dep_accounts.services.tokens import server_token_credentials
+from dep_accounts.services.tokens import WrongServerError, server_token_credentials
+from tests.token_corpus import DEEP_JSON, p7m_encrypted
 
 pytestmark = pytest.mark.django_db
 
@@ -500,6 +502,27 @@ def test_a_file_too_large_to_be_a_token_is_413_and_not_read(api, keys, dep_accou
     assert AuditEvent.objects.filter(account=dep_account, action="token_rejected").exists()
 
 
+def test_json_nested_40000_deep_is_refused_as_a_body_and_inside_a_token(api, keys, dep_account):
+    response = api.post(
+        _list_url(), key=keys["admin"], data=DEEP_JSON, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert "nests too deeply" in response.json()["error"]
+    assert DEPAccount.objects.count() == 1
+
+    plaintext = b"-----BEGIN MESSAGE-----\n" + DEEP_JSON + b"\n-----END MESSAGE-----\n"
+    token = p7m_encrypted(plaintext, certificate_pem=dep_account.key_pair.certificate_pem.encode())
+    response = api.post(
+        _url("dep_account_token", dep_account), key=keys["admin"], data=token, content_type=P7M
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "bad_file"
+    assert "nested too deeply" in response.json()["error"]
+    rejected = AuditEvent.objects.get(account=dep_account, action="token_rejected")
+    assert "nested too deeply" in rejected.message
+
+
 def test_an_empty_or_missing_file_is_refused_with_the_forms_message(api, keys, dep_account):
     url = _url("dep_account_token", dep_account)
     # What `curl --data-binary @empty.p7m` sends: a type, and no body.
@@ -590,6 +613,24 @@ def test_every_documented_operation_names_its_errors():
                 continue
             assert {"200", "201", "202"} & set(operation["responses"]), (method, path)
             assert {"401", "403"} <= set(operation["responses"]), (method, path)
+
+
+def test_the_refusal_codes_come_from_the_refusal_types():
+    documented = OPENAPI["components"]["schemas"]["TokenRefused"]["properties"]["code"]["enum"]
+    every_code = {"bad_file", "apple_refused", "apple_unreachable", "wrong_server"}
+    every_code |= {"apple_id_changed", "older_token", "concurrent_upload", "invalid"}
+    assert every_code <= set(documented)
+
+    class LicenceLimitError(WrongServerError):
+        code = "licence_limit"
+
+    assert refusal_codes() == [*documented, "licence_limit"]
+
+
+def test_every_component_is_closed_to_keys_it_does_not_describe():
+    for name, schema in OPENAPI["components"]["schemas"].items():
+        assert schema["additionalProperties"] is False, name
+        assert set(schema["required"]) <= set(schema["properties"]), name
 
 
 # API tokens.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -100,12 +101,19 @@ def test_session_opens_with_a_correctly_signed_request(org: Org) -> None:
     assert response.json()["auth_session_token"]
 
 
-def test_session_with_a_wrong_consumer_secret_is_unauthorized(org: Org) -> None:
+def test_session_with_a_wrong_consumer_secret_gets_apples_oauth_problem(org: Org) -> None:
     response = org.session({**org.credentials, "consumer_secret": "CS_" + "0" * 40})
 
-    assert response.status_code == 401
-    assert response.text == "UNAUTHORIZED"
-    assert response.headers["Content-Type"] == "text/plain;charset=UTF8"
+    # fleetdm/fleet#11416: Apple's OAuth layer answers keys that do not match with this.
+    assert response.status_code == 400
+    assert response.text == "oauth_problem_adviceBad Request"
+    assert response.headers["Content-Type"] == "text/plain;Charset=UTF8"
+
+
+def test_session_with_an_unknown_consumer_key_is_unauthorized(org: Org) -> None:
+    response = org.session({**org.credentials, "consumer_key": "CK_" + "0" * 96})
+
+    assert (response.status_code, response.text) == (401, "UNAUTHORIZED")
 
 
 def test_session_with_a_reused_nonce_is_unauthorized(org: Org) -> None:
@@ -291,10 +299,16 @@ def test_faults_for_unknown_endpoints_are_refused(org: Org) -> None:
 def test_token_download_revokes_the_previous_token_and_records_the_apple_id(org: Org) -> None:
     org.sim.control.sign_in("deputy@springfield.example", org_id=org.org_id)
 
+    token = org.session_token()
     newer = org.sim.control.token_credentials(org.server_uuid)
 
-    assert org.session().status_code == 401
+    # fleetdm/fleet#43916: a reset token gets 403 and a quoted code, on /session and API calls.
+    assert (org.session().status_code, org.session().text) == (403, '"token_rejected"')
+    answer = org.call("GET", "/account", token)
+    assert (answer.status_code, answer.text) == (403, '"token_rejected"')
     assert org.session(newer).status_code == 200
+    org.sim.control.reset_token_code_set("signature_invalid")
+    assert (org.session().status_code, org.session().text) == (403, '"signature_invalid"')
     assert org.sim.control.server(org.server_uuid)["admin_id"] == "deputy@springfield.example"
 
 
@@ -335,7 +349,7 @@ def test_abm_download_token_asks_for_confirmation_then_serves_the_file(org: Org)
 
     confirmation = browser.post(server_page + "/token", data={"validity_days": "10"}, timeout=10)
     download = browser.post(
-        server_page + "/token/confirm", data={"validity_days": "10"}, timeout=10
+        server_page + "/token/confirm", data=confirm_form(confirmation.text), timeout=10
     )
 
     assert "Public key uploaded." in upload.text
@@ -344,7 +358,63 @@ def test_abm_download_token_asks_for_confirmation_then_serves_the_file(org: Org)
     disposition = download.headers["Content-Disposition"]
     assert disposition.startswith('attachment; filename="Springfield_MDM_Token_')
     assert disposition.endswith('_smime.p7m"')
-    assert org.session().status_code == 401
+    assert org.session().status_code == 403
+
+
+def confirm_form(warning_page: str) -> dict[str, str]:
+    """The fields of the Confirm form on ABM's warning page."""
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', warning_page))
+
+
+def abm_token_download(server_page: str, validity_days: str = "10") -> requests.Response:
+    """Download Token, then Confirm on the warning page, as an admin does."""
+    warning = requests.post(
+        server_page + "/token", data={"validity_days": validity_days}, timeout=10
+    )
+    return requests.post(
+        server_page + "/token/confirm", data=confirm_form(warning.text), timeout=10
+    )
+
+
+def latest_token_id(org: Org) -> int | None:
+    latest = org.sim.server.simulator.store.server_token_latest(org.server_uuid)
+    return None if latest is None else latest["id"]
+
+
+def test_abm_confirm_downloads_once_and_a_second_click_resets_nothing(org: Org) -> None:
+    server_page = f"{org.sim.url}/abm/servers/{org.server_uuid}"
+    org.sim.control.public_key_upload(org.server_uuid, certificate_new())
+    warning = requests.post(server_page + "/token", data={"validity_days": "10"}, timeout=10)
+    first = requests.post(
+        server_page + "/token/confirm", data=confirm_form(warning.text), timeout=10
+    )
+    issued = latest_token_id(org)
+
+    second = requests.post(
+        server_page + "/token/confirm", data=confirm_form(warning.text), timeout=10
+    )
+
+    assert first.headers["Content-Disposition"].startswith("attachment;")
+    assert 'id="download-done"' in warning.text
+    assert second.url.startswith(server_page)
+    assert "This token was already downloaded on " in second.text
+    assert "nothing was reset" in second.text
+    assert "Last downloaded on " in second.text
+    assert latest_token_id(org) == issued
+    again = abm_token_download(server_page)
+    assert again.headers["Content-Disposition"].startswith("attachment;")
+    assert latest_token_id(org) != issued
+
+
+def test_abm_confirm_without_the_warning_page_resets_nothing(org: Org) -> None:
+    server_page = f"{org.sim.url}/abm/servers/{org.server_uuid}"
+    org.sim.control.public_key_upload(org.server_uuid, certificate_new())
+    before = latest_token_id(org)
+
+    answer = requests.post(server_page + "/token/confirm", data={"validity_days": "10"}, timeout=10)
+
+    assert "Click Download Token and confirm the warning" in answer.text
+    assert latest_token_id(org) == before
 
 
 def test_abm_shows_why_a_public_key_was_refused(org: Org) -> None:
@@ -366,11 +436,7 @@ def test_abm_apple_id_switch_decides_whose_token_download_it_is(org: Org) -> Non
     )
     org.sim.control.public_key_upload(org.server_uuid, certificate_new())
 
-    requests.post(
-        f"{org.sim.url}/abm/servers/{org.server_uuid}/token/confirm",
-        data={"validity_days": "1"},
-        timeout=10,
-    )
+    abm_token_download(f"{org.sim.url}/abm/servers/{org.server_uuid}", validity_days="1")
 
     assert org.sim.control.server(org.server_uuid)["admin_id"] == "deputy@springfield.example"
 
@@ -384,7 +450,7 @@ def test_abm_pages_escape_what_users_typed(org: Org) -> None:
 
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "Your MDM Servers" in page
+    assert "Management Services" in page
 
 
 def test_abm_hides_servers_of_another_organisation(org: Org) -> None:

@@ -12,6 +12,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
+from dep_accounts.apple import envelope as apple_envelope
+from dep_accounts.apple import keypair as apple_keypair
 from dep_accounts.apple import token as apple_token
 from dep_accounts.encryption import secret_decrypt
 from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
@@ -51,7 +53,7 @@ def _snapshot() -> list[dict]:
 
 def _foreign_token(abm) -> bytes:
     """A token encrypted for the public key of another MDM product."""
-    key_pair = apple_token.key_pair_generate(common_name="another-mdm")
+    key_pair = apple_keypair.key_pair_generate(common_name="another-mdm")
     other = SimpleNamespace(
         key_pair=SimpleNamespace(certificate_pem=key_pair.certificate_pem.decode())
     )
@@ -59,11 +61,11 @@ def _foreign_token(abm) -> bytes:
 
 
 def test_a_token_names_the_recipient_of_its_accounts_certificate(abm, dep_account):
-    recipients = apple_token.server_token_recipients(abm.token_for(dep_account))
+    recipients = apple_envelope.server_token_recipients(abm.token_for(dep_account))
     certificate = dep_account.key_pair.certificate_pem.encode()
-    assert recipients == [apple_token.certificate_recipient_id(certificate)]
+    assert recipients == [apple_envelope.certificate_recipient_id(certificate)]
     with pytest.raises(apple_token.NotAServerTokenError):
-        apple_token.server_token_recipients(b"%PDF-1.7 not a token")
+        apple_envelope.server_token_recipients(b"%PDF-1.7 not a token")
 
 
 def test_the_preview_matches_files_named_alike_and_saves_nothing_until_confirmed(
@@ -101,7 +103,7 @@ def test_the_preview_matches_files_named_alike_and_saves_nothing_until_confirmed
     assert secret_decrypt(staged[0]["token_file"].encode()) == shelbyville
 
     response = client.post(CONFIRM_URL, follow=True)
-    assert "Renewed 2 account(s)" in response.content.decode()
+    assert "Renewed 2 accounts:" in response.content.decode()
     for account in (dep_account, second_account):
         account.refresh_from_db()
         assert account.token_expires_at > timezone.now() + timedelta(days=364)
@@ -180,7 +182,7 @@ def test_an_apple_id_change_is_flagged_and_applied_only_when_confirmed(
     # Only the first row's change is confirmed: the second is reported, the first applied.
     response = client.post(CONFIRM_URL, {"confirm_apple_id": ["0"]}, follow=True)
     page = response.content.decode()
-    assert "Renewed 1 account(s)" in page
+    assert "Renewed 1 account:" in page
     assert "the change was not confirmed" in page
     dep_account.refresh_from_db()
     second_account.refresh_from_db()
@@ -209,7 +211,7 @@ def test_a_failure_at_confirm_time_stops_only_its_own_row(
     before = list(second_account.server_tokens.values_list("id", "is_current"))
     response = client.post(CONFIRM_URL, follow=True)
     page = response.content.decode()
-    assert "Renewed 1 account(s)" in page
+    assert "Renewed 1 account:" in page
     assert "did not renew “Shelbyville MDM”" in page
     assert list(second_account.server_tokens.values_list("id", "is_current")) == before
     dep_account.refresh_from_db()

@@ -22,6 +22,7 @@ from dep_accounts.apple.client import (
     TermsNotSignedError,
     ThrottledError,
     TokenRejectedError,
+    TokenUnusableError,
 )
 from dep_accounts.apple.schema import Device
 
@@ -263,13 +264,14 @@ def test_an_expired_token_is_rejected(apple: Apple) -> None:
         apple.client(expired).account()
 
 
-def test_a_wrong_consumer_secret_is_rejected(apple: Apple) -> None:
+def test_a_wrong_consumer_secret_is_a_token_file_that_does_not_match(apple: Apple) -> None:
     wrong = {**apple.credentials, "consumer_secret": "CS_" + "0" * 40}
 
-    with pytest.raises(TokenRejectedError) as rejected:
+    with pytest.raises(TokenUnusableError) as unusable:
         apple.client(wrong).account()
 
-    assert rejected.value.status == 401
+    assert unusable.value.status == 400
+    assert "the token file does not match" in unusable.value.message
 
 
 def test_terms_not_accepted_stop_a_session_and_a_session_already_open(
@@ -383,7 +385,7 @@ def test_secrets_never_show_in_repr_or_errors(apple: Apple) -> None:
     wrong = {**apple.credentials, "consumer_secret": "CS_" + "1" * 40}
     client = apple.client(wrong)
 
-    with pytest.raises(TokenRejectedError) as rejected:
+    with pytest.raises(TokenUnusableError) as rejected:
         client.account()
 
     assert repr(client) == f"DEPClient(base_url={apple.sim.url!r})"

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from applesim.tokens import server_token_credentials_new, server_token_issue
-from dep_accounts.apple.token import key_pair_generate
+from dep_accounts.apple.keypair import key_pair_generate
 
 REAL = Path(__file__).resolve().parent / "fixtures" / "apple-real-token"
 

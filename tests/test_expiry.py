@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from dep_accounts.encryption import secret_encrypt
-from dep_accounts.models import DEPAccount, ReminderSent, ServerToken
+from dep_accounts.models import AuditEvent, DEPAccount, ReminderSent, ServerToken
 from dep_accounts.selectors import banner_items
 from dep_accounts.services.reminders import reminders_send
 from dep_accounts.services.tokens import banner_refresh, token_states_refresh
@@ -131,7 +131,7 @@ def test_reading_the_banner_costs_one_query(django_assert_max_num_queries):
 @pytest.mark.parametrize(
     ("days_before", "step"), [(30, 30), (20, 30), (14, 14), (7, 7), (5, 7), (3, 3), (1, 1), (0, 0)]
 )
-def test_a_reminder_goes_out_once_at_each_step(days_before, step, django_user_model):
+def test_a_reminder_goes_out_once_at_each_step(days_before, step, django_user_model, emails_flush):
     expiry = datetime(2027, 3, 10, 15, 0, tzinfo=UTC)
     with time_machine.travel(expiry - timedelta(days=400), tick=False):
         account = _account(
@@ -145,20 +145,42 @@ def test_a_reminder_goes_out_once_at_each_step(days_before, step, django_user_mo
         assert reminders_send() == 0
 
     assert ReminderSent.objects.get().days_before == step
-    assert len(mail.outbox) == 1
+    assert mail.outbox == []  # queued: the outbox sends it after commit
+    assert emails_flush() == 2
+    assert sorted(m.to[0] for m in mail.outbox) == ["ops@x.example", "root@x.example"]
     message = mail.outbox[0]
-    assert sorted(message.to) == ["ops@x.example", "root@x.example"]
     assert "Springfield MDM" in message.subject
     assert f"/admin/apple-dep/dep-accounts/{account.pk}/edit/" in message.body
     assert "Download Token" in message.body
 
 
-def test_no_reminder_before_thirty_days_or_after_expiry(django_user_model):
+@pytest.mark.parametrize(
+    ("days_before", "named"), [(10, "10 days left"), (1, "1 day left"), (0, "expires today")]
+)
+def test_a_reminder_for_an_account_first_seen_late_names_the_days_actually_left(
+    days_before, named, django_user_model, emails_flush
+):
+    django_user_model.objects.create_superuser("root", "root@x.example", "pw-long-enough-42")
+    with time_machine.travel(NOW, tick=False):
+        _account("Springfield MDM", timedelta(days=days_before, hours=1))
+        reminders_send()
+
+    event = AuditEvent.objects.get(action=AuditEvent.Action.REMINDER_SENT)
+    assert event.message == (
+        f"Renewal reminder ({named}) for “Springfield MDM” queued for 1 recipient."
+    )
+    assert "days before expiry" not in event.message
+    assert emails_flush() == 1
+    assert "(s)" not in mail.outbox[0].subject
+
+
+def test_no_reminder_before_thirty_days_or_after_expiry(django_user_model, emails_flush):
     django_user_model.objects.create_superuser("root", "root@x.example", "pw-long-enough-42")
     with time_machine.travel(NOW, tick=False):
         _account("Far", timedelta(days=45))
         _account("Past", timedelta(days=-3))
         assert reminders_send() == 0
+    assert emails_flush() == 0
     assert mail.outbox == []
 
 

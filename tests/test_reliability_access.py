@@ -7,7 +7,9 @@ tables below fails `test_every_url_has_an_expected_answer_for_every_role`. The D
 Beyond the status of each URL: ids of objects that do not exist, or no longer exist, answer 404
 on every route that takes one; a viewer reaches no write route whatever the id; ids of another
 account's objects do not reach into it; every POST needs a CSRF token; repeated failed sign-ins
-lock the username out of both sign-in pages.
+lock the username out of both sign-in pages. Every refusal says why, and a user without a role
+sees no banner; viewers see no button that changes things; signing in lands on the dashboard
+and logging out is a POST from the user menu.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from dep_accounts.apple import keypair as apple_keypair
 from dep_accounts.apple import token as apple_token
 from dep_accounts.encryption import secret_encrypt
 from dep_accounts.models import (
@@ -36,8 +39,11 @@ from dep_accounts.models import (
     EnrollmentProfile,
     KeyPair,
     ServerToken,
+    SubscriptionLicence,
 )
 from dep_accounts.roles import VIEWERS
+from dep_accounts.services.tokens import banner_refresh
+from tests import accessible
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +69,7 @@ CONSOLE: dict[str, Row] = {
     "edit":                 ((LOGIN, LOGIN), (403, 403), (403, 403), (200, 200), (200, 200)),
     "public_key":           ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
     "sync":                 ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
+    "full_resync":          ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     "devices":              ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
     "profiles":             ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
     "profile_add":          ((LOGIN, LOGIN), (403, 403), (403, 403), (200, 200), (200, 200)),
@@ -78,6 +85,9 @@ CONSOLE: dict[str, Row] = {
     "bulk_renew_confirm":   ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     "start_renewal":        ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     "terms_check":          ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
+    "email_test":           ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
+    # The demo's caught emails exist only with DEBUG on; the tests run with it off.
+    "outbox":               ((LOGIN, LOGIN), (403, 403), (403, 403), (404, 404), (404, 404)),
     # The secret in the URL is the only credential: a session does not open a feed.
     "calendar_feed":        ((404, 405),) * len(ROLES),
 }
@@ -199,7 +209,7 @@ DJANGO_ADMIN_NOT_STAFF: dict[str, tuple[int | str, int | str]] = {
 }
 
 # What the lead quotes: URL x role x method combinations checked by the table test.
-URLS_CHECKED = 118
+URLS_CHECKED = 121
 COMBINATIONS_CHECKED = URLS_CHECKED * len(ROLES) * len(METHODS)
 
 
@@ -236,9 +246,9 @@ ROUTES = _routes(get_resolver().url_patterns)
 
 
 @pytest.fixture(scope="module")
-def key_pair() -> apple_token.KeyPair:
+def key_pair() -> apple_keypair.KeyPair:
     """One RSA key pair for every account of this module: generating one per test is slow."""
-    return apple_token.key_pair_generate(common_name="mdmportal-dep-reliability-access")
+    return apple_keypair.key_pair_generate(common_name="mdmportal-dep-reliability-access")
 
 
 @pytest.fixture
@@ -248,7 +258,7 @@ def superuser(django_user_model):
     )
 
 
-def _account(key_pair: apple_token.KeyPair, **fields) -> DEPAccount:
+def _account(key_pair: apple_keypair.KeyPair, **fields) -> DEPAccount:
     account = DEPAccount.objects.create(**fields)
     KeyPair.objects.create(
         account=account,
@@ -258,7 +268,7 @@ def _account(key_pair: apple_token.KeyPair, **fields) -> DEPAccount:
     return account
 
 
-def _synced_account(key_pair: apple_token.KeyPair, *, server: str) -> DEPAccount:
+def _synced_account(key_pair: apple_keypair.KeyPair, *, server: str) -> DEPAccount:
     """An account with a current token, a profile, a device and an audit event: one of each."""
     expires = timezone.now() + timedelta(days=300)
     account = _account(
@@ -270,7 +280,7 @@ def _synced_account(key_pair: apple_token.KeyPair, *, server: str) -> DEPAccount
         state=DEPAccount.State.OK,
         token_expires_at=expires,
     )
-    credentials = apple_token.ServerToken(
+    credentials = apple_token.ServerTokenCredentials(
         consumer_key=f"CK_{server}",
         consumer_secret=f"CS_{server}",
         access_token=f"AT_{server}",
@@ -338,6 +348,7 @@ PK_OF = {
     "dep_accounts:edit": "account",
     "dep_accounts:public_key": "account",
     "dep_accounts:sync": "account",
+    "dep_accounts:full_resync": "account",
     "dep_accounts:start_renewal": "account",
     "dep_accounts:terms_check": "account",
     "dep_accounts:profile_assign": "profile",
@@ -435,13 +446,86 @@ def test_every_url_answers_each_role_as_the_tables_say(role, users, objects):
             response = client.get(url) if method == "GET" else client.post(url)
             if _answer(response) != expected:
                 wrong.append(f"{method} {url} as {role}: {_answer(response)}, not {expected}")
+            elif response.status_code == 403 and route.key.startswith("dep_accounts:"):
+                # A refusal says why: no role at all, or a viewer's read-only role.
+                why = "has no role in mdmportal" if role == "no role" else "only admins can"
+                if why.encode() not in response.content:
+                    wrong.append(f"{method} {url} as {role}: 403 without “{why}”")
     assert not wrong, "\n".join(wrong)
+
+
+def test_users_without_a_role_see_no_banner_on_any_page(users, objects):
+    SubscriptionLicence.objects.all().delete()
+    banner_refresh()
+    admin = _client_as(users["admin"])
+    dashboard = accessible.page(admin.get(reverse("dep_accounts:dashboard")))
+    assert accessible.find_all(dashboard, "region", "Problems to fix")
+    nobody = _client_as(users["no role"])
+    for route in ROUTES:
+        if route.key.startswith("dep_accounts:"):
+            url = _url(route, _path_values(route, objects))
+            tree = accessible.page(nobody.get(url))
+            assert not accessible.find_all(tree, "region", "Problems to fix"), url
+
+
+def test_viewers_do_not_see_the_buttons_that_change_things(users, objects):
+    account = objects["account"]
+    viewer = _client_as(users["viewer"])
+    listing = accessible.page(viewer.get(reverse("dep_accounts:list")))
+    detail = accessible.page(viewer.get(reverse("dep_accounts:detail", args=[account.pk])))
+    admin = _client_as(users["admin"])
+    admins_listing = accessible.page(admin.get(reverse("dep_accounts:list")))
+    edit = f"Edit {account.name}"
+    assert accessible.find_all(admins_listing, "link", "Add DEP Account")
+    assert accessible.find_all(admins_listing, "link", edit)
+    assert not accessible.find_all(listing, "link", "Add DEP Account")
+    assert not accessible.find_all(listing, "link", edit)
+    assert not accessible.find_all(detail, "button", "Sync now")
+    links = [accessible.attribute(a, "href") for a in accessible.find_all(detail, "link")]
+    assert reverse("dep_accounts:edit", args=[account.pk]) not in links
+
+
+def test_every_post_form_carries_a_csrf_token(users, objects):
+    edit_url = reverse("dep_accounts:edit", args=[objects["account"].pk])
+    tree = accessible.page(_client_as(users["admin"]).get(edit_url))
+    posting = [f for f in accessible.find_all(tree, "form") if accessible.attribute(f, "method")]
+    assert len(posting) == 2  # Edit DEP Account, and Log out in the user menu
+    for form in posting:
+        tokens = accessible.inputs(form, "csrfmiddlewaretoken")
+        assert len(tokens) == 1
+        assert accessible.attribute(tokens[0], "type") == "hidden"
+
+
+def test_sign_in_page_lands_on_the_dashboard(client, admin, licence):
+    page = client.get(reverse("login"))
+    assert page.status_code == 200
+    assert accessible.find_all(accessible.page(page), "heading", "Sign in to mdmportal")
+    response = _sign_in(client, "login", "correct horse 42", data_next="/")
+    assert response.status_code == 302
+    assert response.url == reverse("dep_accounts:dashboard")
+    assert client.get(response.url).status_code == 200
+
+
+def test_log_out_is_a_post_from_the_user_menu(client, admin):
+    client.force_login(admin)
+    tree = accessible.page(client.get(reverse("dep_accounts:dashboard")))
+    menu = accessible.find_all(tree, "button", "Log out")
+    assert len(menu) == 1
+    form = accessible.form_of(tree, menu[0])
+    assert accessible.attribute(form, "method") == "post"
+    assert accessible.attribute(form, "action") == reverse("logout")
+    menu_text = accessible.text(tree)
+    assert "alex.admin" in menu_text and "Admin" in menu_text
+    response = client.post(reverse("logout"))
+    assert response.status_code == 302
+    assert client.get(reverse("dep_accounts:dashboard")).status_code == 302
 
 
 PK_ROUTES = [route for route in ROUTES if route.name in PK_OF]
 POST_ONLY = {
     "dep_accounts:add_confirm",
     "dep_accounts:sync",
+    "dep_accounts:full_resync",
     "dep_accounts:profile_make_default",
     "dep_accounts:start_renewal",
     "dep_accounts:terms_check",
@@ -613,8 +697,11 @@ def test_every_post_without_a_csrf_token_is_refused(role, users, objects):
     assert DEPAccount.objects.count() == 2
 
 
-def _sign_in(client: Client, page: str, password: str, **extra):
-    return client.post(reverse(page), {"username": "alex.admin", "password": password}, **extra)
+def _sign_in(client: Client, page: str, password: str, data_next: str | None = None, **extra):
+    data = {"username": "alex.admin", "password": password}
+    if data_next:
+        data["next"] = data_next
+    return client.post(reverse(page), data, **extra)
 
 
 def test_five_failed_sign_ins_lock_out_even_the_right_password(client, admin, settings):
@@ -625,7 +712,10 @@ def test_five_failed_sign_ins_lock_out_even_the_right_password(client, admin, se
     assert _sign_in(client, "login", "wrong").status_code == 429
     response = _sign_in(client, "login", "correct horse 42")
     assert response.status_code == 429
-    assert b"Too many failed sign-in attempts" in response.content
+    assert (
+        b"Too many failed sign-in attempts. Try again in 15 minutes or ask another admin."
+        in response.content
+    )
     assert "_auth_user_id" not in client.session
 
 

@@ -85,7 +85,7 @@ FAULTS = [
 # A cursor Apple no longer takes is a fault of that one request: a fresh full fetch works.
 CURSOR_FAULTS = [
     Fault(f"{code.lower()}_cursor", {"status": 400, "body": f"{code}_CURSOR"}, Result.OK,
-          "device record(s) from Apple", "", repeats=1)
+          "device records from Apple", "", repeats=1)
     for code in ("EXPIRED", "INVALID", "EXHAUSTED")
 ]  # fmt: skip
 PAIRS = [

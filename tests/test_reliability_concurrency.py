@@ -148,7 +148,7 @@ def test_two_uploads_of_a_first_token_at_once_add_the_account_once(concurrent_da
     assert AuditEvent.objects.filter(action=AuditEvent.Action.ACCOUNT_CREATED).count() == 1
 
 
-def test_two_beat_processes_send_each_reminder_once(concurrent_database, abm, admin):
+def test_two_beat_processes_send_each_reminder_once(concurrent_database, abm, admin, emails_flush):
     admin.email = "alex.admin@springfield.example"
     admin.save()
     account = account_create(actor=admin)
@@ -166,6 +166,7 @@ def test_two_beat_processes_send_each_reminder_once(concurrent_database, abm, ad
         # And a retry of either beat process later that day sends nothing more.
         assert reminders_send(now=now + timedelta(minutes=30)) == 0
 
+    assert emails_flush() == 6
     assert len(mail.outbox) == 6
     assert [m.to for m in mail.outbox] == [[admin.email]] * 6
     assert sorted(ReminderSent.objects.values_list("days_before", flat=True)) == [

@@ -327,7 +327,7 @@ def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_g
 
     output = StringIO()
     call_command("rotate_encryption_keys", stdout=output)
-    assert "Re-encrypted 1 private key(s) and 2 server token(s)" in output.getvalue()
+    assert "Re-encrypted 1 private key and 2 server tokens" in output.getvalue()
     assert all(_decrypts_with(new_key, c) for c in _ciphertexts())
     assert not any(_decrypts_with(key, c) for key in old_keys for c in _ciphertexts())
 

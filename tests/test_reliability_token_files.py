@@ -18,7 +18,7 @@ from django.urls import reverse
 from dep_accounts import forms
 from dep_accounts.models import AuditEvent, DEPAccount
 from dep_accounts.services.tokens import account_create
-from tests.test_views_accounts import _edit_form, _edit_url, _snapshot
+from tests.edit_page import account_snapshot, edit_form, edit_url
 from tests.token_corpus import CORPUS, TEN_MEGABYTES, CorpusFile, TokenTarget
 
 pytestmark = pytest.mark.django_db
@@ -111,12 +111,12 @@ def test_edit_dep_account_answers_each_corpus_file_safely(
     )
     content = case.build(target)
     checked = _uploads_never_read(monkeypatch) if case.oversized else []
-    before = _snapshot(dep_account)
+    before = account_snapshot(dep_account)
 
     response = _upload(
         client_as(admin),
-        _edit_url(dep_account),
-        _edit_form(dep_account, display_name="Renamed with the upload"),
+        edit_url(dep_account),
+        edit_form(dep_account, display_name="Renamed with the upload"),
         case,
         content,
     )
@@ -134,7 +134,7 @@ def test_edit_dep_account_answers_each_corpus_file_safely(
     event = _assert_refusal_audited(dep_account, admin, reason=case.reason)
     assert event.details["file_name"] == _stored_name(case)
     assert not CONTROL_CHARACTERS.search(event.details["file_name"])
-    assert _snapshot(dep_account) == before
+    assert account_snapshot(dep_account) == before
     if case.oversized:
         _assert_oversized_upload_spooled_and_unread(checked)
 
@@ -153,7 +153,7 @@ def test_add_dep_account_answers_each_corpus_file_safely(
     )
     content = case.build(target)
     checked = _uploads_never_read(monkeypatch) if case.oversized else []
-    before = _snapshot(account), _snapshot(dep_account)
+    before = account_snapshot(account), account_snapshot(dep_account)
     client = client_as(admin)
     confirm_url = reverse("dep_accounts:add_confirm", args=[account.pk])
 
@@ -171,13 +171,13 @@ def test_add_dep_account_answers_each_corpus_file_safely(
     if case.add_previews:
         # Nothing is stored before the admin confirms what the preview shows.
         assert case.add_says in page and confirm_url in page
-        assert (_snapshot(account), _snapshot(dep_account)) == before
+        assert (account_snapshot(account), account_snapshot(dep_account)) == before
         assert not AuditEvent.objects.filter(action=AuditEvent.Action.TOKEN_REJECTED).exists()
         return
     assert (case.add_says or case.says) in page
     assert confirm_url not in page
     _assert_refusal_audited(account, admin, reason=case.add_reason or case.reason)
-    assert (_snapshot(account), _snapshot(dep_account)) == before
+    assert (account_snapshot(account), account_snapshot(dep_account)) == before
     assert f"dep_accounts.staged_token.{account.pk}" not in client.session
     if case.oversized:
         _assert_oversized_upload_spooled_and_unread(checked)
@@ -185,7 +185,5 @@ def test_add_dep_account_answers_each_corpus_file_safely(
 
 def test_an_empty_upload_says_to_download_the_token_again(client_as, admin, dep_account):
     empty = next(case for case in CORPUS if case.name == "empty")
-    response = _upload(
-        client_as(admin), _edit_url(dep_account), _edit_form(dep_account), empty, b""
-    )
+    response = _upload(client_as(admin), edit_url(dep_account), edit_form(dep_account), empty, b"")
     assert "Download Token" in " ".join(response.context["form"].errors["token_file"])

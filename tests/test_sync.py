@@ -178,10 +178,16 @@ def test_new_devices_get_the_default_profile_despite_throttling(
     dep_account.refresh_from_db()
     control.assign_limit_set(abm.server_uuid, 40, per_seconds=1)
     serials = control.devices_add(abm.server_uuid, 60)
+    waits: list[float] = []
 
-    outcome = devices_sync(account=dep_account)
+    def wait_on_applesims_clock(seconds: float) -> None:
+        waits.append(seconds)
+        control.clock_advance(seconds)
+
+    outcome = devices_sync(account=dep_account, sleep=wait_on_applesims_clock)
 
     assert outcome.result == Result.OK, outcome.message
+    assert waits == [1]  # Apple's Retry-After, honoured once
     assert {control.device(s)["profile_uuid"] for s in serials} == {profile.profile_uuid}
     assert DEPDevice.objects.filter(profile_uuid=profile.profile_uuid).count() == 60
 

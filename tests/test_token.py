@@ -19,20 +19,19 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from applesim.tokens import server_token_credentials_new, server_token_issue
+from dep_accounts.apple.envelope import server_token_decrypt
+from dep_accounts.apple.keypair import KeyPair, key_pair_generate
 from dep_accounts.apple.token import (
     BadExpiryError,
     DamagedTokenError,
-    KeyPair,
     NotAServerTokenError,
     PayloadFieldsMissingError,
-    ServerToken,
+    ServerTokenCredentials,
     ServerTokenError,
     TokenExpiredError,
     UnsupportedCipherError,
     WrongRecipientError,
-    key_pair_generate,
     server_token_check_usable,
-    server_token_decrypt,
 )
 
 REAL_TOKEN_DIR = Path(__file__).resolve().parent / "fixtures" / "apple-real-token"
@@ -71,7 +70,7 @@ def real_token_file() -> bytes:
     return (REAL_TOKEN_DIR / "server-token.p7m").read_bytes()
 
 
-def real_token_decrypt(data: bytes) -> ServerToken:
+def real_token_decrypt(data: bytes) -> ServerTokenCredentials:
     return server_token_decrypt(
         data,
         private_key_pem=(REAL_TOKEN_DIR / "private-key.pem").read_bytes(),
@@ -88,7 +87,7 @@ def issue(key_pair: KeyPair, **options: object) -> bytes:
     )
 
 
-def decrypt(data: bytes, key_pair: KeyPair) -> ServerToken:
+def decrypt(data: bytes, key_pair: KeyPair) -> ServerTokenCredentials:
     return server_token_decrypt(
         data, private_key_pem=key_pair.private_key_pem, certificate_pem=key_pair.certificate_pem
     )
@@ -159,7 +158,7 @@ def test_real_apple_token_decrypts_after_a_windows_editor_saved_it(
 def test_issued_token_round_trips(key_pair: KeyPair, content_cipher: str) -> None:
     token = decrypt(issue(key_pair, content_cipher=content_cipher), key_pair)
 
-    assert token == ServerToken(**CREDENTIALS, access_token_expiry=EXPIRY)
+    assert token == ServerTokenCredentials(**CREDENTIALS, access_token_expiry=EXPIRY)
 
 
 def test_issued_token_decrypts_as_der_cms(key_pair: KeyPair) -> None:
@@ -315,21 +314,23 @@ def test_server_token_repr_and_str_never_show_secrets(real_token_file: bytes) ->
 def test_server_token_survives_json_storage(real_token_file: bytes) -> None:
     token = real_token_decrypt(real_token_file)
 
-    assert ServerToken.from_json(token.to_json()) == token
+    assert ServerTokenCredentials.from_json(token.to_json()) == token
     assert json.loads(token.to_json())["access_token_expiry"] == "2026-01-17T11:02:21Z"
 
 
 def test_stored_json_that_is_broken_is_refused() -> None:
     with pytest.raises(PayloadFieldsMissingError):
-        ServerToken.from_json("{")
+        ServerTokenCredentials.from_json("{")
     with pytest.raises(PayloadFieldsMissingError, match="is missing access_secret"):
-        ServerToken.from_json(json.dumps({**valid_fields(), "access_secret": None}))
+        ServerTokenCredentials.from_json(json.dumps({**valid_fields(), "access_secret": None}))
     with pytest.raises(BadExpiryError, match="'1768647741'"):
-        ServerToken.from_json(json.dumps({**valid_fields(), "access_token_expiry": 1768647741}))
+        ServerTokenCredentials.from_json(
+            json.dumps({**valid_fields(), "access_token_expiry": 1768647741})
+        )
 
 
 def test_server_token_counts_days_left_and_knows_when_it_expired() -> None:
-    token = ServerToken(**CREDENTIALS, access_token_expiry=EXPIRY)
+    token = ServerTokenCredentials(**CREDENTIALS, access_token_expiry=EXPIRY)
 
     assert token.days_left(now=EXPIRY - timedelta(days=30, hours=1)) == 30
     assert token.days_left(now=EXPIRY - timedelta(hours=1)) == 0
@@ -479,6 +480,22 @@ def test_payload_that_is_not_json_is_refused(key_pair: KeyPair) -> None:
     assert "not valid JSON" in raised(
         PayloadFieldsMissingError, envelope(plaintext, key_pair), key_pair
     )
+
+
+def test_payload_of_json_nested_40000_deep_is_refused_not_a_crash(key_pair: KeyPair) -> None:
+    plaintext = b"-----BEGIN MESSAGE-----\n" + b"[" * 40_000 + b"\n-----END MESSAGE-----\n"
+
+    message = raised(PayloadFieldsMissingError, envelope(plaintext, key_pair), key_pair)
+
+    assert "nested too deeply" in message
+    with pytest.raises(PayloadFieldsMissingError, match="nested too deeply"):
+        ServerTokenCredentials.from_json("[" * 40_000)
+
+
+def test_base64_of_json_nested_40000_deep_is_not_a_server_token(key_pair: KeyPair) -> None:
+    data = base64.encodebytes(b"[" * 40_000)
+
+    assert "not an Apple server token" in raised(NotAServerTokenError, data, key_pair)
 
 
 def test_payload_with_json_wrapped_over_lines_decrypts(key_pair: KeyPair) -> None:

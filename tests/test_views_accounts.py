@@ -17,6 +17,7 @@ from django.utils import timezone
 from dep_accounts.context_processors import banner
 from dep_accounts.encryption import secret_decrypt
 from dep_accounts.models import AuditEvent, DEPAccount, EnrollmentProfile, ServerToken
+from dep_accounts.selectors import token_custodians
 from dep_accounts.services.tokens import (
     account_create,
     account_token_add,
@@ -24,6 +25,8 @@ from dep_accounts.services.tokens import (
     server_token_credentials,
     token_check,
 )
+from tests import accessible
+from tests.edit_page import account_snapshot, edit_form, edit_url
 
 pytestmark = pytest.mark.django_db
 
@@ -39,37 +42,6 @@ def _account_with_token(abm, admin, *, validity_days: int = 365) -> DEPAccount:
 
 def _p7m(data: bytes, name: str = "Springfield MDM_Token_smime.p7m") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data, content_type="application/pkcs7-mime")
-
-
-def _edit_form(account: DEPAccount, **changes) -> dict:
-    """The Edit DEP Account form as the page fills it in, with some fields changed."""
-    form = {
-        "display_name": account.display_name,
-        "notification_emails": account.notification_emails,
-        "sync_interval_minutes": account.sync_interval_minutes,
-        "default_profile": account.default_profile_id or "",
-    }
-    if account.auto_sync:
-        form["auto_sync"] = "on"
-    if account.assign_default_profile:
-        form["assign_default_profile"] = "on"
-    form.update(changes)
-    return form
-
-
-def _snapshot(account: DEPAccount) -> dict:
-    """Everything a refused upload must leave exactly as it was, secrets' bytes included."""
-    return {
-        "account": DEPAccount.objects.filter(pk=account.pk).values().get(),
-        "server_tokens": [
-            {**row, "secrets_encrypted": bytes(row["secrets_encrypted"])}
-            for row in ServerToken.objects.filter(account=account).order_by("id").values()
-        ],
-    }
-
-
-def _edit_url(account: DEPAccount) -> str:
-    return reverse("dep_accounts:edit", args=[account.pk])
 
 
 # The DEP Accounts list
@@ -127,7 +99,7 @@ def test_the_server_name_cell_reveals_an_edit_button_for_admins(client_as, admin
     )  # fmt: skip
     page = client_as(admin).get(reverse("dep_accounts:list")).content.decode()
     assert (
-        f'<a class="edit-button" href="{_edit_url(account)}" aria-label="Edit Springfield MDM" '
+        f'<a class="edit-button" href="{edit_url(account)}" aria-label="Edit Springfield MDM" '
         'title="Edit">'
     ) in page
 
@@ -252,7 +224,7 @@ def test_add_of_a_server_already_added_points_to_its_edit_page(client_as, admin,
         {"token_file": _p7m(abm.token_for(account))},
     )
     text = preview.content.decode()
-    assert "already added as" in text and _edit_url(existing) in text
+    assert "already added as" in text and edit_url(existing) in text
     assert reverse("dep_accounts:add_confirm", args=[account.pk]) not in text
 
 
@@ -270,7 +242,7 @@ def test_confirming_after_the_server_was_added_elsewhere_says_so(client_as, admi
     response = client.post(reverse("dep_accounts:add_confirm", args=[account.pk]))
     assert response.status_code == 200
     assert "is already added as" in response.context["form"].errors["token_file"][0]
-    assert _edit_url(existing) in response.content.decode()
+    assert edit_url(existing) in response.content.decode()
     assert not account.server_tokens.exists()
 
 
@@ -292,6 +264,40 @@ def test_the_add_steps_link_to_the_simulated_abm_only_in_the_demo(client_as, adm
     page = client.get(url).content.decode()
     assert "Demo: Apple Business Manager is simulated at" in page
     assert 'href="http://127.0.0.1:8001/abm/"' in page
+
+
+def test_the_edit_page_links_to_the_simulated_abm_only_in_the_demo(
+    client_as, admin, dep_account, settings
+):
+    client = client_as(admin)
+    settings.APPLESIM_ABM_URL = ""
+    page = client.get(edit_url(dep_account)).content.decode()
+    assert "Demo: Apple Business Manager is simulated" not in page
+    assert (
+        " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} ".join(
+            ["Devices", "Management Services", "Springfield MDM", "Download Token"]
+        )
+        in page
+    )
+    settings.APPLESIM_ABM_URL = "http://127.0.0.1:8001/abm/"
+    page = client.get(edit_url(dep_account)).content.decode()
+    assert "Demo: Apple Business Manager is simulated at" in page
+    assert 'href="http://127.0.0.1:8001/abm/"' in page
+
+
+def test_the_add_steps_use_apples_current_wording_and_name_the_older_once(client_as, admin):
+    account = account_create(actor=admin)
+    page = client_as(admin).get(reverse("dep_accounts:add_token", args=[account.pk])).content
+    text = page.decode()
+
+    assert (
+        " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} ".join(
+            ["<strong>Devices</strong>", "<strong>Management Services</strong>"]
+        )
+        in text
+    )
+    assert text.count("Your MDM Servers") == 1
+    assert "Springfield_MDM_Token_2025-06-01T09-30-00Z_smime.p7m" in text
 
 
 # The account page
@@ -361,14 +367,42 @@ def test_sync_now_refused_shows_why(client_as, admin, dep_account):
 def test_the_edit_page_is_titled_edit_dep_account_with_an_upload_token_field(
     client_as, admin, dep_account
 ):
-    page = client_as(admin).get(_edit_url(dep_account)).content.decode()
-    assert "<title>Edit DEP Account</title>" in page
-    assert "<h1>Edit DEP Account</h1>" in page
-    assert 'type="file" name="token_file"' in page and 'accept=".p7m"' in page
-    assert ">Upload Token</label>" in page and "Choose file" in page
-    assert ">The Apple ID that manages this server in ABM has changed</span>" in page
-    assert 'enctype="multipart/form-data"' in page
-    assert page.count('type="submit"') == 2  # Save, and Log out in the user menu
+    response = client_as(admin).get(edit_url(dep_account))
+    tree = accessible.page(response)
+    assert accessible.title(tree) == "Edit DEP Account"
+    headings = accessible.find_all(tree, "heading")
+    assert [accessible.name(tree, h) for h in headings[:2]] == ["Edit DEP Account", "Upload Token"]
+    token_field = accessible.find(tree, "file", "Upload Token")
+    assert accessible.attribute(token_field, "accept") == ".p7m"
+    assert "Choose file" in response.content.decode()  # drawn for the eye, hidden from readers
+    assert accessible.find_all(
+        tree, "checkbox", "The Apple ID that manages this server in ABM has changed"
+    )
+    form = accessible.form_of(tree, token_field)
+    assert accessible.attribute(form, "enctype") == "multipart/form-data"
+    assert accessible.form_of(tree, accessible.find(tree, "button", "Save")) is form
+    # Save, and Log out in the user menu
+    assert len(accessible.find_all(tree, "button")) == 2
+
+
+def test_a_refused_token_is_described_to_its_field_and_field_errors_to_theirs(
+    client_as, admin, abm, dep_account
+):
+    client = client_as(admin)
+    other = abm.server_add("Shelbyville Campus MDM")
+    token_file = abm.token_for(dep_account, server_uuid=other)
+    refused = client.post(
+        edit_url(dep_account), {**edit_form(dep_account), "token_file": _p7m(token_file)}
+    )
+    tree = accessible.page(refused)
+    described = accessible.description(tree, accessible.find(tree, "file", "Upload Token"))
+    assert "This token is for the MDM server “Shelbyville Campus MDM”" in described
+
+    invalid = client.post(edit_url(dep_account), edit_form(dep_account, sync_interval_minutes=0))
+    tree = accessible.page(invalid)
+    field = accessible.find(tree, "spinbutton", "Sync interval (minutes)")
+    assert accessible.attribute(field, "aria-invalid") == "true"
+    assert "greater than or equal to" in accessible.description(tree, field)
 
 
 def test_renewal_moves_the_expiry_a_year_ahead_and_the_banner_updates_at_once(
@@ -380,7 +414,7 @@ def test_renewal_moves_the_expiry_a_year_ahead_and_the_banner_updates_at_once(
     previous = account.server_tokens.get()
 
     response = client.post(
-        _edit_url(account), {**_edit_form(account), "token_file": _p7m(abm.token_for(account))}
+        edit_url(account), {**edit_form(account), "token_file": _p7m(abm.token_for(account))}
     )
 
     assert response.status_code == 302 and response.url == account.get_absolute_url()
@@ -402,12 +436,12 @@ def test_renewal_refuses_a_token_for_another_mdm_server_showing_both_side_by_sid
 ):
     other_uuid = abm.server_add("Other MDM")
     token_file = abm.token_for(dep_account, server_uuid=other_uuid)
-    before = _snapshot(dep_account)
+    before = account_snapshot(dep_account)
 
     response = client_as(admin).post(
-        _edit_url(dep_account),
+        edit_url(dep_account),
         {
-            **_edit_form(dep_account, display_name="Renamed", sync_interval_minutes=30),
+            **edit_form(dep_account, display_name="Renamed", sync_interval_minutes=30),
             "token_file": _p7m(token_file),
         },
     )
@@ -420,33 +454,33 @@ def test_renewal_refuses_a_token_for_another_mdm_server_showing_both_side_by_sid
     assert "Add it as a new DEP account instead" in page
     assert f'href="{reverse("dep_accounts:add")}"' in page
     assert "Other MDM" in response.context["form"].errors["token_file"][0]
-    assert _snapshot(dep_account) == before
+    assert account_snapshot(dep_account) == before
 
 
 def test_renewal_refuses_an_expired_token(client_as, admin, dep_account, abm):
     token_file = abm.token_for(dep_account, validity_days=1)
-    before = _snapshot(dep_account)
+    before = account_snapshot(dep_account)
     with time_machine.travel(timezone.now() + timedelta(days=2)):
         response = client_as(admin).post(
-            _edit_url(dep_account),
-            {**_edit_form(dep_account, display_name="Renamed"), "token_file": _p7m(token_file)},
+            edit_url(dep_account),
+            {**edit_form(dep_account, display_name="Renamed"), "token_file": _p7m(token_file)},
         )
     assert response.status_code == 200
     assert "expired" in response.context["form"].errors["token_file"][0]
-    assert _snapshot(dep_account) == before
+    assert account_snapshot(dep_account) == before
 
 
 def test_renewal_refuses_a_token_that_expires_before_the_current_one(
     client_as, admin, dep_account, abm
 ):
     token_file = abm.token_for(dep_account, validity_days=200)
-    before = _snapshot(dep_account)
+    before = account_snapshot(dep_account)
     response = client_as(admin).post(
-        _edit_url(dep_account), {**_edit_form(dep_account), "token_file": _p7m(token_file)}
+        edit_url(dep_account), {**edit_form(dep_account), "token_file": _p7m(token_file)}
     )
     assert response.status_code == 200
     assert "before the current one" in response.context["form"].errors["token_file"][0]
-    assert _snapshot(dep_account) == before
+    assert account_snapshot(dep_account) == before
 
 
 def test_renewal_by_another_apple_id_needs_the_confirmation_and_is_audited(
@@ -454,21 +488,26 @@ def test_renewal_by_another_apple_id_needs_the_confirmation_and_is_audited(
 ):
     client = client_as(admin)
     token_file = abm.token_for(dep_account, apple_id="deputy@springfield.example")
-    before = _snapshot(dep_account)
+    before = account_snapshot(dep_account)
 
     refused = client.post(
-        _edit_url(dep_account), {**_edit_form(dep_account), "token_file": _p7m(token_file)}
+        edit_url(dep_account), {**edit_form(dep_account), "token_file": _p7m(token_file)}
     )
 
     assert refused.status_code == 200
     page = refused.content.decode()
     assert "deputy@springfield.example" in page and "it.admin@springfield.example" in page
-    assert '<div class="field field-highlight">' in page
-    assert _snapshot(dep_account) == before
+    checkbox = accessible.find(
+        accessible.page(refused),
+        "checkbox",
+        "The Apple ID that manages this server in ABM has changed",
+    )
+    assert accessible.attribute(checkbox, "checked") is None
+    assert account_snapshot(dep_account) == before
 
     accepted = client.post(
-        _edit_url(dep_account),
-        {**_edit_form(dep_account), "token_file": _p7m(token_file), "apple_id_changed": "on"},
+        edit_url(dep_account),
+        {**edit_form(dep_account), "token_file": _p7m(token_file), "apple_id_changed": "on"},
     )
 
     assert accepted.status_code == 302
@@ -484,13 +523,13 @@ def test_renewal_refuses_a_token_that_a_newer_download_has_reset(
 ):
     older = abm.token_for(dep_account)
     abm.token_for(dep_account)
-    before = _snapshot(dep_account)
+    before = account_snapshot(dep_account)
     response = client_as(admin).post(
-        _edit_url(dep_account), {**_edit_form(dep_account), "token_file": _p7m(older)}
+        edit_url(dep_account), {**edit_form(dep_account), "token_file": _p7m(older)}
     )
     assert response.status_code == 200
     assert "Apple does not accept" in response.context["form"].errors["token_file"][0]
-    assert _snapshot(dep_account) == before
+    assert account_snapshot(dep_account) == before
     assert AuditEvent.objects.filter(
         action=AuditEvent.Action.TOKEN_REJECTED, details__reason="apple_refused"
     ).exists()
@@ -499,16 +538,16 @@ def test_renewal_refuses_a_token_that_a_newer_download_has_reset(
 def test_renewal_fails_cleanly_when_apple_cannot_be_reached(client_as, admin, dep_account, abm):
     token_file = abm.token_for(dep_account)
     abm.sim.control.faults_set("session", [{"count": 10, "status": 503}])
-    before = _snapshot(dep_account)
+    before = account_snapshot(dep_account)
     try:
         response = client_as(admin).post(
-            _edit_url(dep_account), {**_edit_form(dep_account), "token_file": _p7m(token_file)}
+            edit_url(dep_account), {**edit_form(dep_account), "token_file": _p7m(token_file)}
         )
     finally:
         abm.sim.control.faults_clear()
     assert response.status_code == 200
     assert "Nothing was changed" in response.context["form"].errors["token_file"][0]
-    assert _snapshot(dep_account) == before
+    assert account_snapshot(dep_account) == before
 
 
 def test_saving_settings_without_a_file_keeps_the_token(client_as, admin, dep_account):
@@ -516,9 +555,9 @@ def test_saving_settings_without_a_file_keeps_the_token(client_as, admin, dep_ac
     profile = EnrollmentProfile.objects.create(
         account=dep_account, name="Staff iPads", url="https://mdm.example/enroll"
     )
-    before = _snapshot(dep_account)["server_tokens"]
+    before = account_snapshot(dep_account)["server_tokens"]
     response = client.post(
-        _edit_url(dep_account),
+        edit_url(dep_account),
         {
             "display_name": "Springfield (main)",
             "notification_emails": "it@springfield.example, deputy@x.example\nops@x.example",
@@ -537,7 +576,7 @@ def test_saving_settings_without_a_file_keeps_the_token(client_as, admin, dep_ac
     ]
     assert (dep_account.auto_sync, dep_account.sync_interval_minutes) == (False, 30)
     assert (dep_account.default_profile, dep_account.assign_default_profile) == (profile, True)
-    assert _snapshot(dep_account)["server_tokens"] == before
+    assert account_snapshot(dep_account)["server_tokens"] == before
     assert (
         "Saved the settings of “Springfield (main)”." in client.get(response.url).content.decode()
     )
@@ -556,14 +595,14 @@ def test_saving_settings_without_a_file_keeps_the_token(client_as, admin, dep_ac
 def test_edit_refuses_invalid_settings_and_saves_nothing(
     client_as, admin, dep_account, field, value, error
 ):
-    before = _snapshot(dep_account)
+    before = account_snapshot(dep_account)
     response = client_as(admin).post(
-        _edit_url(dep_account), _edit_form(dep_account, **{field: value})
+        edit_url(dep_account), edit_form(dep_account, **{field: value})
     )
     assert response.status_code == 200
     errors = response.context["form"].errors
     assert any(error in message for messages in errors.values() for message in messages)
-    assert _snapshot(dep_account) == before
+    assert account_snapshot(dep_account) == before
 
 
 # The banner and secrets
@@ -596,7 +635,7 @@ def test_no_page_shows_a_server_token_secret_or_the_private_key(client_as, admin
             reverse("dep_accounts:dashboard"),
             reverse("dep_accounts:list"),
             dep_account.get_absolute_url(),
-            _edit_url(dep_account),
+            edit_url(dep_account),
             reverse("dep_accounts:public_key", args=[dep_account.pk]),
             reverse("dep_accounts:devices"),
             reverse("dep_accounts:profiles"),
@@ -616,9 +655,9 @@ def test_no_page_shows_a_server_token_secret_or_the_private_key(client_as, admin
     )
     responses.append(
         client.post(
-            _edit_url(dep_account),
+            edit_url(dep_account),
             {
-                **_edit_form(dep_account),
+                **edit_form(dep_account),
                 "token_file": _p7m(abm.token_for(dep_account, server_uuid=abm.server_add("X"))),
             },
         )
@@ -629,3 +668,49 @@ def test_no_page_shows_a_server_token_secret_or_the_private_key(client_as, admin
         assert "PRIVATE KEY" not in html
         for secret in secrets:
             assert secret not in html
+
+
+def test_token_custodians_are_grouped_by_apple_id_with_a_count_and_dates(
+    client_as, viewer, admin, dep_account
+):
+    first = dep_account.server_tokens.get()
+    deputy = "deputy.it@springfield.example"
+    history = [
+        ("it.admin@springfield.example", timezone.now() - timedelta(days=730), False),
+        ("it.admin@springfield.example", timezone.now() - timedelta(days=365), False),
+        (deputy, timezone.now() - timedelta(days=1), True),
+    ]
+    ServerToken.objects.filter(pk=first.pk).update(
+        uploaded_at=timezone.now() - timedelta(days=1000), is_current=False
+    )
+    for number, (apple_id, uploaded_at, confirmed) in enumerate(history):
+        ServerToken.objects.create(
+            account=dep_account,
+            secrets_encrypted=first.secrets_encrypted,
+            access_token_expiry=uploaded_at + timedelta(days=365),
+            consumer_key_fingerprint=f"SHA256:{number}",
+            server_uuid=first.server_uuid,
+            admin_apple_id=apple_id,
+            apple_id_change_confirmed=confirmed,
+            uploaded_by=admin,
+            uploaded_at=uploaded_at,
+            is_current=apple_id == deputy,
+        )
+
+    custodians = token_custodians(dep_account.server_tokens.all())
+    page = client_as(viewer).get(dep_account.get_absolute_url()).content.decode()
+
+    assert [(c.apple_id, c.token_count, c.is_current) for c in custodians] == [
+        ("it.admin@springfield.example", 3, False),
+        (deputy, 1, True),
+    ]
+    assert custodians[0].first_uploaded_at < custodians[0].last_uploaded_at
+    oldest, newest = custodians[0].first_uploaded_at, custodians[0].last_uploaded_at
+    assert (
+        f"downloaded 3 tokens, uploaded {timezone.localtime(oldest):%-d %b %Y} \N{EN DASH} "
+        f"{timezone.localtime(newest):%-d %b %Y}"
+    ) in page
+    assert page.count("it.admin@springfield.example</strong>") == 1
+    assert f"Changed from it.admin@springfield.example to {deputy}, confirmed by alex.admin" in (
+        page
+    )

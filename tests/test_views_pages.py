@@ -295,7 +295,7 @@ def test_assigning_a_profile_to_selected_devices(client_as, admin, dep_account, 
 
     assert response.status_code == 302
     messages = client.get(response.url).content.decode()
-    assert "Assigned “Staff iPads” to 2 device(s)." in messages
+    assert "Assigned “Staff iPads” to 2 devices." in messages
     assert "NOSUCHSERIAL: not a device of this DEP account" in messages
     assert DEPDevice.objects.filter(profile_uuid=profile.profile_uuid).count() == 2
 

@@ -32,7 +32,8 @@ from applesim.tokens import (
     server_token_credentials_new,
     server_token_issue,
 )
-from dep_accounts.apple.token import PAYLOAD_FIELDS, KeyPair, key_pair_generate
+from dep_accounts.apple.keypair import KeyPair, key_pair_generate
+from dep_accounts.apple.token import PAYLOAD_FIELDS
 
 if TYPE_CHECKING:
     from dep_accounts.models import DEPAccount
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
 DEPUTY_APPLE_ID = "deputy@springfield.example"
 TEN_MEGABYTES = 10 * 1024 * 1024
+# An array opened 40,000 times: what overflows a recursive JSON parser (issue 13, finding 6).
+DEEP_JSON = b"[" * 40_000
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,12 @@ def _payload_not_json(target: TokenTarget) -> bytes:
     return p7m_encrypted(plaintext, certificate_pem=target.certificate_pem)
 
 
+def _payload_nested_deep(target: TokenTarget) -> bytes:
+    """An attacker's token: properly encrypted, its JSON 40,000 brackets deep."""
+    plaintext = b"-----BEGIN MESSAGE-----\n" + DEEP_JSON + b"\n-----END MESSAGE-----\n"
+    return p7m_encrypted(PAYLOAD_MIME_HEADERS + plaintext, certificate_pem=target.certificate_pem)
+
+
 def _payload_with_wrong_expiry(target: TokenTarget) -> bytes:
     fields = {**payload_fields(), "access_token_expiry": "17/01/2027 11:02"}
     return p7m_encrypted(payload(fields), certificate_pem=target.certificate_pem)
@@ -346,6 +355,16 @@ CORPUS: list[CorpusFile] = [
         says="has no -----BEGIN MESSAGE----- ... -----END MESSAGE----- block",
     ),
     CorpusFile("payload_not_json", _payload_not_json, says="its content is not valid JSON"),
+    CorpusFile(
+        "payload_nested_40000_deep",
+        _payload_nested_deep,
+        says="its content is JSON nested too deeply to be a server token",
+    ),
+    CorpusFile(
+        "base64_of_json_nested_40000_deep",
+        lambda target: base64.encodebytes(DEEP_JSON),
+        says="This file is not an Apple server token (.p7m)",
+    ),
     *(
         CorpusFile(
             f"payload_without_{field}",

@@ -1,16 +1,34 @@
 """The OpenAPI 3.1 description of the API, served at /api/v1/openapi.json.
 
-tests/test_api.py validates every response the tests receive against it, so it cannot drift
-from what the views send.
+The operations are written here; the shapes they send are derived from the TypedDicts of
+representations.py, the refusal codes from the refusal types. tests/test_api.py validates every
+response the tests receive against it, so it cannot drift from what the views send.
 """
 
 from __future__ import annotations
 
-from dep_accounts.models import AuditEvent, DEPAccount
+from typing import Any
+
+from dep_accounts.api.json_schema import schema_of
+from dep_accounts.api.representations import (
+    Account,
+    AccountDetail,
+    AuditEventEntry,
+    Error,
+    Page,
+    SyncQueued,
+    TokenRefused,
+    TooLarge,
+)
+from dep_accounts.models import AuditEvent
+
+# Filled with the schema of each TypedDict the operations below send, as they are built.
+SCHEMAS: dict[str, dict] = {}
 
 
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
+def _of(shape: Any) -> dict:
+    """The schema of a shape from representations.py, by reference into SCHEMAS."""
+    return schema_of(shape, SCHEMAS)
 
 
 def _json_content(schema: dict) -> dict:
@@ -25,225 +43,17 @@ def _error(description: str) -> dict:
     return {"$ref": f"#/components/responses/{description}"}
 
 
-_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
-
-_ACCOUNT_PROPERTIES = {
-    "id": {"type": "integer"},
-    "name": {"type": "string", "description": "The display name, else the MDM server's name."},
-    "server_name": {"type": "string"},
-    "server_uuid": {"type": ["string", "null"]},
-    "org_name": {"type": "string"},
-    "admin_apple_id": {
-        "type": "string",
-        "description": "The Apple ID that downloaded the current server token.",
-    },
-    "state": {"type": "string", "enum": DEPAccount.State.values},
-    "state_detail": {"type": "string", "description": "Why the account is in this state."},
-    "token_expires_at": {**_NULLABLE_TIME, "description": "Null while awaiting the first token."},
-    "days_left": {
-        "type": ["integer", "null"],
-        "description": "Calendar days until the token expires, in the portal's time zone.",
-    },
-    "last_sync_at": _NULLABLE_TIME,
-    "last_sync_result": {"type": "string", "enum": DEPAccount.SyncResult.values},
-    "device_count": {"type": "integer", "minimum": 0},
-    "links": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["self", "public_key", "token", "console", "console_edit"],
-        "properties": {
-            "self": {"type": "string", "format": "uri"},
-            "public_key": {
-                "type": "string",
-                "format": "uri",
-                "description": "The public key (.pem) to upload to the MDM server in ABM.",
-            },
-            "token": {
-                "type": "string",
-                "format": "uri",
-                "description": "Where to POST a server token file.",
-            },
-            "console": {"type": "string", "format": "uri"},
-            "console_edit": {"type": "string", "format": "uri"},
-        },
-    },
-}
-
-
-def _page_of(item: str) -> dict:
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["count", "next", "previous", "results"],
-        "properties": {
-            "count": {"type": "integer", "minimum": 0},
-            "next": {"type": ["string", "null"], "format": "uri"},
-            "previous": {"type": ["string", "null"], "format": "uri"},
-            "results": {"type": "array", "items": _ref(item)},
-        },
-    }
-
-
-SCHEMAS = {
-    "Error": {
-        "type": "object",
-        "required": ["error", "code"],
-        "properties": {
-            "error": {"type": "string", "description": "What went wrong and what to do next."},
-            "code": {"type": "string", "description": "A stable code for scripts."},
-        },
-    },
-    "TokenRefused": {
-        "description": "A server token file that was not taken; nothing was changed.",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["error", "code"],
-        "properties": {
-            "error": {"type": "string"},
-            "code": {
-                "type": "string",
-                "enum": [
-                    "bad_file",
-                    "apple_refused",
-                    "apple_unreachable",
-                    "wrong_server",
-                    "apple_id_changed",
-                    "older_token",
-                    "concurrent_upload",
-                    "invalid",
-                ],
-            },
-            "found": {
-                "description": "wrong_server: the MDM server the token belongs to.",
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["server_name", "server_uuid", "org_name"],
-                "properties": {
-                    "server_name": {"type": "string"},
-                    "server_uuid": {"type": "string"},
-                    "org_name": {"type": "string"},
-                },
-            },
-            "existing_account_id": {
-                "type": ["integer", "null"],
-                "description": "wrong_server: the DEP account already holding that MDM server.",
-            },
-            "previous_apple_id": {
-                "type": "string",
-                "description": "apple_id_changed: the Apple ID of the current token.",
-            },
-            "found_apple_id": {
-                "type": "string",
-                "description": "apple_id_changed: the Apple ID that downloaded this token. "
-                "Upload again with apple_id_changed=true if the change is intended.",
-            },
-        },
-    },
-    "TooLarge": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["error", "code", "limit_bytes"],
-        "properties": {
-            "error": {"type": "string"},
-            "code": {"const": "too_large"},
-            "limit_bytes": {"type": "integer"},
-        },
-    },
-    "Account": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": list(_ACCOUNT_PROPERTIES),
-        "properties": _ACCOUNT_PROPERTIES,
-    },
-    "ServerToken": {
-        "description": "One uploaded server token: its public facts, never its secrets.",
-        "type": "object",
-        "additionalProperties": False,
-        "required": [
-            "uploaded_at",
-            "uploaded_by",
-            "admin_apple_id",
-            "access_token_expiry",
-            "consumer_key_fingerprint",
-            "is_current",
-        ],
-        "properties": {
-            "uploaded_at": {"type": "string", "format": "date-time"},
-            "uploaded_by": {
-                "type": ["string", "null"],
-                "description": "The username; null for the portal itself.",
-            },
-            "admin_apple_id": {"type": "string"},
-            "access_token_expiry": {"type": "string", "format": "date-time"},
-            "consumer_key_fingerprint": {"type": "string"},
-            "is_current": {"type": "boolean"},
-        },
-    },
-    "AccountDetail": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": [*_ACCOUNT_PROPERTIES, "token_history"],
-        "properties": {
-            **_ACCOUNT_PROPERTIES,
-            "token_history": {
-                "type": "array",
-                "description": "Newest first.",
-                "items": _ref("ServerToken"),
-            },
-        },
-    },
-    "AccountPage": _page_of("Account"),
-    "AuditEvent": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": [
-            "id",
-            "at",
-            "actor",
-            "account_id",
-            "account_name",
-            "action",
-            "action_label",
-            "outcome",
-            "message",
-            "details",
-        ],
-        "properties": {
-            "id": {"type": "integer"},
-            "at": {"type": "string", "format": "date-time"},
-            "actor": {
-                "type": ["string", "null"],
-                "description": "The username; null for the portal itself.",
-            },
-            "account_id": {"type": ["integer", "null"]},
-            "account_name": {"type": ["string", "null"]},
-            "action": {"type": "string", "enum": AuditEvent.Action.values},
-            "action_label": {"type": "string"},
-            "outcome": {"type": "string", "enum": AuditEvent.Outcome.values},
-            "message": {"type": "string"},
-            "details": {"type": "object"},
-        },
-    },
-    "AuditEventPage": _page_of("AuditEvent"),
-    "SyncQueued": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["status"],
-        "properties": {"status": {"const": "queued"}},
-    },
-}
-
 RESPONSES = {
     "Unauthenticated": _response(
         "No API token, or one that is revoked or unknown (with `WWW-Authenticate: Bearer`).",
-        _ref("Error"),
+        _of(Error),
     ),
     "Forbidden": _response(
         "The token's user has no role in the portal, or is a viewer and this changes something.",
-        _ref("Error"),
+        _of(Error),
     ),
-    "NotFound": _response("There is no DEP account with this id.", _ref("Error")),
-    "Invalid": _response("A query parameter or the request body is not valid.", _ref("Error")),
+    "NotFound": _response("There is no DEP account with this id.", _of(Error)),
+    "Invalid": _response("A query parameter or the request body is not valid.", _of(Error)),
 }
 
 _NEW_ACCOUNT = {
@@ -274,7 +84,7 @@ PATHS = {
             "summary": "DEP accounts, the soonest token expiry first",
             "parameters": [_PAGE],
             "responses": {
-                "200": _response("A page of DEP accounts.", _ref("AccountPage")),
+                "200": _response("A page of DEP accounts.", _of(Page[Account])),
                 "400": _error("Invalid"),
                 **_AUTH_ERRORS,
             },
@@ -297,7 +107,7 @@ PATHS = {
                 },
             },
             "responses": {
-                "201": _response("The new DEP account.", _ref("AccountDetail")),
+                "201": _response("The new DEP account.", _of(AccountDetail)),
                 "400": _error("Invalid"),
                 **_AUTH_ERRORS,
             },
@@ -309,7 +119,7 @@ PATHS = {
             "summary": "A DEP account with the history of its server tokens",
             "parameters": [_ACCOUNT_ID],
             "responses": {
-                "200": _response("The DEP account.", _ref("AccountDetail")),
+                "200": _response("The DEP account.", _of(AccountDetail)),
                 **_AUTH_ERRORS,
                 "404": _error("NotFound"),
             },
@@ -373,16 +183,12 @@ PATHS = {
                 },
             },
             "responses": {
-                "200": _response(
-                    "The token was taken: the updated account.", _ref("AccountDetail")
-                ),
+                "200": _response("The token was taken: the updated account.", _of(AccountDetail)),
                 **_AUTH_ERRORS,
                 "404": _error("NotFound"),
-                "413": _response(
-                    "The file is larger than a server token can be.", _ref("TooLarge")
-                ),
-                "415": _response("The body is neither a .p7m file nor a form.", _ref("Error")),
-                "422": _response("The token was refused; nothing changed.", _ref("TokenRefused")),
+                "413": _response("The file is larger than a server token can be.", _of(TooLarge)),
+                "415": _response("The body is neither a .p7m file nor a form.", _of(Error)),
+                "422": _response("The token was refused; nothing changed.", _of(TokenRefused)),
             },
         }
     },
@@ -392,12 +198,12 @@ PATHS = {
             "summary": "Start a sync of the account's devices with Apple",
             "parameters": [_ACCOUNT_ID],
             "responses": {
-                "202": _response("The sync is queued.", _ref("SyncQueued")),
+                "202": _response("The sync is queued.", _of(SyncQueued)),
                 **_AUTH_ERRORS,
                 "404": _error("NotFound"),
                 "409": _response(
                     "The account cannot sync now (licence, token state); the message says why.",
-                    _ref("Error"),
+                    _of(Error),
                 ),
             },
         }
@@ -427,7 +233,7 @@ PATHS = {
                 _PAGE,
             ],
             "responses": {
-                "200": _response("A page of audit events.", _ref("AuditEventPage")),
+                "200": _response("A page of audit events.", _of(Page[AuditEventEntry])),
                 "400": _error("Invalid"),
                 **_AUTH_ERRORS,
             },

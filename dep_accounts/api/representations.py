@@ -1,19 +1,155 @@
-"""What the API and `manage.py dep_account --json` print for an account or an audit event.
+"""What the API and `manage.py dep_account --json` print: accounts, audit events, errors.
 
-Plain dicts of public values: no secret of a server token or key pair ever enters them.
+Plain dicts of public values: no secret of a server token or key pair ever enters them. Their
+TypedDicts are the one description of each shape: api/openapi.py derives its schemas from them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Annotated, Generic, Literal, NotRequired, TypedDict, TypeVar
 
 from django.urls import reverse
 
+from dep_accounts.api.json_schema import RFC3339, URI, Schema
 from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
+from dep_accounts.services.tokens import TokenUploadError
 
 # Turns a path of the portal into the absolute URL a script can follow.
 Absolute = Callable[[str], str]
+Item = TypeVar("Item")
+BY_THE_PORTAL = "The username; null for the portal itself."
+
+
+def refusal_codes() -> list[str]:
+    """The `code` of every kind of refused upload, found by walking the refusal types."""
+    codes: list[str] = []
+    kinds: list[type[TokenUploadError]] = [TokenUploadError]
+    while kinds:
+        kind = kinds.pop(0)
+        if kind.code not in codes:
+            codes.append(kind.code)
+        kinds.extend(kind.__subclasses__())
+    return codes
+
+
+class Error(TypedDict):
+    error: Annotated[str, Schema(description="What went wrong and what to do next.")]
+    code: Annotated[str, Schema(description="A stable code for scripts.")]
+
+
+class FoundServer(TypedDict):
+    """wrong_server: the MDM server the token belongs to."""
+
+    server_name: str
+    server_uuid: str
+    org_name: str
+
+
+class TokenRefused(TypedDict):
+    """A server token file that was not taken; nothing was changed."""
+
+    error: str
+    code: Annotated[str, Schema(enum=refusal_codes())]
+    found: NotRequired[FoundServer]
+    existing_account_id: NotRequired[
+        Annotated[
+            int | None,
+            Schema(description="wrong_server: the DEP account already holding that MDM server."),
+        ]
+    ]
+    previous_apple_id: NotRequired[
+        Annotated[str, Schema(description="apple_id_changed: the Apple ID of the current token.")]
+    ]
+    found_apple_id: NotRequired[
+        Annotated[
+            str,
+            Schema(
+                description="apple_id_changed: the Apple ID that downloaded this token. Upload "
+                "again with apple_id_changed=true if the change is intended."
+            ),
+        ]
+    ]
+
+
+class TooLarge(TypedDict):
+    error: str
+    code: Literal["too_large"]
+    limit_bytes: int
+
+
+class AccountLinks(TypedDict):
+    self: URI
+    public_key: Annotated[
+        URI, Schema(description="The public key (.pem) to upload to the MDM server in ABM.")
+    ]
+    token: Annotated[URI, Schema(description="Where to POST a server token file.")]
+    console: URI
+    console_edit: URI
+
+
+class Account(TypedDict):
+    id: int
+    name: Annotated[str, Schema(description="The display name, else the MDM server's name.")]
+    server_name: str
+    server_uuid: str | None
+    org_name: str
+    admin_apple_id: Annotated[
+        str, Schema(description="The Apple ID that downloaded the current server token.")
+    ]
+    state: Annotated[str, Schema(enum=DEPAccount.State.values)]
+    state_detail: Annotated[str, Schema(description="Why the account is in this state.")]
+    token_expires_at: Annotated[
+        RFC3339 | None, Schema(description="Null while awaiting the first token.")
+    ]
+    days_left: Annotated[
+        int | None,
+        Schema(description="Calendar days until the token expires, in the portal's time zone."),
+    ]
+    last_sync_at: RFC3339 | None
+    last_sync_result: Annotated[str, Schema(enum=DEPAccount.SyncResult.values)]
+    device_count: Annotated[int, Schema(minimum=0)]
+    links: AccountLinks
+
+
+class TokenHistoryEntry(TypedDict):
+    """One uploaded server token: its public facts, never its secrets."""
+
+    uploaded_at: RFC3339
+    uploaded_by: Annotated[str | None, Schema(description=BY_THE_PORTAL)]
+    admin_apple_id: str
+    access_token_expiry: RFC3339
+    consumer_key_fingerprint: str
+    is_current: bool
+
+
+class AccountDetail(Account):
+    token_history: Annotated[list[TokenHistoryEntry], Schema(description="Newest first.")]
+
+
+class AuditEventEntry(TypedDict):
+    id: int
+    at: RFC3339
+    actor: Annotated[str | None, Schema(description=BY_THE_PORTAL)]
+    account_id: int | None
+    account_name: str | None
+    action: Annotated[str, Schema(enum=AuditEvent.Action.values)]
+    action_label: str
+    outcome: Annotated[str, Schema(enum=AuditEvent.Outcome.values)]
+    message: str
+    details: dict
+
+
+class Page(TypedDict, Generic[Item]):
+    count: Annotated[int, Schema(minimum=0)]
+    next: URI | None
+    previous: URI | None
+    results: list[Item]
+
+
+class SyncQueued(TypedDict):
+    status: Literal["queued"]
 
 
 def rfc3339(moment: datetime | None) -> str | None:
@@ -22,7 +158,7 @@ def rfc3339(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def account_representation(account: DEPAccount, *, absolute: Absolute) -> dict:
+def account_representation(account: DEPAccount, *, absolute: Absolute) -> Account:
     """An account as listed: expiry, state, last sync, and where to see or renew it."""
     return {
         "id": account.pk,
@@ -48,7 +184,7 @@ def account_representation(account: DEPAccount, *, absolute: Absolute) -> dict:
     }
 
 
-def server_token_representation(server_token: ServerToken) -> dict:
+def server_token_representation(server_token: ServerToken) -> TokenHistoryEntry:
     return {
         "uploaded_at": rfc3339(server_token.uploaded_at),
         "uploaded_by": server_token.uploaded_by.get_username()
@@ -61,7 +197,7 @@ def server_token_representation(server_token: ServerToken) -> dict:
     }
 
 
-def account_detail_representation(account: DEPAccount, *, absolute: Absolute) -> dict:
+def account_detail_representation(account: DEPAccount, *, absolute: Absolute) -> AccountDetail:
     """An account with the history of its server tokens, newest first."""
     history = (
         account.server_tokens.select_related("uploaded_by")
@@ -81,7 +217,7 @@ def account_detail_representation(account: DEPAccount, *, absolute: Absolute) ->
     }
 
 
-def audit_event_representation(event: AuditEvent) -> dict:
+def audit_event_representation(event: AuditEvent) -> AuditEventEntry:
     return {
         "id": event.pk,
         "at": rfc3339(event.at),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 
 from django.conf import settings
@@ -34,7 +35,7 @@ TOKEN_CONTENT_TYPES = {"application/pkcs7-mime", "application/octet-stream"}
 TRUE_VALUES = {"true", "1", "yes", "on"}
 
 
-def _json(body: dict, status: int = 200) -> JsonResponse:
+def _json(body: Mapping[str, object], status: int = 200) -> JsonResponse:
     return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
 
 
@@ -81,6 +82,10 @@ def _account_create(request: HttpRequest) -> JsonResponse:
             body = json.loads(request.body or b"{}")
         except ValueError as exc:
             raise APIError(400, "invalid", "The request body is not JSON.") from exc
+        except RecursionError as exc:
+            raise APIError(
+                400, "invalid", 'The request body nests too deeply: send {"name": "…"}.'
+            ) from exc
     else:
         body = request.POST
     name = body.get("name", "") if hasattr(body, "get") else None

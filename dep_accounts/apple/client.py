@@ -36,17 +36,28 @@ from dep_accounts.apple.schema import (
     page_parse,
 )
 
-PROTOCOL_VERSION = "7"
+# 10: the portal reads mdm_migration_deadline (v8), THROTTLED (v9) and retry_after_seconds (v10).
+PROTOCOL_VERSION = "10"
 CONTENT_TYPE = "application/json;charset=UTF8"
 SESSION_HEADER = "X-ADM-Auth-Session"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Apple's 429 need not say how long to wait; then the next try waits a minute.
 THROTTLE_WAIT_DEFAULT = 60.0
-# Checked in this order: the first found in an error body is Apple's code.
+# Checked in this order, case-sensitively: the first found anywhere in an error body is Apple's
+# code, whatever the status, quoting, trailing newline or "DEP auth error: 403 Forbidden: " prefix.
+# The lower-case ones are what Apple's live service answers for tokens (docs/apple-answers.md):
+# a token reset by a newer download in ABM gets 403 (or 401) "token_rejected" or
+# "signature_invalid" on /session and API calls (fleetdm/fleet#43916, #47700; Fleet's
+# server/mdm/nanodep/godep/account_test.go); a token whose keys do not match gets 400
+# oauth_problem_adviceBad Request or oauth_problem_adviceUnauthorized (fleetdm/fleet#11416,
+# petarov/apple-mdm-clients); expired credentials get token_expiredForbidden.
 APPLE_CODES = (
-    "T_C_NOT_SIGNED", "ACCESS_DENIED", "FORBIDDEN", "UNAUTHORIZED", "EXPIRED_CURSOR",
+    "T_C_NOT_SIGNED", "token_rejected", "signature_invalid", "token_expired",
+    "oauth_problem_advice", "ACCESS_DENIED", "FORBIDDEN", "UNAUTHORIZED", "EXPIRED_CURSOR",
     "INVALID_CURSOR", "EXHAUSTED_CURSOR", "CURSOR_REQUIRED", "TOO_MANY_REQUESTS",
 )  # fmt: skip
+# Apple's answers that mean "this server token is no longer valid": it was reset or revoked.
+TOKEN_RESET_CODES = frozenset({"token_rejected", "signature_invalid"})
 
 
 class DEPError(Exception):
@@ -65,6 +76,16 @@ class TokenRejectedError(DEPError):
     default_message = (
         "Apple rejected this server token: it was reset by a newer download in Apple Business "
         "Manager, or has expired. Download a new token in ABM and upload it."
+    )
+
+
+class TokenUnusableError(DEPError):
+    """Apple cannot use the token's OAuth values at all: the file does not match, or expired."""
+
+    default_message = (
+        "Apple cannot use this server token: the token file does not match the MDM server's "
+        "keys, or it is damaged. Download a new token for this MDM server in Apple Business "
+        "Manager and upload that file."
     )
 
 
@@ -192,6 +213,17 @@ def _error(response: requests.Response, *, on_session: bool) -> DEPError:
             status=status,
             code=code,
         )
+    if code in TOKEN_RESET_CODES:
+        return TokenRejectedError(status=status, code=code)
+    if code == "token_expired":
+        return TokenUnusableError(
+            "Apple says this server token has expired. Download a new token for this MDM server "
+            "in Apple Business Manager and upload that file.",
+            status=status,
+            code=code,
+        )
+    if code == "oauth_problem_advice":
+        return TokenUnusableError(status=status, code=response.text.strip().strip('"')[:100])
     known: dict[str, type[DEPError]] = {
         "T_C_NOT_SIGNED": TermsNotSignedError,
         "EXPIRED_CURSOR": CursorExpiredError,

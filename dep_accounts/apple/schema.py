@@ -54,6 +54,11 @@ class Device:
     # Only in /devices/sync answers: "added", "modified" or "deleted", and when.
     op_type: str = ""
     op_date: datetime | None = None
+    # Protocol v8+: the device is being migrated to another MDM server by this date, and the
+    # admin must act before then (iOS/macOS 26 MDM migration).
+    mdm_migration_deadline: datetime | None = None
+    # On a deleted record: Apple released the device because a replacement took its place.
+    released_by_replacement: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class DevicePage:
 @dataclass(frozen=True)
 class DeviceDetail:
     serial_number: str
-    response_status: str  # SUCCESS or NOT_ACCESSIBLE
+    response_status: str  # SUCCESS, NOT_ACCESSIBLE, or NOT_FOUND (Apple's older wording)
     device: Device | None
 
 
@@ -98,6 +103,13 @@ def moment_parse(value: object) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def flag_parse(value: object) -> bool:
+    """A JSON boolean, or the string "true"/"false" that Apple's own documentation shows."""
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return value is True
+
+
 def device_parse(raw: dict[str, Any]) -> Device:
     return Device(
         serial_number=raw["serial_number"],
@@ -115,6 +127,8 @@ def device_parse(raw: dict[str, Any]) -> Device:
         device_assigned_by=raw.get("device_assigned_by") or "",
         op_type=raw.get("op_type") or "",
         op_date=moment_parse(raw.get("op_date")),
+        mdm_migration_deadline=moment_parse(raw.get("mdm_migration_deadline")),
+        released_by_replacement=flag_parse(raw.get("released_by_replacement")),
     )
 
 
@@ -142,6 +156,7 @@ def page_parse(raw: dict[str, Any]) -> DevicePage:
     return DevicePage(
         devices=tuple(device_parse(device) for device in raw.get("devices") or ()),
         cursor=raw.get("cursor") or "",
-        more_to_follow=bool(raw.get("more_to_follow")),
+        # A boolean in live answers, the string "false" in Apple's documentation.
+        more_to_follow=flag_parse(raw.get("more_to_follow")),
         fetched_until=moment_parse(raw.get("fetched_until")),
     )

@@ -67,7 +67,7 @@ def _renewal_steps(account: DEPAccount, expires_at: datetime) -> str:
         "automatically.\n\n"
         "To renew it:\n"
         f"1. Sign in to Apple Business Manager as {apple_id}.\n"
-        f"2. Open Preferences > Your MDM Servers > “{account.server_name}” and click "
+        f"2. Open Devices > Management Services > “{account.server_name}” and click "
         "Download Token, then confirm.\n"
         f"3. Open {edit_url} (Edit DEP Account), choose the downloaded .p7m file under "
         "Upload Token and click Save.\n"

@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from dep_accounts.apple import envelope as apple_envelope
 from dep_accounts.apple import token as apple_token
 from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
 from dep_accounts.services.audit import audit_record
@@ -111,17 +112,19 @@ def bulk_renewal_preview(
     return rows
 
 
-def _accounts_by_recipient() -> dict[apple_token.RecipientID, list[DEPAccount]]:
-    accounts: dict[apple_token.RecipientID, list[DEPAccount]] = {}
+def _accounts_by_recipient() -> dict[apple_envelope.RecipientID, list[DEPAccount]]:
+    accounts: dict[apple_envelope.RecipientID, list[DEPAccount]] = {}
     for account in DEPAccount.objects.filter(key_pair__isnull=False).select_related("key_pair"):
-        recipient = apple_token.certificate_recipient_id(account.key_pair.certificate_pem.encode())
+        recipient = apple_envelope.certificate_recipient_id(
+            account.key_pair.certificate_pem.encode()
+        )
         accounts.setdefault(recipient, []).append(account)
     return accounts
 
 
 def _row_for(
     token_file: TokenFile,
-    accounts: dict[apple_token.RecipientID, list[DEPAccount]],
+    accounts: dict[apple_envelope.RecipientID, list[DEPAccount]],
     current_tokens: dict[int, ServerToken],
     now: datetime,
 ) -> BulkRenewalRow:
@@ -134,7 +137,7 @@ def _row_for(
             reason="bad_file",
         )
     try:
-        recipients = apple_token.server_token_recipients(token_file.content)
+        recipients = apple_envelope.server_token_recipients(token_file.content)
     except apple_token.ServerTokenError as exc:
         return _refused(row, exc.message, reason="bad_file")
     candidates = [account for r in recipients for account in accounts.get(r, [])]

@@ -13,15 +13,16 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from dep_accounts.apple import client as apple_client
-from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
+from dep_accounts.models import AuditEvent, DEPAccount, OutboundEmail, ServerToken
 from dep_accounts.selectors import old_token_reset_text
 from dep_accounts.services.audit import audit_record
+from dep_accounts.services.outbox import emails_queue
 from dep_accounts.services.reminders import admin_emails
 from dep_accounts.services.tokens import (
     account_state_set,
@@ -126,21 +127,28 @@ def _old_token_rejected(account: DEPAccount, *, now: datetime, detail: str) -> N
     account_state_set(account=account, state=State.REJECTED, detail=detail)
     recipients = sorted(set(account.notification_email_list) | set(admin_emails()))
     with transaction.atomic():
-        # Claimed by this update: a second worker finds it set and sends nothing; a failed
-        # send rolls it back, and the next run finds the token rejected and tries again.
+        # Claimed by this update: a second worker finds it set and queues nothing; the outbox
+        # sends the email after commit and retries it on its own.
         claimed = DEPAccount.objects.filter(
             pk=account.pk, old_token_rejected_at__isnull=True, renewal_started_at__isnull=False
         ).update(old_token_rejected_at=now, renewal_checked_at=now)
         if not claimed:
             return
         account.old_token_rejected_at = now
-        if recipients:
-            subject, body = _reset_reminder_text(account, now=now)
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+        subject, body = _reset_reminder_text(account, now=now)
+        emails_queue(
+            kind=OutboundEmail.Kind.TOKEN_RESET,
+            notification_key=f"token_reset:{account.pk}:{now.isoformat()}",
+            recipients=recipients,
+            subject=subject,
+            body=body,
+            account=account,
+        )
     audit_record(
         action=AuditEvent.Action.REMINDER_SENT,
-        message=f"Apple rejects the old token of “{account.name}”: upload reminder sent to "
-        f"{len(recipients)} recipient(s).",
+        message=f"Apple rejects the old token of “{account.name}”: upload reminder queued for "
+        + ngettext("%(count)d recipient.", "%(count)d recipients.", len(recipients))
+        % {"count": len(recipients)},
         account=account,
         details={"guarded_renewal": "old_token_rejected"},
     )

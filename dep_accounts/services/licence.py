@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
 from dep_accounts.models import AuditEvent, SubscriptionLicence
 from dep_accounts.selectors import licence_current
@@ -109,17 +110,19 @@ def licence_document_verify(document: str, *, public_key: str) -> LicenceTerms:
         ) from exc
 
 
-def licence_install(*, document: str, actor: AbstractBaseUser | None) -> SubscriptionLicence:
-    """Verify a licence document and make it the current licence."""
+def licence_install(
+    *, document: str, actor: AbstractBaseUser | None, replace: bool = False
+) -> SubscriptionLicence:
+    """Verify a licence document and make it the current licence.
+
+    `replace` installs it even when it is expired, not valid yet or older than the current
+    one: the demo and tests use it to show what an admin sees then.
+    """
     terms = licence_document_verify(document, public_key=settings.LICENCE_PUBLIC_KEY)
     if terms.valid_until <= terms.valid_from:
         raise LicenceError("This licence ends before it starts. Ask your vendor for a new one.")
-    current = licence_current()
-    if current is not None and terms.valid_until < current.valid_until:
-        raise LicenceError(
-            f"This licence ends on {terms.valid_until:%-d %b %Y}, before the current one "
-            f"({current.valid_until:%-d %b %Y}). Upload the newest licence."
-        )
+    if not replace:
+        _licence_refusal_raise(terms)
     with transaction.atomic():
         SubscriptionLicence.objects.filter(is_current=True).update(is_current=False)
         licence = SubscriptionLicence.objects.create(
@@ -140,6 +143,26 @@ def licence_install(*, document: str, actor: AbstractBaseUser | None) -> Subscri
         )
     banner_refresh()
     return licence
+
+
+def _licence_refusal_raise(terms: LicenceTerms) -> None:
+    now = timezone.now()
+    if terms.valid_from > now:
+        raise LicenceError(
+            f"This licence starts on {terms.valid_from:%-d %b %Y}: it is not valid yet. "
+            "Install it on that day, or ask your vendor for one valid now."
+        )
+    if terms.valid_until <= now:
+        raise LicenceError(
+            f"This licence expired on {terms.valid_until:%-d %b %Y}. "
+            "Ask your vendor for a current licence."
+        )
+    current = licence_current()
+    if current is not None and terms.valid_until < current.valid_until:
+        raise LicenceError(
+            f"This licence ends on {terms.valid_until:%-d %b %Y}, before the current one "
+            f"({current.valid_until:%-d %b %Y}). Upload the newest licence."
+        )
 
 
 def licence_is_valid(licence: SubscriptionLicence) -> bool:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils.translation import ngettext
 
 from dep_accounts.apple import client as apple_client
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, EnrollmentProfile
@@ -141,7 +142,12 @@ def profile_assign(
     )
     audit_record(
         action=AuditEvent.Action.PROFILE_CHANGED,
-        message=f"Assigned “{profile.name}” to {len(assigned)} device(s)"
+        message=ngettext(
+            "Assigned “%(name)s” to %(count)d device",
+            "Assigned “%(name)s” to %(count)d devices",
+            len(assigned),
+        )
+        % {"name": profile.name, "count": len(assigned)}
         + (f"; {len(failed)} not assigned." if failed else "."),
         actor=actor,
         account=account,

@@ -1,8 +1,10 @@
 """Renewal reminders by email, 30, 14, 7, 3 and 1 days before a token expires and on the day.
 
 A reminder is claimed by inserting its row (unique per token and step) in the transaction that
-sends it: a second worker, a retry or a second beat process finds the row and sends nothing; a
-failed send rolls the row back so the next run tries again.
+queues its emails in the outbox: a second worker, a retry or a second beat process finds the row
+and queues nothing. The outbox sends them after commit, each on its own, so a slow or failing
+mail server delays no other reminder and no other work. One account's failure is logged and
+audited, and the other accounts' reminders still go out.
 """
 
 from __future__ import annotations
@@ -12,21 +14,24 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from dep_accounts.models import (
     AuditEvent,
     DEPAccount,
+    OutboundEmail,
     ReminderSent,
     ServerToken,
     calendar_days_until,
 )
 from dep_accounts.roles import ADMINS
+from dep_accounts.selectors import licence_current
 from dep_accounts.services.audit import audit_record
+from dep_accounts.services.outbox import emails_queue
 from dep_accounts.services.webhooks import webhooks_emit_reminder
 
 logger = logging.getLogger(__name__)
@@ -49,6 +54,15 @@ def admin_emails() -> list[str]:
     return sorted({e for e in users.values_list("email", flat=True) if e})
 
 
+def _days_left_text(expires_at: datetime, now: datetime) -> str:
+    """The days actually left, as reminders name them: a token first seen late is not the
+    14-day reminder at 10 days."""
+    days_left = calendar_days_until(expires_at, now=now)
+    if days_left == 0:
+        return "expires today"
+    return ngettext("%(days)d day left", "%(days)d days left", days_left) % {"days": days_left}
+
+
 def _reminder_text(account: DEPAccount, expires_at: datetime, now: datetime) -> tuple[str, str]:
     days_left = calendar_days_until(expires_at, now=now)
     when = "today" if days_left == 0 else f"in {days_left} day{'s' * (days_left != 1)}"
@@ -64,7 +78,7 @@ def _reminder_text(account: DEPAccount, expires_at: datetime, now: datetime) -> 
         "enroll automatically.\n\n"
         "To renew it:\n"
         f"1. Sign in to Apple Business Manager as {apple_id}.\n"
-        f"2. Open Preferences > Your MDM Servers > “{account.server_name}” and click "
+        f"2. Open Devices > Management Services > “{account.server_name}” and click "
         "Download Token, then confirm.\n"
         f"3. Open {edit_url} , choose the downloaded .p7m file under Upload Token and click Save.\n"
     )
@@ -86,31 +100,81 @@ def reminders_send(*, now: datetime | None = None) -> int:
         step = reminder_step(expires_at=token.access_token_expiry, now=now)
         if step is None or ReminderSent.objects.filter(token=token, days_before=step).exists():
             continue
-        account = token.account
         if admins is None:
             admins = admin_emails()
-        recipients = sorted(set(account.notification_email_list) | set(admins))
-        subject, body = _reminder_text(account, token.access_token_expiry, now)
         try:
-            with transaction.atomic():
-                ReminderSent.objects.create(account=account, token=token, days_before=step)
-                if recipients:
-                    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
-        except IntegrityError:
-            continue
-        sent += 1
-        # Webhooks hear of the step whether or not anyone gets the email.
-        audit_record(
-            action=AuditEvent.Action.REMINDER_SENT,
-            message=f"Renewal reminder ({step} days before expiry) for “{account.name}” "
-            + (
-                f"sent to {len(recipients)} recipient(s)."
-                if recipients
-                else "not emailed: no admin or notification contact has an email address."
-            ),
-            account=account,
-        )
-        webhooks_emit_reminder(
-            account=account, token=token, days_before=step, message=subject, now=now
-        )
+            sent += _reminder_queue(token=token, step=step, admins=admins, now=now)
+        except Exception as exc:
+            # One account's failure (a bad address, a database error) stops only its reminder.
+            logger.exception("Renewal reminder for DEP account %s failed", token.account_id)
+            audit_record(
+                action=AuditEvent.Action.REMINDER_SENT,
+                outcome=AuditEvent.Outcome.FAILURE,
+                message=f"Renewal reminder for “{token.account.name}” failed: "
+                f"{type(exc).__name__}. It is tried again within the hour.",
+                account=token.account,
+            )
     return sent
+
+
+def _reminder_queue(*, token: ServerToken, step: int, admins: list[str], now: datetime) -> int:
+    account = token.account
+    recipients = sorted(set(account.notification_email_list) | set(admins))
+    subject, body = _reminder_text(account, token.access_token_expiry, now)
+    try:
+        with transaction.atomic():
+            ReminderSent.objects.create(account=account, token=token, days_before=step)
+            emails_queue(
+                kind=OutboundEmail.Kind.REMINDER,
+                notification_key=f"reminder:{token.pk}:{step}",
+                recipients=recipients,
+                subject=subject,
+                body=body,
+                account=account,
+            )
+    except IntegrityError:
+        return 0
+    # Webhooks hear of the step whether or not anyone gets the email.
+    audit_record(
+        action=AuditEvent.Action.REMINDER_SENT,
+        message=f"Renewal reminder ({_days_left_text(token.access_token_expiry, now)}) "
+        f"for “{account.name}” "
+        + (
+            ngettext(
+                "queued for %(count)d recipient.",
+                "queued for %(count)d recipients.",
+                len(recipients),
+            )
+            % {"count": len(recipients)}
+            if recipients
+            else "not emailed: no admin or notification contact has an email address."
+        ),
+        account=account,
+        details={"days_before": step},
+    )
+    webhooks_emit_reminder(account=account, token=token, days_before=step, message=subject, now=now)
+    return 1
+
+
+def licence_reminders_send(*, now: datetime | None = None) -> int:
+    """Email the admins, at most once a week, while the subscription licence nears its end."""
+    now = now or timezone.now()
+    licence = licence_current()
+    warning = now + timedelta(days=settings.DEP_TOKEN_WARNING_DAYS)
+    if licence is None or not now < licence.valid_until <= warning:
+        return 0
+    year, week, _ = timezone.localdate(now).isocalendar()
+    days_left = calendar_days_until(licence.valid_until, now=now)
+    when = "today" if days_left == 0 else f"in {days_left} day{'s' * (days_left != 1)}"
+    subscription_url = settings.PORTAL_BASE_URL.rstrip("/") + reverse("dep_accounts:subscription")
+    queued = emails_queue(
+        kind=OutboundEmail.Kind.LICENCE,
+        notification_key=f"licence:{licence.licence_id}:{year}-W{week:02d}",
+        recipients=admin_emails(),
+        subject=f"The mdmportal subscription licence of {licence.customer} expires {when}",
+        body=f"The {licence.plan} subscription licence of {licence.customer} expires {when}, on "
+        f"{licence.valid_until:%A %d %B %Y}. After that, DEP accounts cannot be synced until it "
+        "is renewed.\n\n"
+        f"Upload the renewed licence at {subscription_url} .\n",
+    )
+    return len(queued)

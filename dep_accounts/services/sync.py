@@ -3,22 +3,28 @@
 Each page of devices and the cursor that follows it are saved in one transaction, so a worker
 killed mid-sync resumes where it stopped: nothing is lost and nothing is repeated. One sync per
 account runs at a time, under a lease that expires if its worker dies.
+
+Apple's live service departs from its documentation here (docs/apple-answers.md): it may echo a
+cursor with more to follow, forever (micromdm/micromdm PR #1016, micromdm/nanodep#73), and leave
+assigned devices out of incremental syncs (fleetdm/fleet#49837). A sync stops following a cursor
+that makes no progress and fetches every device instead, and a full fetch reconciles each account
+every DEP_FULL_FETCH_INTERVAL_DAYS.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import cache
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import ngettext
 from kombu.exceptions import OperationalError as BrokerUnreachableError
 
 from dep_accounts.apple import client as apple_client
@@ -27,9 +33,11 @@ from dep_accounts.encryption import SecretDecryptionError
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.audit import audit_record
+from dep_accounts.services.device_upsert import devices_page_upsert
 from dep_accounts.services.licence import licence_is_valid
 from dep_accounts.services.tokens import (
     account_state_set,
+    banner_refresh,
     dep_client_for_token,
     server_token_credentials,
 )
@@ -46,6 +54,8 @@ ASSIGN_BATCH = 1000
 # Apple may ask to wait; a wait this short is spent in the task, a longer one is rescheduled.
 MAX_INLINE_WAIT_SECONDS = 10.0
 UNAVAILABLE_BACKOFF = [timedelta(minutes=m) for m in (1, 5, 15, 60)]
+# Pages in a row that bring no new cursor yet promise more: then the sync stops following it.
+STALLED_PAGES_LIMIT = 3
 
 
 class SyncUnavailableError(Exception):
@@ -62,6 +72,15 @@ class SyncBusyError(SyncUnavailableError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class CursorStuckError(apple_client.DEPError):
+    """Apple kept answering with a cursor it had already sent, and more to follow."""
+
+    default_message = (
+        "Apple kept answering with the same device cursor and more to follow, even in a full "
+        "fetch. The sync stopped and is tried again later; nothing to do unless it persists."
+    )
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,39 @@ def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None)
         message=f"Sync of “{account.name}” requested.",
         actor=actor,
         account=account,
+    )
+    transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
+
+
+def account_full_resync_request(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+    """'Full re-sync': discard the device cursor, so the next sync fetches every device from
+    Apple and removes those Apple no longer lists, then queue that sync."""
+    blocker = sync_blocker(account=account)
+    if blocker:
+        raise SyncUnavailableError(blocker)
+    now = timezone.now()
+    who = actor.get_username() if actor is not None else "the portal"
+    reason = f"full re-sync requested by {who}"
+    discarded = DEPAccount.objects.filter(
+        Q(sync_lock_until__isnull=True) | Q(sync_lock_until__lt=now), pk=account.pk
+    ).update(
+        sync_phase=Phase.FETCH,
+        sync_cursor="",
+        sync_fetch_started_at=now,
+        sync_cursor_reset_reason=reason,
+        sync_cursor_reset_at=now,
+    )
+    if not discarded:
+        raise SyncUnavailableError(
+            "A sync of this DEP account is running: ask for a full re-sync once it has finished."
+        )
+    audit_record(
+        action=AuditEvent.Action.SYNC,
+        message=f"Full re-sync of “{account.name}” requested: the device cursor is discarded and "
+        "every device is fetched from Apple again.",
+        actor=actor,
+        account=account,
+        details={"cursor_reset": reason},
     )
     transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
 
@@ -171,116 +223,12 @@ def _lease_take(account: DEPAccount, now: datetime) -> bool:
     return taken == 1
 
 
-# What Apple says of a device, as DEPDevice stores it: text (never NULL) and times.
-_TIME_FIELDS = ["profile_assign_time", "device_assigned_date", "op_date"]
-_TEXT_FIELDS = ["model", "description", "color", "asset_tag", "os", "device_family"]
-_TEXT_FIELDS += ["profile_status", "profile_uuid", "device_assigned_by"]
-DEVICE_FIELDS = [*_TEXT_FIELDS, *_TIME_FIELDS]
-
-
-_UPSERT_COLUMNS = [
-    "account_id",
-    "serial_number",
-    *_TEXT_FIELDS,
-    *_TIME_FIELDS,
-    "removed_at",
-    "updated_at",
-    "default_profile_pending",
-]
-# Postgres array types of those columns, for the one-statement page upsert below.
-_POSTGRES_TYPES = ["bigint", "varchar"] + ["varchar"] * len(_TEXT_FIELDS)
-_POSTGRES_TYPES += ["timestamptz"] * (len(_TIME_FIELDS) + 2) + ["boolean"]
-
-
-@cache
-def _upsert_sql(vendor: str) -> str:
-    """One page of devices inserted or updated by (account, serial): what bulk_create with
-    update_conflicts writes, without building a model instance per device. Postgres takes the
-    page as one statement over column arrays; SQLite, row by row in one executemany."""
-    table = connection.ops.quote_name(DEPDevice._meta.db_table)
-    if vendor == "postgresql":
-        arrays = ", ".join(f"%s::{t}[]" for t in _POSTGRES_TYPES)
-        rows = f"SELECT * FROM unnest({arrays})"  # noqa: S608 (fixed type names only)
-    else:
-        rows = f"VALUES ({', '.join(['%s'] * len(_UPSERT_COLUMNS))})"
-    kept = ("account_id", "serial_number", "default_profile_pending")
-    updated = [c for c in _UPSERT_COLUMNS if c not in kept]
-    # Built from the model's own table and column names only; the values go as parameters.
-    return (
-        f"INSERT INTO {table} ({', '.join(_UPSERT_COLUMNS)}) {rows} "
-        "ON CONFLICT (account_id, serial_number) DO UPDATE SET "
-        + ", ".join(f"{c} = excluded.{c}" for c in updated)
-    )
-
-
-def _rows_upsert(rows: list[tuple]) -> None:
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                _upsert_sql(connection.vendor), [list(c) for c in zip(*rows, strict=True)]
-            )
-        else:
-            cursor.executemany(_upsert_sql(connection.vendor), rows)
-
-
-def _device_rows(
-    account: DEPAccount, devices: list[apple_schema.Device], now: datetime
-) -> list[tuple]:
-    adapt = connection.ops.adapt_datetimefield_value
-    updated_at = adapt(now)
-    return [
-        (
-            account.pk,
-            device.serial_number,
-            *(getattr(device, name) or "" for name in _TEXT_FIELDS),
-            *(adapt(getattr(device, name)) for name in _TIME_FIELDS),
-            None,
-            updated_at,
-            False,
-        )
-        for device in devices
-    ]
-
-
-def _latest_by_serial(devices: Iterable[apple_schema.Device]) -> list[apple_schema.Device]:
-    """Apple may list a serial more than once in a page; the latest event wins."""
-    latest: dict[str, apple_schema.Device] = {}
-    floor = datetime.min.replace(tzinfo=UTC)
-    for device in devices:
-        seen = latest.get(device.serial_number)
-        if seen is None or (device.op_date or floor) >= (seen.op_date or floor):
-            latest[device.serial_number] = device
-    return list(latest.values())
-
-
 def _page_save(
     *, account: DEPAccount, page: apple_schema.DevicePage, phase: str, now: datetime
 ) -> list[str]:
     """Save one page of devices with the cursor after it; return serials new to the account."""
-    devices = _latest_by_serial(page.devices)
-    deleted = [d.serial_number for d in devices if d.op_type == "deleted"]
-    present = [d for d in devices if d.op_type != "deleted"]
     with transaction.atomic():
-        known = set(
-            DEPDevice.objects.filter(
-                account=account,
-                serial_number__in=[d.serial_number for d in present],
-                removed_at__isnull=True,
-            ).values_list("serial_number", flat=True)
-        )
-        if present:
-            _rows_upsert(_device_rows(account, present, now))
-        new = [d.serial_number for d in present if d.serial_number not in known]
-        if new and account.assign_default_profile and account.default_profile_id:
-            # Marked with the page, so a failed or interrupted assignment is retried next sync.
-            DEPDevice.objects.filter(account=account, serial_number__in=new).update(
-                default_profile_pending=True
-            )
-        removed = 0
-        if deleted:
-            removed = DEPDevice.objects.filter(
-                account=account, serial_number__in=deleted, removed_at__isnull=True
-            ).update(removed_at=now, updated_at=now)
+        new, removed = devices_page_upsert(account=account, devices=page.devices, now=now)
         account.sync_cursor = page.cursor or account.sync_cursor
         account.sync_cursor_at = now
         account.sync_phase = phase
@@ -307,6 +255,27 @@ def _fetch_restart(account: DEPAccount, now: datetime) -> None:
     )
 
 
+def _cursor_discard(account: DEPAccount, now: datetime, *, reason: str) -> None:
+    """Start a full fetch instead of following the cursor, and record why."""
+    _fetch_restart(account, now)
+    account.sync_cursor_reset_reason, account.sync_cursor_reset_at = reason[:500], now
+    DEPAccount.objects.filter(pk=account.pk).update(
+        sync_cursor_reset_reason=reason[:500], sync_cursor_reset_at=now
+    )
+    audit_record(
+        action=AuditEvent.Action.SYNC,
+        message=f"Device cursor of “{account.name}” discarded for a full fetch: {reason}.",
+        account=account,
+        details={"cursor_reset": reason},
+    )
+
+
+def _full_fetch_due(account: DEPAccount, now: datetime) -> bool:
+    started = account.sync_fetch_started_at
+    interval = timedelta(days=settings.DEP_FULL_FETCH_INTERVAL_DAYS)
+    return started is None or started + interval <= now
+
+
 def _fetch_finish(account: DEPAccount, now: datetime) -> None:
     """After a complete fetch, devices Apple no longer lists are gone from the account."""
     with transaction.atomic():
@@ -320,10 +289,21 @@ def _fetch_finish(account: DEPAccount, now: datetime) -> None:
 
 
 def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
-    """Yield (page, phase) from Apple until there is nothing more to follow."""
+    """Yield (page, phase) from Apple until there is nothing more to follow.
+
+    Raises CursorStuckError after STALLED_PAGES_LIMIT pages in a row that promise more but bring
+    no cursor this run has not already sent.
+    """
     # Whether the page before, in this run, said that more devices follow the saved cursor.
     more_promised = False
+    sent = {account.sync_cursor}
+    stalled = 0
     while True:
+        if stalled >= STALLED_PAGES_LIMIT:
+            raise CursorStuckError(
+                f"Apple answered {stalled} pages in a row with a device cursor it had already "
+                f"sent and more to follow ({account.get_sync_phase_display().lower()})"
+            )
         if account.sync_phase == Phase.FETCH:
             if not account.sync_cursor and account.sync_fetch_started_at is None:
                 _fetch_restart(account, now)
@@ -345,6 +325,8 @@ def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
                 _fetch_restart(account, now)
                 continue
             more_promised = page.more_to_follow
+            stalled = stalled + 1 if page.more_to_follow and page.cursor in sent else 0
+            sent.add(page.cursor)
             yield page, Phase.FETCH
             if not page.more_to_follow:
                 _fetch_finish(account, now)
@@ -360,13 +342,20 @@ def _pages(client: apple_client.DEPClient, account: DEPAccount, now: datetime):
                 logger.info("Cursor of DEP account %s no longer valid: full fetch", account.pk)
                 _fetch_restart(account, now)
                 continue
+            stalled = stalled + 1 if page.more_to_follow and page.cursor in sent else 0
+            sent.add(page.cursor)
             yield page, Phase.SYNC
             if not page.more_to_follow:
                 return
 
 
-def devices_sync(*, account: DEPAccount) -> SyncOutcome:
-    """Bring the account's devices in line with Apple's, under the account's sync lease."""
+def devices_sync(
+    *, account: DEPAccount, sleep: Callable[[float], object] = time.sleep
+) -> SyncOutcome:
+    """Bring the account's devices in line with Apple's, under the account's sync lease.
+
+    `sleep` spends the short waits Apple asks for; tests pass one that moves applesim's clock.
+    """
     now = timezone.now()
     blocker = sync_blocker(account=account, now=now)
     if blocker:
@@ -387,19 +376,29 @@ def devices_sync(*, account: DEPAccount) -> SyncOutcome:
         )
     account.refresh_from_db()
     new_serials: list[str] = []
-    retry_at = None
+    retry_at, alert = None, ""
     try:
         if account.sync_phase == Phase.SYNC and not account.sync_cursor:
             _fetch_restart(account, now)
-        for page, phase in _pages(client, account, now):
-            new_serials += _page_save(account=account, page=page, phase=phase, now=now)
+        elif account.sync_phase == Phase.SYNC and _full_fetch_due(account, now):
+            _cursor_discard(
+                account,
+                now,
+                reason=f"the periodic full fetch, every {settings.DEP_FULL_FETCH_INTERVAL_DAYS} "
+                "day(s), reconciles the devices with Apple's list",
+            )
+        new_serials = _pages_save(client, account, now)
         if account.assign_default_profile and account.default_profile_id:
-            _default_profile_assign(client, account)
+            _default_profile_assign(client, account, sleep=sleep)
         outcome = SyncOutcome(
             result=Result.OK,
             devices_seen=account.sync_devices_seen,
-            message=f"{account.sync_devices_seen:,} device record(s) from Apple, "
-            f"{len(new_serials):,} new.",
+            message=ngettext(
+                "%(seen)s device record from Apple, %(new)s new.",
+                "%(seen)s device records from Apple, %(new)s new.",
+                account.sync_devices_seen,
+            )
+            % {"seen": f"{account.sync_devices_seen:,}", "new": f"{len(new_serials):,}"},
         )
         if account.state in (State.REJECTED, State.TERMS_NOT_ACCEPTED):
             account_state_set(account=account, state=State.OK, detail="")
@@ -417,14 +416,46 @@ def devices_sync(*, account: DEPAccount) -> SyncOutcome:
             f"Apple asked to wait: the sync resumes after {retry_at:%H:%M:%S} UTC.",
         )
     except apple_client.DEPError as exc:
-        backoff = UNAVAILABLE_BACKOFF[min(account.sync_failures, len(UNAVAILABLE_BACKOFF) - 1)]
-        retry_at = now + backoff
+        retry_at = now + _backoff(account)
         outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, exc.message)
-    _sync_finish(account=account, outcome=outcome, retry_at=retry_at)
+    except Exception as exc:
+        # Any failure must release the lease and be told. What failed is logged; the admin sees
+        # its kind only, never values that may be private.
+        logger.exception("Sync of DEP account %s stopped on an unexpected error", account.pk)
+        alert = (
+            f"The last sync stopped on an unexpected error ({type(exc).__name__}). It is tried "
+            "again later; if this stays, send the portal's log to your vendor."
+        )
+        retry_at = now + _backoff(account)
+        outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, alert)
+    _sync_finish(account=account, outcome=outcome, retry_at=retry_at, alert=alert)
     return outcome
 
 
-def _default_profile_assign(client: apple_client.DEPClient, account: DEPAccount) -> None:
+def _backoff(account: DEPAccount) -> timedelta:
+    return UNAVAILABLE_BACKOFF[min(account.sync_failures, len(UNAVAILABLE_BACKOFF) - 1)]
+
+
+def _pages_save(client: apple_client.DEPClient, account: DEPAccount, now: datetime) -> list[str]:
+    """Save Apple's pages; a cursor that stops making progress is discarded once for a full
+    fetch, and a full fetch that sticks too raises CursorStuckError."""
+    new_serials: list[str] = []
+    for attempt in range(2):
+        try:
+            for page, phase in _pages(client, account, now):
+                new_serials += _page_save(account=account, page=page, phase=phase, now=now)
+        except CursorStuckError as stuck:
+            if attempt:
+                raise CursorStuckError(status=stuck.status) from stuck
+            _cursor_discard(account, now, reason=stuck.message)
+        else:
+            break
+    return new_serials
+
+
+def _default_profile_assign(
+    client: apple_client.DEPClient, account: DEPAccount, *, sleep: Callable[[float], object]
+) -> None:
     """Assign the default profile to every device still waiting for it, in Apple's batches."""
     profile = account.default_profile
     pending = DEPDevice.objects.filter(
@@ -451,16 +482,28 @@ def _default_profile_assign(client: apple_client.DEPClient, account: DEPAccount)
             wait = assignment.retry_after_seconds or 0
             if not batch or wait > MAX_INLINE_WAIT_SECONDS:
                 break
-            time.sleep(wait)
+            sleep(wait)
         if batch:
             raise apple_client.ThrottledError(
-                f"Apple throttled the assignment of {len(batch)} device(s).",
+                ngettext(
+                    "Apple throttled the assignment of %(count)d device.",
+                    "Apple throttled the assignment of %(count)d devices.",
+                    len(batch),
+                )
+                % {"count": len(batch)},
                 retry_after=float(assignment.retry_after_seconds or 60),
             )
 
 
-def _sync_finish(*, account: DEPAccount, outcome: SyncOutcome, retry_at: datetime | None) -> None:
+def _sync_finish(
+    *, account: DEPAccount, outcome: SyncOutcome, retry_at: datetime | None, alert: str = ""
+) -> None:
     now = timezone.now()
+    # A Result.WAITING sync keeps the alert: it has not succeeded yet.
+    if outcome.result != Result.WAITING and account.sync_alert != alert:
+        account.sync_alert = alert[:500]
+        DEPAccount.objects.filter(pk=account.pk).update(sync_alert=account.sync_alert)
+        banner_refresh(now=now)
     device_count = DEPDevice.objects.filter(account=account, removed_at__isnull=True).count()
     DEPAccount.objects.filter(pk=account.pk).update(
         sync_lock_until=None,
@@ -478,7 +521,8 @@ def _sync_finish(*, account: DEPAccount, outcome: SyncOutcome, retry_at: datetim
         outcome=AuditEvent.Outcome.SUCCESS
         if outcome.result == Result.OK
         else AuditEvent.Outcome.FAILURE,
-        details={"devices_seen": outcome.devices_seen, "result": outcome.result},
+        details={"devices_seen": outcome.devices_seen, "result": outcome.result}
+        | ({"error": alert} if alert else {}),
     )
     if outcome.result == Result.FAILED:
         webhooks_emit_sync_failed(account=account, message=outcome.message, failed_at=now)

@@ -18,6 +18,8 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from dep_accounts.apple import client as apple_client
+from dep_accounts.apple import envelope as apple_envelope
+from dep_accounts.apple import keypair as apple_keypair
 from dep_accounts.apple import schema as apple_schema
 from dep_accounts.apple import token as apple_token
 from dep_accounts.encryption import secret_decrypt, secret_encrypt
@@ -92,11 +94,11 @@ class ConcurrentUploadError(TokenUploadError):
 class TokenCheck:
     """A decrypted server token together with what Apple says it belongs to."""
 
-    token: apple_token.ServerToken
+    token: apple_token.ServerTokenCredentials
     apple_account: apple_schema.Account
 
 
-def dep_client_for_token(token: apple_token.ServerToken) -> apple_client.DEPClient:
+def dep_client_for_token(token: apple_token.ServerTokenCredentials) -> apple_client.DEPClient:
     return apple_client.DEPClient(
         consumer_key=token.consumer_key,
         consumer_secret=token.consumer_secret,
@@ -107,8 +109,8 @@ def dep_client_for_token(token: apple_token.ServerToken) -> apple_client.DEPClie
     )
 
 
-def server_token_credentials(server_token: ServerToken) -> apple_token.ServerToken:
-    return apple_token.ServerToken.from_json(
+def server_token_credentials(server_token: ServerToken) -> apple_token.ServerTokenCredentials:
+    return apple_token.ServerTokenCredentials.from_json(
         secret_decrypt(server_token.secrets_encrypted).decode()
     )
 
@@ -117,7 +119,7 @@ def account_create(*, actor: AbstractBaseUser | None, display_name: str = "") ->
     """A new DEP account awaiting its first token, with the key pair ABM encrypts tokens for."""
     with transaction.atomic():
         account = DEPAccount.objects.create(display_name=display_name)
-        key_pair = apple_token.key_pair_generate(common_name=f"mdmportal-dep-{account.pk}")
+        key_pair = apple_keypair.key_pair_generate(common_name=f"mdmportal-dep-{account.pk}")
         KeyPair.objects.create(
             account=account,
             private_key_encrypted=secret_encrypt(key_pair.private_key_pem),
@@ -132,7 +134,7 @@ def token_check(
     """Decrypt an uploaded .p7m with the account's key pair and ask Apple whose it is."""
     key_pair = account.key_pair
     try:
-        token = apple_token.server_token_decrypt(
+        token = apple_envelope.server_token_decrypt(
             token_file,
             private_key_pem=secret_decrypt(key_pair.private_key_encrypted),
             certificate_pem=key_pair.certificate_pem.encode(),

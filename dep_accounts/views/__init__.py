@@ -6,6 +6,7 @@ from dep_accounts.views.account_add import account_add, account_add_confirm, acc
 from dep_accounts.views.accounts import (
     account_detail,
     account_edit,
+    account_full_resync,
     account_list,
     account_public_key,
     account_sync,
@@ -25,6 +26,7 @@ __all__ = [
     "account_add_token",
     "account_detail",
     "account_edit",
+    "account_full_resync",
     "account_list",
     "account_public_key",
     "account_sync",

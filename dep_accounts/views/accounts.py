@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.paginator import Paginator
@@ -16,12 +17,18 @@ from dep_accounts.forms import AccountEditForm
 from dep_accounts.models import DEPAccount, KeyPair, ServerToken
 from dep_accounts.selectors import dep_accounts_list, token_custodians
 from dep_accounts.services import tokens
-from dep_accounts.services.sync import SyncUnavailableError, account_sync_request, sync_blocker
+from dep_accounts.services.sync import (
+    SyncUnavailableError,
+    account_full_resync_request,
+    account_sync_request,
+    sync_blocker,
+)
 from dep_accounts.services.token_upload import server_token_refusal_record
 from dep_accounts.views.access import admin_required, viewer_required
 
 ACCOUNTS_PER_PAGE = 50
 DEVICES_SHOWN = 25
+EMAILS_SHOWN = 10
 EDIT_TEMPLATE = "dep_accounts/account_edit.html"
 
 
@@ -42,8 +49,12 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "server_tokens": server_tokens,
         "custodians": token_custodians(server_tokens),
         "devices": account.devices.filter(removed_at__isnull=True)[:DEVICES_SHOWN],
+        "migrating": account.devices.filter(
+            removed_at__isnull=True, mdm_migration_deadline__isnull=False
+        ).order_by("mdm_migration_deadline", "serial_number")[:DEVICES_SHOWN],
         "profiles": account.profiles.all(),
         "sync_unavailable": sync_blocker(account=account),
+        "emails": account.emails.defer("body")[:EMAILS_SHOWN],
     }
     return render(request, "dep_accounts/account_detail.html", context)
 
@@ -52,7 +63,7 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     form = AccountEditForm(request.POST or None, request.FILES or None, account=account)
-    context = {"account": account, "form": form}
+    context = {"account": account, "form": form, "abm_url": settings.APPLESIM_ABM_URL}
     if request.method == "POST" and form.is_valid():
         try:
             # The token first: when it is refused, the settings are not saved either.
@@ -117,4 +128,21 @@ def account_sync(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Sync of “{account.name}” requested: devices update shortly.")
+    return redirect(account)
+
+
+@admin_required
+@require_POST
+def account_full_resync(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_object_or_404(DEPAccount, pk=pk)
+    try:
+        account_full_resync_request(account=account, actor=request.user)
+    except SyncUnavailableError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"Full re-sync of “{account.name}” requested: every device is fetched from Apple "
+            "again, and devices Apple no longer lists are removed.",
+        )
     return redirect(account)

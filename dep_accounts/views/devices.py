@@ -14,6 +14,8 @@ from dep_accounts.views.access import viewer_required
 DEVICES_PER_PAGE = 100
 DEVICE_LIST_FIELDS = (
     "serial_number",
+    "mdm_migration_deadline",
+    "released_by_replacement",
     "model",
     "description",
     "os",

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from dep_accounts.forms import MakeDefaultForm, ProfileAssignForm, ProfileForm
@@ -92,7 +93,12 @@ def profile_assign(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _assign_outcome_report(request: HttpRequest, profile: EnrollmentProfile, outcome) -> None:
     if outcome.assigned:
-        messages.success(request, f"Assigned “{profile.name}” to {outcome.assigned} device(s).")
+        assigned = ngettext(
+            "Assigned “%(name)s” to %(count)d device.",
+            "Assigned “%(name)s” to %(count)d devices.",
+            outcome.assigned,
+        )
+        messages.success(request, assigned % {"name": profile.name, "count": outcome.assigned})
     if outcome.failed:
         failures = "; ".join(
             f"{serial}: {reason}"
@@ -101,6 +107,12 @@ def _assign_outcome_report(request: HttpRequest, profile: EnrollmentProfile, out
         more = len(outcome.failed) - FAILURES_SHOWN
         messages.warning(
             request,
-            f"{len(outcome.failed)} device(s) were not assigned. {failures}"
+            ngettext(
+                "%(count)d device was not assigned.",
+                "%(count)d devices were not assigned.",
+                len(outcome.failed),
+            )
+            % {"count": len(outcome.failed)}
+            + f" {failures}"
             + (f"; and {more} more." if more > 0 else "."),
         )

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateformat import format as date_format
 from django.utils.timezone import localtime
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from dep_accounts.encryption import SecretDecryptionError, secret_decrypt, secret_encrypt
@@ -85,7 +86,12 @@ def bulk_renew_confirm(request: HttpRequest) -> HttpResponse:
             f"{date_format(localtime(r.server_token.access_token_expiry), 'j M Y')}"
             for r in renewed
         )
-        messages.success(request, f"Renewed {len(renewed)} account(s): {listed}.")
+        renewed_text = ngettext(
+            "Renewed %(count)d account: %(listed)s.",
+            "Renewed %(count)d accounts: %(listed)s.",
+            len(renewed),
+        )
+        messages.success(request, renewed_text % {"count": len(renewed), "listed": listed})
     for result in results:
         if result.server_token is None:
             name = f"“{result.account.name}”" if result.account else "its account"
@@ -134,8 +140,8 @@ def account_start_renewal(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(account)
     messages.success(
         request,
-        f"Renewal of “{account.name}” started. Now, in Apple Business Manager: Preferences > "
-        f"Your MDM Servers > “{account.server_name}” > Download Token, and confirm. Then upload "
+        f"Renewal of “{account.name}” started. Now, in Apple Business Manager: Devices > "
+        f"Management Services > “{account.server_name}” > Download Token, and confirm. Then upload "
         f"the file here under Edit > Upload Token. Until you do, the portal checks the old token "
         f"every {guarded.GUARD_CHECK_MINUTES} minutes and warns you the moment Apple resets it.",
     )

@@ -44,6 +44,9 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    // A refusal the page was sent back with: bring it into view and to the screen reader.
+    var refusal = document.querySelector("[data-focus-on-load]");
+    if (refusal) refusal.focus();
     document.querySelectorAll('input[type="file"]').forEach(fileNameShow);
     document.querySelectorAll("[data-meter-percent]").forEach(meterFill);
   });

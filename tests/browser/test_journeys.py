@@ -318,3 +318,60 @@ def test_admin_finds_devices_subscription_and_audit_log_in_the_navigation(
     expect(page.get_by_role("main")).to_contain_text(
         "Added DEP account for MDM server “Springfield MDM”"
     )
+
+
+def test_upload_token_and_save_are_in_view_on_arrival_and_a_refusal_is_brought_into_view(
+    page, live_server, admin_sign_in, abm, expiring_account, screenshot
+):
+    """Issue 12: renewing is why admins open Edit DEP Account, on a 1366x768 laptop too."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    shelbyville = abm.server_add("Shelbyville Campus MDM")
+    other_server_file = abm.token_for(expiring_account, server_uuid=shelbyville)
+    admin_sign_in(page)
+    _nav(page, "DEP Accounts")
+    cell = _name_cell(page, "Springfield MDM")
+    cell.hover()
+    cell.get_by_role("link", name=f"Edit {DISPLAY_NAME}").click()
+
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_have_text("Edit DEP Account")
+    upload_token = page.get_by_role("region", name="Upload Token")
+    token_field = upload_token.get_by_label("Upload Token")
+    save = page.get_by_role("button", name="Save")
+    choose_file = upload_token.get_by_text("Choose file")
+    for arrival in (heading, token_field, choose_file, save):
+        expect(arrival).to_be_in_viewport()
+    screenshot(page, "edit-on-arrival-1366x768")
+
+    token_field.set_input_files(_p7m(other_server_file, "Shelbyville_Campus_MDM"))
+    save.click()
+
+    refusal = upload_token.get_by_text("The server token was not accepted. Nothing was changed")
+    expect(refusal).to_be_in_viewport()
+    why = upload_token.get_by_text("This token is for the MDM server “Shelbyville Campus MDM”")
+    expect(why).to_be_in_viewport()
+    expect(page.locator(":focus")).to_contain_text("This token is for the MDM server")
+    expect(token_field).to_have_accessible_description(re.compile("This token is for the MDM"))
+    expect(save).to_be_in_viewport()
+    screenshot(page, "edit-refusal-1366x768")
+
+
+def test_on_a_touch_screen_the_edit_button_shows_without_hovering(
+    browser, live_server, admin_sign_in, expiring_account
+):
+    context = browser.new_context(
+        viewport={"width": 1024, "height": 768}, has_touch=True, is_mobile=True
+    )
+    page = context.new_page()
+    try:
+        assert page.evaluate("matchMedia('(hover: none)').matches")
+        admin_sign_in(page)
+        _nav(page, "DEP Accounts")
+        edit = _name_cell(page, "Springfield MDM").get_by_role("link", name=f"Edit {DISPLAY_NAME}")
+        expect(edit).to_be_visible()
+        # Read once, not retried: no hover or focus is there to reveal it.
+        assert edit.evaluate("button => getComputedStyle(button).opacity") == "1"
+        edit.tap()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Edit DEP Account")
+    finally:
+        context.close()

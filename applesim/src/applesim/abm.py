@@ -4,16 +4,23 @@ Server-rendered HTML with stable names for browser tests: `select[name=apple_id]
 Apple ID, `input[name=server_name]` + "Add MDM Server", `input[name=public_key]` + "Upload",
 `select[name=validity_days]` + "Download Token", then "Confirm" on the warning page, which
 answers `<ServerName>_Token_<date>_smime.p7m` as an attachment. All user text is escaped.
+
+Each warning page confirms one download: once its token is downloaded, Confirm is no longer
+live (the page says when the download happened), and a second click would not reset the token
+just saved but says to start again from Download Token, so that the warning is shown again.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import sqlite3
+import threading
+from datetime import datetime
 from html import escape
 
 from applesim import inventory
-from applesim.store import SimError, SimStore
+from applesim.store import SimError, SimStore, timestamp_parse
 from applesim.web import Request, Response, html_response, redirect
 
 STYLE = """
@@ -48,6 +55,9 @@ SERVER_PATH = re.compile(r"/abm/servers/(?P<server_uuid>[0-9A-F]{32})(?P<action>
 class ABMPages:
     def __init__(self, store: SimStore) -> None:
         self.store = store
+        # The confirmations the warning pages carry: when each was used, None while it is not.
+        self._confirmations: dict[str, datetime | None] = {}
+        self._confirmations_lock = threading.Lock()
 
     def handle(self, request: Request) -> Response:
         try:
@@ -125,7 +135,7 @@ class ABMPages:
             '</head><body><header><span class="brand">Apple Business Manager</span>'
             f"{sign_in}</header>"
             f'<div class="layout"><nav><strong id="organisation-name">{organisation}</strong>'
-            '<h2>Preferences</h2><a class="current" href="/abm/">Your MDM Servers</a></nav>'
+            '<h2>Devices</h2><a class="current" href="/abm/">Management Services</a></nav>'
             f"<main>{flash}{content}</main></div></body></html>"
         )
 
@@ -150,7 +160,7 @@ class ABMPages:
             for server in self.store.servers(signed_in["org_id"])
         )
         servers = (
-            '<section id="mdm-servers"><h2>Your MDM Servers</h2>'
+            '<section id="mdm-servers"><h2>Management Services</h2>'
             "<table><tr><th>Name</th><th>Server UUID</th><th>Devices</th><th>Default admin</th>"
             f"<th>Public key</th></tr>{rows}</table>"
             '<form class="inline" method="post" action="/abm/servers">'
@@ -164,8 +174,8 @@ class ABMPages:
             f"<dt>Type</dt><dd>{escape(signed_in['org_type'])}</dd>"
             f"<dt>Email</dt><dd>{escape(signed_in['email'])}</dd></dl></section>"
         )
-        content = f"<h1>Preferences</h1>{organisation}{terms}{servers}"
-        return html_response(self._page("Preferences", content, request))
+        content = f"<h1>Management Services</h1>{organisation}{terms}{servers}"
+        return html_response(self._page("Management Services", content, request))
 
     def _enrolment_form(self) -> str:
         return (
@@ -217,6 +227,13 @@ class ABMPages:
         )
         validity = "".join(f'<option value="{v}">{label}</option>' for v, label in VALIDITY_CHOICES)
         has_key = server["certificate"] is not None
+        latest = self.store.server_token_latest(server["server_uuid"])
+        downloaded = (
+            f'<p id="last-download">Last downloaded {_when(latest["issued_at"])}'
+            f" by {escape(latest['downloaded_by'])}.</p>"
+            if latest is not None
+            else ""
+        )
         content = (
             f"<h1>{name}</h1><section><dl>"
             f'<dt>Server UUID</dt><dd><code id="server-uuid">{server["server_uuid"]}</code></dd>'
@@ -234,7 +251,8 @@ class ABMPages:
             f'<label for="validity_days">Valid for</label><select id="validity_days"'
             f' name="validity_days">{validity}</select>'
             f'<button type="submit"{"" if has_key else " disabled"}>Download Token</button>'
-            f"</form>{'' if has_key else '<p>Upload a public key first.</p>'}</section>"
+            f"</form>{'' if has_key else '<p>Upload a public key first.</p>'}{downloaded}"
+            "</section>"
             '<section id="devices"><h2>Devices</h2>'
             f'<form class="inline" method="post" action="{_server_url(server)}/devices">'
             '<label for="count">Add devices</label>'
@@ -242,7 +260,7 @@ class ABMPages:
             '<button type="submit">Add Devices</button></form>'
             "<table><tr><th>Serial number</th><th>Model</th><th>OS</th><th>Profile</th></tr>"
             f"{rows}</table></section>"
-            '<p><a href="/abm/">Back to Your MDM Servers</a></p>'
+            '<p><a href="/abm/">Back to Management Services</a></p>'
         )
         return html_response(self._page(server["server_name"], content, request))
 
@@ -255,19 +273,47 @@ class ABMPages:
 
     def _token_confirmation(self, request: Request, server: sqlite3.Row) -> Response:
         validity_days = _number(str(request.form().get("validity_days", "365")))
+        confirmation = secrets.token_urlsafe(12)
+        with self._confirmations_lock:
+            self._confirmations[confirmation] = None
         content = (
             f"<h1>Download Token for {escape(server['server_name'])}</h1><section>"
-            '<p class="warning" role="alert">Downloading a new server token will reset your'
-            " existing one.</p>"
-            f'<form class="inline" method="post" action="{_server_url(server)}/token/confirm">'
+            '<p class="warning" role="alert" id="reset-warning">Downloading a new server token'
+            " will reset your existing one.</p>"
+            f'<form class="inline" id="token-confirm" method="post"'
+            f' action="{_server_url(server)}/token/confirm">'
             f'<input type="hidden" name="validity_days" value="{validity_days}">'
+            f'<input type="hidden" name="confirmation" value="{confirmation}">'
             '<button type="submit">Confirm</button>'
-            f'<a href="{_server_url(server)}">Cancel</a></form></section>'
+            f'<a href="{_server_url(server)}">Cancel</a></form>'
+            '<p class="notice" role="status" id="download-done" hidden></p>'
+            f'<p><a href="{_server_url(server)}">Back to {escape(server["server_name"])}</a></p>'
+            f"</section><script>{CONFIRM_ONCE_SCRIPT}</script>"
         )
         return html_response(self._page("Download Token", content, request))
 
     def _token_download(self, request: Request, server: sqlite3.Row) -> Response:
-        validity_days = _number(str(request.form().get("validity_days", "365")))
+        form = request.form()
+        validity_days = _number(str(form.get("validity_days", "365")))
+        confirmation = str(form.get("confirmation", ""))
+        with self._confirmations_lock:
+            known = confirmation in self._confirmations
+            used_at = self._confirmations.get(confirmation)
+            if known and used_at is None:
+                self._confirmations[confirmation] = self.store.now()
+        if not known:
+            raise SimError(
+                409,
+                "CONFIRMATION_REQUIRED",
+                "Click Download Token and confirm the warning: a new token resets the current one.",
+            )
+        if used_at is not None:
+            raise SimError(
+                409,
+                "ALREADY_DOWNLOADED",
+                f"This token was already downloaded {_when(used_at)}; nothing was reset. "
+                "For a new one, click Download Token again: it resets the token you downloaded.",
+            )
         issued = self.store.server_token_download(
             server["server_uuid"], validity_days=validity_days
         )
@@ -277,6 +323,30 @@ class ABMPages:
             "application/pkcs7-mime",
             {"Content-Disposition": f'attachment; filename="{issued.filename}"'},
         )
+
+
+# The download answers a file, so the warning page stays: once Confirm is clicked, it is no
+# longer live and the page says when the token was downloaded.
+CONFIRM_ONCE_SCRIPT = """
+document.getElementById("token-confirm").addEventListener("submit", (event) => {
+  const form = event.target;
+  setTimeout(() => {
+    form.querySelector("button").disabled = true;
+    form.hidden = true;
+    document.getElementById("reset-warning").hidden = true;
+    const done = document.getElementById("download-done");
+    done.textContent = "Token downloaded at " + new Date().toLocaleTimeString() +
+      ". For another one, start again from Download Token: it resets this one.";
+    done.hidden = false;
+  });
+});
+"""
+
+
+def _when(moment: datetime | str) -> str:
+    if isinstance(moment, str):
+        moment = timestamp_parse(moment)
+    return f"on {moment:%-d %b %Y} at {moment:%H:%M:%S} UTC"
 
 
 def _server_url(server: sqlite3.Row) -> str:

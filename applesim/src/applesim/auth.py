@@ -1,9 +1,10 @@
 """GET /session: OAuth 1.0a verification, and the X-ADM-Auth-Session tokens it hands out.
 
-Apple's rules (docs/apple-dep.md section 3): a session ends after extended inactivity (here 5
-simulated minutes), and any response may carry a new X-ADM-Auth-Session to use from then on. Here
-a session rotates on every 10th request and whenever it is 2 minutes old; the replaced value keeps
-working for 30 simulated seconds so requests already in flight are not refused.
+Apple's rules (docs/apple-dep.md section 3; what the live service really sends is in
+docs/apple-answers.md): a session ends after extended inactivity (here 5 simulated minutes), and
+any response may carry a new X-ADM-Auth-Session to use from then on. Here a session rotates on
+every 10th request and whenever it is 2 minutes old; the replaced value keeps working for 30
+simulated seconds so requests already in flight are not refused.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ class _ServerTokenValidator(RequestValidator):
         return self._secret("access_secret", client_key, token) or "dummy"
 
 
+class ServerTokenReset(Exception):
+    """The session's server token was reset by a newer download in ABM."""
+
+
 @dataclass
 class AuthSession:
     token: str
@@ -111,15 +116,34 @@ class AuthSessions:
         self._lock = threading.Lock()
         self._sessions: dict[str, AuthSession] = {}
 
-    def server_token_verified(self, uri: str, headers: dict[str, str]) -> int | None:
-        """The id of the server token that signed this request, or None (Apple's 401)."""
+    def server_token_verified(self, uri: str, headers: dict[str, str]) -> tuple[int | None, str]:
+        """The id of the server token that signed this request, or None and why Apple refuses:
+        "reset" (a newer download in ABM reset the token), "mismatch" (the keys are not one
+        token's, or the signature does not match their secrets) or "unauthorized"."""
         valid, request = self._endpoint.validate_protected_resource_request(
             uri, http_method="GET", body=None, headers=headers
         )
-        if not valid or request is None:
-            return None
-        server_token = self.store.server_token(request.client_key, request.resource_owner_key)
-        return server_token["id"] if server_token else None
+        # A refused request's keys are replaced with dummies, so read them as they were sent;
+        # no validator log means a reused nonce or a missing parameter, which stay a 401.
+        if request is None or "signature" not in request.validator_log:
+            return None, "unauthorized"
+        params = dict(request.oauth_params)
+        keys = (params.get("oauth_consumer_key", ""), params.get("oauth_token", ""))
+        if valid:
+            server_token = self.store.server_token(*keys)
+            if server_token is not None:
+                return server_token["id"], ""
+        if self.store.server_token_reset(*keys):
+            return None, "reset"
+        issued = self.store.query_one(
+            "SELECT access_token, revoked, expires_at FROM server_token WHERE consumer_key = ?",
+            (keys[0],),
+        )
+        now = timestamp(self.store.now())
+        if issued is not None and not issued["revoked"] and issued["expires_at"] > now:
+            # A known, live consumer key with someone else's access token or wrong secrets.
+            return None, "mismatch"
+        return None, "unauthorized"
 
     def open(self, server_token_id: int, mdm_server_id: int) -> str:
         now = self.store.now()
@@ -139,7 +163,10 @@ class AuthSessions:
         return f"{int(now.timestamp() * 1000)}O1O{secrets.token_hex(32).upper()}"
 
     def use(self, token: str | None) -> tuple[AuthSession | None, str | None]:
-        """The live session behind a token and the new token the response should carry, if any."""
+        """The live session behind a token and the new token the response should carry, if any.
+
+        Raises ServerTokenReset when a newer download in ABM reset the session's server token.
+        """
         if not token:
             return None, None
         now = self.store.now()
@@ -147,6 +174,9 @@ class AuthSessions:
             session = self._sessions.get(token)
             if session is None:
                 return None, None
+            if self._server_token_was_reset(session):
+                del self._sessions[token]
+                raise ServerTokenReset
             if self._expired(session, now) or not self._server_token_usable(session):
                 del self._sessions[token]
                 return None, None
@@ -169,6 +199,14 @@ class AuthSessions:
                 session.replaced_at, session.successor = now, successor.token
                 return session, successor.token
             return session, None
+
+    def _server_token_was_reset(self, session: AuthSession) -> bool:
+        return bool(
+            self.store.query_one(
+                "SELECT 1 FROM server_token WHERE id = ? AND revoked = 1",
+                (session.server_token_id,),
+            )
+        )
 
     def _server_token_usable(self, session: AuthSession) -> bool:
         """False once the server token is revoked by a newer download, or expired."""

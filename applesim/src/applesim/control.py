@@ -22,12 +22,14 @@
     GET  /_sim/devices/<serial>                   a device as Apple stores it
     POST /_sim/devices/modify                     {serials, changes? {field: value},
                                                    server_uuid? (move to that server)}
-    POST /_sim/devices/delete                     {serials}
+    POST /_sim/devices/delete                     {serials, released_by_replacement? false}
     POST /_sim/faults                             {endpoint, script: [entries]} (see faults.py)
     POST /_sim/faults/clear
     GET  /_sim/clock                              {now, offset_seconds}
     POST /_sim/clock                              {advance_seconds}
-    POST /_sim/settings                           {quoted_errors: bool} (depsim's "CODE")
+    POST /_sim/settings                           {quoted_errors?: bool} (depsim's "CODE"),
+                                                  {reset_token_code?: "token_rejected" |
+                                                   "signature_invalid"} (a reset token's 403)
 
 Refusals answer {"error": CODE, "message": text} with a 4xx status.
 """
@@ -44,6 +46,8 @@ from applesim.dep import DEPService
 from applesim.faults import FaultScripts
 from applesim.store import SimError, SimStore, timestamp, timestamp_parse
 from applesim.web import Request, Response, json_response
+
+RESET_TOKEN_CODES = ("token_rejected", "signature_invalid")
 
 
 def _organisation_json(row: sqlite3.Row) -> dict[str, Any]:
@@ -251,8 +255,10 @@ class ControlAPI:
         return json_response({"modified": len(body["serials"])})
 
     def devices_delete(self, request: Request) -> Response:
-        serials = _field(self._body(request), "serials", list)
-        inventory.devices_delete(self.store, serials)
+        body = self._body(request)
+        serials = _field(body, "serials", list)
+        replaced = _field(body, "released_by_replacement", bool, False)
+        inventory.devices_delete(self.store, serials, released_by_replacement=replaced)
         return json_response({"deleted": len(serials)})
 
     def faults_set(self, request: Request) -> Response:
@@ -276,6 +282,17 @@ class ControlAPI:
         return float(self.store.setting("clock_offset") or 0)
 
     def settings_set(self, request: Request) -> Response:
-        quoted = _field(self._body(request), "quoted_errors", bool, False)
-        self.store.setting_set("quoted_errors", "1" if quoted else "0")
-        return json_response({"quoted_errors": quoted})
+        body = self._body(request)
+        answer: dict[str, Any] = {}
+        if "quoted_errors" in body or not body:
+            quoted = _field(body, "quoted_errors", bool, False)
+            self.store.setting_set("quoted_errors", "1" if quoted else "0")
+            answer["quoted_errors"] = quoted
+        if "reset_token_code" in body:
+            code = _field(body, "reset_token_code", str)
+            if code not in RESET_TOKEN_CODES:
+                message = f"reset_token_code is one of {RESET_TOKEN_CODES}."
+                raise SimError(400, "FIELD_INVALID", message)
+            self.store.setting_set("reset_token_code", code)
+            answer["reset_token_code"] = code
+        return json_response(answer)

@@ -3,6 +3,11 @@
 Every request needs a User-Agent and an X-Server-Protocol-Version; every endpoint but /session
 needs a live X-ADM-Auth-Session. Errors are Apple's plain-text codes (quoted like depsim's when
 the `quoted_errors` setting is on). Fault scripts answer before any of these checks.
+
+Where Apple's live service answers differently from its documentation, this answers as Apple
+does (docs/apple-answers.md): a server token reset by a newer download in ABM gets 403
+"token_rejected" (quoted; the `reset_token_code` setting makes it "signature_invalid") on /session
+and on API calls, and OAuth keys that are not one token's get 400 oauth_problem_adviceBad Request.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from applesim import inventory
-from applesim.auth import AuthSession, AuthSessions
+from applesim.auth import AuthSession, AuthSessions, ServerTokenReset
 from applesim.cursors import FETCH, SYNC, Cursor, CursorInvalid, cursor_decode, cursor_encode
 from applesim.faults import FaultScripts
 from applesim.store import SimStore, timestamp
@@ -146,9 +151,11 @@ class DEPService:
             if request.path in PATHS:
                 return self._error(405, "METHOD_NOT_ALLOWED")
             return self._error(404, "NOT_FOUND")
-        scripted = self.faults.answer(endpoint)
+        entry = self.faults.take(endpoint)
+        scripted = self.faults.answer(entry)
         if scripted is not None:
             return scripted
+        quirk = entry.action if entry is not None else None
         rotated = None
         try:
             if not request.header("user-agent"):
@@ -156,10 +163,13 @@ class DEPService:
             version = self._protocol_version(request)
             if endpoint == "session":
                 return self._session(request)
-            session, rotated = self.sessions.use(request.header("x-adm-auth-session"))
+            try:
+                session, rotated = self.sessions.use(request.header("x-adm-auth-session"))
+            except ServerTokenReset:
+                return self._token_reset()
             if session is None:
                 raise DEPFailure(401, "UNAUTHORIZED")
-            response = self._authenticated(endpoint, request, session, version)
+            response = self._authenticated(endpoint, request, session, version, quirk)
         except DEPFailure as failure:
             response = self._error(failure.status, failure.code)
         if rotated:
@@ -175,6 +185,11 @@ class DEPService:
         quoted = self.store.setting("quoted_errors") == "1"
         return text_response(status, f'"{code}"' if quoted else code)
 
+    def _token_reset(self) -> Response:
+        """Apple's answer to a reset token: 403 and its code in quotes (fleetdm/fleet#43916)."""
+        code = self.store.setting("reset_token_code") or "token_rejected"
+        return text_response(403, f'"{code}"')
+
     def _protocol_version(self, request: Request) -> int:
         try:
             return int(request.header("x-server-protocol-version") or "")
@@ -183,7 +198,12 @@ class DEPService:
 
     def _session(self, request: Request) -> Response:
         uri = f"http://{request.host}{request.path}"
-        server_token_id = self.sessions.server_token_verified(uri, request.headers)
+        server_token_id, refusal = self.sessions.server_token_verified(uri, request.headers)
+        if refusal == "reset":
+            return self._token_reset()
+        if refusal == "mismatch":
+            # Apple's OAuth layer, not the DEP service, answers: bare text, never quoted.
+            return text_response(400, "oauth_problem_adviceBad Request")
         if server_token_id is None:
             raise DEPFailure(401, "UNAUTHORIZED")
         server_id = self.store.query(
@@ -203,7 +223,7 @@ class DEPService:
         return server
 
     def _authenticated(
-        self, endpoint: str, request: Request, session: AuthSession, version: int
+        self, endpoint: str, request: Request, session: AuthSession, version: int, quirk: str | None
     ) -> Response:
         server = self._server(session.mdm_server_id)
         if not server["terms_accepted"]:
@@ -212,6 +232,10 @@ class DEPService:
             return self._account(server, version)
         if endpoint == "profile_get":
             return self._profile_get(request, server)
+        if endpoint == "server_devices":
+            return self._server_devices(_body(request), server, version, quirk)
+        if endpoint == "devices_sync":
+            return self._devices_sync(_body(request), server, version, quirk)
         handler = getattr(self, f"_{endpoint}")
         return handler(_body(request), server, version)
 
@@ -242,6 +266,8 @@ class DEPService:
         # iPadOS exists from protocol version 7; older clients see iOS.
         if version < 7 and device["os"] == "iPadOS":
             device["os"] = "iOS"
+        if version < 8:
+            device.pop("mdm_migration_deadline", None)
         return device
 
     def _cursor(self, text: object, server: sqlite3.Row) -> Cursor:
@@ -253,8 +279,20 @@ class DEPService:
             raise DEPFailure(400, "INVALID_CURSOR") from error
 
     def _page(
-        self, devices: list[dict[str, Any]], cursor: Cursor, more: bool, now: datetime
+        self,
+        devices: list[dict[str, Any]],
+        cursor: Cursor,
+        more: bool,
+        now: datetime,
+        echoed: str | None = None,
     ) -> Response:
+        """One page; `echoed` is the request's cursor when the echo_cursor fault answers it
+        again, with more to follow, as Apple sometimes does (micromdm/micromdm PR #1016)."""
+        if echoed is not None:
+            return json_response(
+                {"devices": devices, "cursor": echoed, "more_to_follow": True,
+                 "fetched_until": timestamp(now)}
+            )  # fmt: skip
         return json_response(
             {
                 "devices": devices,
@@ -265,7 +303,9 @@ class DEPService:
         )
 
     # https://developer.apple.com/documentation/devicemanagement/fetch-devices
-    def _server_devices(self, body: dict[str, Any], server: sqlite3.Row, version: int) -> Response:
+    def _server_devices(
+        self, body: dict[str, Any], server: sqlite3.Row, version: int, quirk: str | None
+    ) -> Response:
         limit, now, server_id = _limit(body), self.store.now(), server["server_id"]
         if body.get("cursor"):
             cursor = self._cursor(body["cursor"], server)
@@ -280,10 +320,14 @@ class DEPService:
             following = Cursor(server_id, FETCH, rows[-1]["id"], cursor.event_seq, now)
         else:
             following = Cursor(server_id, SYNC, 0, cursor.event_seq, now)
-        return self._page([self._device(row, version) for row in rows], following, more, now)
+        devices = [self._device(row, version) for row in rows]
+        echoed = str(body.get("cursor") or "") if quirk == "echo_cursor" else None
+        return self._page(devices, following, more, now, echoed)
 
     # https://developer.apple.com/documentation/devicemanagement/sync-devices
-    def _devices_sync(self, body: dict[str, Any], server: sqlite3.Row, version: int) -> Response:
+    def _devices_sync(
+        self, body: dict[str, Any], server: sqlite3.Row, version: int, quirk: str | None
+    ) -> Response:
         if not body.get("cursor"):
             raise DEPFailure(400, "CURSOR_REQUIRED")
         cursor = self._cursor(body["cursor"], server)
@@ -297,11 +341,22 @@ class DEPService:
         for row in rows:
             event = {"op_type": row["op_type"], "op_date": row["op_date"]}
             if row["op_type"] == "deleted" or row["id"] is None:
-                devices.append({"serial_number": row["event_serial"], **event})
+                # What Apple sends of a released device: the serial, the event, and whether a
+                # replacement took its place (petarov/apple-mdm-clients' fixtures).
+                deleted = {"serial_number": row["event_serial"], **event}
+                if row["released_by_replacement"]:
+                    deleted["released_by_replacement"] = True
+                devices.append(deleted)
+            elif quirk == "hide_added" and row["op_type"] == "added":
+                # Assigned devices that never arrive until the cursor is reset
+                # (fleetdm/fleet#49837).
+                continue
             else:
                 devices.append({**self._device(row, version), **event})
         last_seq = rows[-1]["seq"] if rows else cursor.event_seq
-        return self._page(devices, Cursor(server["server_id"], SYNC, 0, last_seq, now), more, now)
+        following = Cursor(server["server_id"], SYNC, 0, last_seq, now)
+        echoed = str(body["cursor"]) if quirk == "echo_cursor" else None
+        return self._page(devices, following, more, now, echoed)
 
     # https://developer.apple.com/documentation/devicemanagement/device-details
     def _devices(self, body: dict[str, Any], server: sqlite3.Row, version: int) -> Response:

@@ -4,10 +4,32 @@ A script is a list of entries consumed in order; each entry answers `count` requ
 before the next one takes over, and normal behaviour resumes when the script runs out:
 
     {"count": 2, "status": 403, "body": "T_C_NOT_SIGNED", "headers": {"Retry-After": "2"}}
+    {"status": 200, "body": "{...}", "content_type": "application/json;charset=UTF8"}
     {"action": "timeout", "seconds": 5}   sleep, then answer normally (or with "status")
     {"action": "drop"}                    close the connection without a response
     {"action": "malformed"}               200 with a body that is not JSON
     {"action": "pass"}                    answer normally (to fault a later request)
+
+Faults that answer as Apple's live service does where it departs from its documentation
+(docs/apple-answers.md names the public record of each):
+
+    {"action": "echo_cursor"}             server_devices, devices_sync: the page for the
+                                          request's cursor, but with that same cursor back and
+                                          more_to_follow true (micromdm/micromdm PR #1016,
+                                          micromdm/nanodep#73)
+    {"action": "hide_added"}              devices_sync: newly assigned devices are left out,
+                                          though the cursor moves past them; only a full fetch
+                                          finds them (fleetdm/fleet#49837)
+    {"status": 403, "body": "\"signature_invalid\""}
+                                          session (or any endpoint): a reset token as Apple
+                                          answers it; applesim answers "token_rejected" by itself
+                                          for a token a newer download reset (fleetdm/fleet#43916)
+    {"status": 400, "body": "oauth_problem_adviceBad Request"}
+                                          session: OAuth keys that do not match
+                                          (fleetdm/fleet#11416); applesim answers this by itself
+                                          for a known consumer key with the wrong secrets
+    {"status": 403, "body": "token_expiredForbidden"}
+                                          session: expired credentials, bare text
 """
 
 from __future__ import annotations
@@ -31,7 +53,9 @@ ENDPOINTS = (
     "profile_assign",
     "profile_remove",
 )
-ACTIONS = ("timeout", "drop", "malformed", "pass")
+ACTIONS = ("timeout", "drop", "malformed", "pass", "echo_cursor", "hide_added")
+# Actions the DEP service carries out itself while answering the request.
+QUIRKS = frozenset({"echo_cursor", "hide_added"})
 
 
 @dataclass
@@ -42,6 +66,7 @@ class FaultEntry:
     headers: dict[str, str] = field(default_factory=dict)
     action: str | None = None
     seconds: float = 0.0
+    content_type: str = APPLE_TEXT
 
 
 def fault_entry_parse(raw: dict[str, Any]) -> FaultEntry:
@@ -60,6 +85,7 @@ def fault_entry_parse(raw: dict[str, Any]) -> FaultEntry:
         headers={str(name): str(value) for name, value in raw.get("headers", {}).items()},
         action=action,
         seconds=float(raw.get("seconds", 0)),
+        content_type=str(raw.get("content_type") or APPLE_TEXT),
     )
 
 
@@ -89,7 +115,8 @@ class FaultScripts:
                 if entries
             }
 
-    def _next(self, endpoint: str) -> FaultEntry | None:
+    def take(self, endpoint: str) -> FaultEntry | None:
+        """The script entry that answers this request, if any, counted as used."""
         with self._lock:
             entries = self._scripts.get(endpoint)
             if not entries:
@@ -100,13 +127,12 @@ class FaultScripts:
                 entries.pop(0)
             return entry
 
-    def answer(self, endpoint: str) -> Response | None:
-        """The scripted answer for this request, or None to behave normally.
+    def answer(self, entry: FaultEntry | None) -> Response | None:
+        """The scripted answer for a taken entry, or None to behave normally (or by its quirk).
 
         A timeout sleeps here and then answers with its status, or normally if it has none.
         """
-        entry = self._next(endpoint)
-        if entry is None or entry.action == "pass":
+        if entry is None or entry.action == "pass" or entry.action in QUIRKS:
             return None
         if entry.action == "timeout":
             time.sleep(entry.seconds)
@@ -118,4 +144,4 @@ class FaultScripts:
             )
         if entry.status is None:
             return None
-        return Response(entry.status, entry.body.encode(), APPLE_TEXT, dict(entry.headers))
+        return Response(entry.status, entry.body.encode(), entry.content_type, dict(entry.headers))

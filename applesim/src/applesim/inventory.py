@@ -50,7 +50,7 @@ SERIAL_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 DEVICE_COLUMNS = (
     "serial_number", "model", "description", "color", "asset_tag", "os", "device_family",
     "profile_status", "profile_uuid", "profile_assign_time", "profile_push_time",
-    "device_assigned_date", "device_assigned_by",
+    "device_assigned_date", "device_assigned_by", "mdm_migration_deadline",
 )  # fmt: skip
 MODIFIABLE_FIELDS = frozenset(DEVICE_COLUMNS) - {"serial_number"}
 
@@ -156,14 +156,19 @@ def devices_modify(
                 _events_log(connection, server_id, [serial], "modified", now)
 
 
-def devices_delete(store: SimStore, serials: list[str]) -> None:
-    """Release devices from the organisation (a "deleted" event for their server)."""
+def devices_delete(
+    store: SimStore, serials: list[str], *, released_by_replacement: bool = False
+) -> None:
+    """Release devices from the organisation (a "deleted" event for their server), or, with
+    `released_by_replacement`, release them because AppleCare replaced them."""
     now = timestamp(store.now())
     with store.transaction() as connection:
         for device in _devices_owned(connection, serials):
             connection.execute("DELETE FROM device WHERE id = ?", (device["id"],))
-            _events_log(
-                connection, device["mdm_server_id"], [device["serial_number"]], "deleted", now
+            connection.execute(
+                "INSERT INTO device_event (mdm_server_id, serial_number, op_type, op_date,"
+                " released_by_replacement) VALUES (?, ?, 'deleted', ?, ?)",
+                (device["mdm_server_id"], device["serial_number"], now, released_by_replacement),
             )
 
 
@@ -201,7 +206,8 @@ def device_events(store: SimStore, server_id: int, after_seq: int, limit: int) -
     """Logged changes after a sequence number, with the device's current fields when it has any."""
     return store.query(
         "SELECT device_event.seq, device_event.serial_number AS event_serial,"
-        " device_event.op_type, device_event.op_date, device.*"
+        " device_event.op_type, device_event.op_date, device_event.released_by_replacement,"
+        " device.*"
         " FROM device_event LEFT JOIN device ON device.serial_number = device_event.serial_number"
         " AND device.mdm_server_id = device_event.mdm_server_id"
         " WHERE device_event.mdm_server_id = ? AND device_event.seq > ?"

@@ -51,12 +51,14 @@ CREATE TABLE IF NOT EXISTS device (
     mdm_server_id INTEGER NOT NULL, model TEXT NOT NULL, description TEXT NOT NULL,
     color TEXT NOT NULL, asset_tag TEXT NOT NULL, os TEXT NOT NULL, device_family TEXT NOT NULL,
     profile_status TEXT NOT NULL, profile_uuid TEXT NOT NULL, profile_assign_time TEXT,
-    profile_push_time TEXT, device_assigned_date TEXT NOT NULL, device_assigned_by TEXT NOT NULL
+    profile_push_time TEXT, device_assigned_date TEXT NOT NULL, device_assigned_by TEXT NOT NULL,
+    mdm_migration_deadline TEXT
 );
 CREATE INDEX IF NOT EXISTS device_by_server ON device (mdm_server_id, id);
 CREATE TABLE IF NOT EXISTS device_event (
     seq INTEGER PRIMARY KEY, mdm_server_id INTEGER NOT NULL, serial_number TEXT NOT NULL,
-    op_type TEXT NOT NULL, op_date TEXT NOT NULL
+    op_type TEXT NOT NULL, op_date TEXT NOT NULL,
+    released_by_replacement INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS device_event_by_server ON device_event (mdm_server_id, seq);
 CREATE TABLE IF NOT EXISTS profile (
@@ -64,6 +66,11 @@ CREATE TABLE IF NOT EXISTS profile (
     definition TEXT NOT NULL, created_at TEXT NOT NULL
 );
 """
+# Columns added since the first release, for state files written before them.
+ADDED_COLUMNS = (
+    ("device", "mdm_migration_deadline", "TEXT"),
+    ("device_event", "released_by_replacement", "INTEGER NOT NULL DEFAULT 0"),
+)
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 ORG_TYPES = ("edu", "org")
 
@@ -109,6 +116,11 @@ class SimStore:
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=NORMAL")
         self.connection.executescript(SCHEMA)
+        for table, column, definition in ADDED_COLUMNS:
+            columns = self.connection.execute(f"PRAGMA table_info({table})")
+            present = {row["name"] for row in columns}
+            if column not in present:
+                self.connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
         self._clock_offset = float(self.setting("clock_offset") or 0)
 
     def close(self) -> None:
@@ -389,6 +401,24 @@ class SimStore:
         filename = f"{safe_name}_Token_{issued_at.strftime('%Y-%m-%dT%H-%M-%SZ')}_smime.p7m"
         token_json = {**credentials, "access_token_expiry": timestamp(expires_at)}
         return IssuedToken(filename=filename, credentials=token_json, p7m=p7m)
+
+    def server_token_reset(self, consumer_key: str, access_token: str) -> bool:
+        """Whether these OAuth keys are a server token a newer download in ABM has reset."""
+        row = self.query_one(
+            "SELECT 1 FROM server_token"
+            " WHERE consumer_key = ? AND access_token = ? AND revoked = 1",
+            (consumer_key, access_token),
+        )
+        return row is not None
+
+    def server_token_latest(self, server_uuid: str) -> sqlite3.Row | None:
+        """The token "Download Token" issued last for this server, revoked or not."""
+        return self.query_one(
+            "SELECT server_token.* FROM server_token"
+            " JOIN mdm_server ON mdm_server.id = server_token.mdm_server_id"
+            " WHERE server_uuid = ? ORDER BY server_token.id DESC LIMIT 1",
+            (server_uuid,),
+        )
 
     def server_token(self, consumer_key: str, access_token: str) -> sqlite3.Row | None:
         """The usable (not revoked, not expired) server token with these OAuth keys."""

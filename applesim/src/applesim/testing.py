@@ -140,8 +140,9 @@ class SimControl:
             payload["server_uuid"] = server_uuid
         self._call("POST", "/_sim/devices/modify", payload)
 
-    def devices_delete(self, serials: list[str]) -> None:
-        self._call("POST", "/_sim/devices/delete", {"serials": serials})
+    def devices_delete(self, serials: list[str], *, released_by_replacement: bool = False) -> None:
+        payload = {"serials": serials, "released_by_replacement": released_by_replacement}
+        self._call("POST", "/_sim/devices/delete", payload)
 
     def device(self, serial_number: str) -> dict[str, Any]:
         return self._json("GET", f"/_sim/devices/{serial_number}")
@@ -175,6 +176,11 @@ class SimControl:
     def quoted_errors_set(self, quoted: bool) -> None:
         """Quote error bodies as depsim does ("INVALID_CURSOR")."""
         self._call("POST", "/_sim/settings", {"quoted_errors": quoted})
+
+    def reset_token_code_set(self, code: str) -> None:
+        """What Apple answers a reset token with: "token_rejected" (default) or
+        "signature_invalid"."""
+        self._call("POST", "/_sim/settings", {"reset_token_code": code})
 
 
 class RunningSim:

@@ -9,7 +9,8 @@ from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-APPLE_TEXT = "text/plain;charset=UTF8"
+# As Apple's "Common Error Codes" example spells it.
+APPLE_TEXT = "text/plain;Charset=UTF8"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 manage.py dep_account create --name "Springfield" --public-key-out springfield.pem
 manage.py dep_account upload-token 3 ~/Downloads/smime.p7m
 manage.py dep_account list --json
+manage.py dep_account full-resync 3
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from dep_accounts.models import DEPAccount
 from dep_accounts.roles import can_manage
 from dep_accounts.selectors import dep_accounts_list
 from dep_accounts.services import tokens
-from dep_accounts.services.sync import SyncUnavailableError, account_sync_request
+from dep_accounts.services.sync import (
+    SyncUnavailableError,
+    account_full_resync_request,
+    account_sync_request,
+)
 from dep_accounts.services.token_upload import server_token_upload
 
 
@@ -77,6 +82,12 @@ class Command(BaseCommand):
         )
         sync = commands.add_parser("sync", parents=[actor], help="queue a sync with Apple")
         sync.add_argument("account_id", type=int, metavar="ID")
+        resync = commands.add_parser(
+            "full-resync",
+            parents=[actor],
+            help="discard the device cursor and queue a sync that fetches every device again",
+        )
+        resync.add_argument("account_id", type=int, metavar="ID")
 
     def handle(self, *args, subcommand: str, **options) -> None:
         handlers: dict[str, Callable[..., None]] = {
@@ -85,6 +96,7 @@ class Command(BaseCommand):
             "create": self.account_create,
             "upload-token": self.token_upload,
             "sync": self.account_sync,
+            "full-resync": self.account_full_resync,
         }
         handlers[subcommand](**options)
 
@@ -180,6 +192,15 @@ class Command(BaseCommand):
         except SyncUnavailableError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"Sync of “{account.name}” queued.")
+
+    def account_full_resync(self, *, account_id: int, user: str | None, **options) -> None:
+        actor = _actor(user)
+        account = _account_get(account_id)
+        try:
+            account_full_resync_request(account=account, actor=actor)
+        except SyncUnavailableError as exc:
+            raise CommandError(exc.message) from exc
+        self.stdout.write(f"Device cursor of “{account.name}” discarded: a full re-sync is queued.")
 
     def _json(self, document: object) -> None:
         self.stdout.write(json.dumps(document, indent=2, ensure_ascii=False))

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from dep_accounts.apple import envelope as apple_envelope
 from dep_accounts.apple import token as apple_token
 
 
@@ -35,7 +36,7 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot read {exc.filename}: {exc.strerror}.") from exc
         try:
-            token = apple_token.server_token_decrypt(
+            token = apple_envelope.server_token_decrypt(
                 data, private_key_pem=private_key_pem, certificate_pem=certificate_pem
             )
         except apple_token.ServerTokenError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils.translation import ngettext
 
 from dep_accounts.encryption import secret_reencrypt
 from dep_accounts.models import KeyPair, ServerToken
@@ -30,6 +31,11 @@ class Command(BaseCommand):
                 token.secrets_encrypted = secret_reencrypt(bytes(token.secrets_encrypted))
             ServerToken.objects.bulk_update(tokens, ["secrets_encrypted"], batch_size=500)
         self.stdout.write(
-            f"Re-encrypted {len(key_pairs)} private key(s) and {len(tokens)} server token(s) "
-            "under the newest key."
+            "Re-encrypted "
+            + ngettext("%(count)d private key", "%(count)d private keys", len(key_pairs))
+            % {"count": len(key_pairs)}
+            + " and "
+            + ngettext("%(count)d server token", "%(count)d server tokens", len(tokens))
+            % {"count": len(tokens)}
+            + " under the newest key."
         )

@@ -1,7 +1,10 @@
 """`make run`: applesim, a Celery worker with embedded beat and the web portal, in one terminal.
 
 The embedded default needs nothing but Python: SQLite and Celery's filesystem broker under
-var/. The demo is seeded on first start. Ctrl-C (or SIGTERM) stops every process together.
+var/. The ports are checked before anything starts; the demo is seeded (what is missing of it)
+once Apple's side answers; each process writes to var/log/<name>.log, so that the console ends
+with the URL, the demo's credentials and how to stop. Ctrl-C (or SIGTERM) stops every process
+together, and so does any one of them stopping.
 """
 
 from __future__ import annotations
@@ -9,15 +12,94 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+
+from dep_accounts.management.commands.seed_demo import credentials_line
+
+
+@dataclass(frozen=True)
+class Service:
+    """One process of the embedded default, and how to tell that it is ready."""
+
+    name: str
+    command: list[str]
+    # The port it serves HTTP on: checked free before anything starts, ready when it answers.
+    port: int | None = None
+    # The `make run` variable that chooses that port.
+    port_variable: str = ""
+    # Or: ready when its log shows this text.
+    ready_text: str = ""
+    ready_seconds: float = 30
+
+
+class Running:
+    """A started service: its process and its log file under var/log/."""
+
+    def __init__(self, service: Service, env: Mapping[str, str], log_dir: Path) -> None:
+        self.service = service
+        self.log_path = log_dir / f"{service.name}.log"
+        self._log: IO[bytes] = self.log_path.open("ab")
+        self._log.write(f"\n----- {time.strftime('%Y-%m-%d %H:%M:%S')} starting\n".encode())
+        self._log.flush()
+        self.process = subprocess.Popen(  # noqa: S603 (our own commands)
+            service.command,
+            env=dict(env),
+            cwd=settings.BASE_DIR,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stopped_error(self) -> CommandError:
+        """What to say when the process ended on its own: its exit code and last log line."""
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        last = lines[-1].strip() if lines else ""
+        return CommandError(
+            f"{self.service.name} stopped (exit code {self.process.returncode})"
+            f"{': ' + last if last else ''}. See {_shown(self.log_path)}."
+        )
+
+    def wait_until_ready(self, host: str) -> None:
+        """Until it answers (or its log says so); fail at once if the process ends."""
+        deadline = time.monotonic() + self.service.ready_seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise self.stopped_error()
+            if self._is_ready(host):
+                return
+            time.sleep(0.2)
+        raise CommandError(
+            f"{self.service.name} was not ready within {self.service.ready_seconds:.0f} s. "
+            f"See {_shown(self.log_path)}."
+        )
+
+    def _is_ready(self, host: str) -> bool:
+        if self.service.port is not None:
+            return _http_answers(f"http://{host}:{self.service.port}/")
+        return self.service.ready_text in self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
 
 
 class Command(BaseCommand):
@@ -27,8 +109,11 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--applesim-port", type=int, default=8001)
+        parser.add_argument("--mail-port", type=int, default=1025)
 
-    def handle(self, *args, host: str, port: int, applesim_port: int, **options) -> None:
+    def handle(
+        self, *args, host: str, port: int, applesim_port: int, mail_port: int, **options
+    ) -> None:
         # applesim is a package of its own (applesim/), installed beside the portal for the demo.
         if importlib.util.find_spec("applesim.server") is None:
             raise CommandError(
@@ -40,43 +125,40 @@ class Command(BaseCommand):
             "DEP_API_URL": os.environ.get("DEP_API_URL", applesim_url),
             "APPLESIM_ABM_URL": os.environ.get("APPLESIM_ABM_URL", applesim_url + "/"),
             "PORTAL_BASE_URL": f"http://{host}:{port}",
+            # The demo's mail catcher keeps every email: Admin > Outbox shows them.
+            "EMAIL_URL": os.environ.get("EMAIL_URL", f"smtp://127.0.0.1:{mail_port}"),
             "PYTHONUNBUFFERED": "1",
         }
         settings.DEP_API_URL = env["DEP_API_URL"]
         settings.APPLESIM_ABM_URL = env["APPLESIM_ABM_URL"]
         python = sys.executable
-        processes: list[subprocess.Popen] = []
-
-        def start(name: str, command: list[str]) -> None:
-            self.stdout.write(f"starting {name}: {' '.join(command)}")
-            processes.append(subprocess.Popen(command, env=env, cwd=settings.BASE_DIR))  # noqa: S603
-
-        def stop(*_args) -> None:
-            for process in processes:
-                if process.poll() is None:
-                    process.terminate()
-            deadline = time.monotonic() + 10
-            for process in processes:
-                try:
-                    process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-                except subprocess.TimeoutExpired:
-                    process.kill()
-
-        def stop_and_exit(*_args) -> None:
-            stop()
-            sys.exit(0)
-
-        signal.signal(signal.SIGTERM, stop_and_exit)
-        try:
-            state = settings.VAR_DIR / "applesim.sqlite3"
-            start(
+        # Apple's side (and any other outside service the portal talks to) starts first: the
+        # demo is seeded through it before the portal's own processes start.
+        outside = [
+            Service(
                 "applesim",
-                [python, "-m", "applesim", "--port", str(applesim_port), "--state", str(state)],
-            )
-            _wait_until_up(applesim_url + "/")
-            call_command("seed_demo", stdout=self.stdout)
-            start(
-                "worker + beat",
+                [
+                    python,
+                    "-m",
+                    "applesim",
+                    "--port",
+                    str(applesim_port),
+                    "--state",
+                    str(settings.VAR_DIR / "applesim.sqlite3"),
+                ],
+                port=applesim_port,
+                port_variable="APPLESIM_PORT",
+                ready_seconds=20,
+            ),
+            Service(
+                "mailcatcher",
+                [python, "manage.py", "mailcatcher", "--port", str(mail_port)],
+                ready_text="mailcatcher: smtp://",
+            ),
+        ]
+        portal = [
+            Service(
+                "worker",
                 [
                     python,
                     "-m",
@@ -92,32 +174,111 @@ class Command(BaseCommand):
                     "--schedule",
                     str(settings.CELERY_BEAT_SCHEDULE_FILENAME),
                 ],
-            )
-            start(
+                ready_text=" ready.",
+                ready_seconds=60,
+            ),
+            Service(
                 "web",
                 [python, "manage.py", "runserver", f"{host}:{port}", "--noreload", "--insecure"],
-            )
-            self.stdout.write(
-                self.style.SUCCESS(
-                    f"\nmdmportal: http://{host}:{port}/   applesim (ABM): {applesim_url}/\n"
-                    "Ctrl-C stops everything.\n"
-                )
-            )
-            while all(p.poll() is None for p in processes):
+                port=port,
+                port_variable="PORT",
+            ),
+        ]
+        _ports_check(host, outside + portal)
+        call_command("migrate", interactive=False, verbosity=0)
+        log_dir = settings.VAR_DIR / "log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        running: list[Running] = []
+
+        def start(services: list[Service]) -> None:
+            for service in services:
+                self.stdout.write(f"starting {service.name} (log: {_shown(log_dir)}/)")
+                running.append(Running(service, env, log_dir))
+            for started in running[-len(services) :]:
+                started.wait_until_ready(host)
+
+        def stop() -> None:
+            deadline = time.monotonic() + 10
+            for started in running:
+                if started.process.poll() is None:
+                    started.process.terminate()
+            for started in running:
+                started.stop(timeout=max(deadline - time.monotonic(), 0.1))
+
+        signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+        try:
+            start(outside)
+            call_command("seed_demo", no_credentials=True, stdout=self.stdout)
+            start(portal)
+            self.stdout.write("")
+            self.stdout.write(f"ABM (applesim): {applesim_url}/abm/")
+            self.stdout.write(self.style.SUCCESS(f"mdmportal is ready: http://{host}:{port}/"))
+            if line := credentials_line():
+                self.stdout.write(self.style.WARNING(line))
+            self.stdout.write("Ctrl-C stops everything.")
+            while True:
+                for started in running:
+                    if started.process.poll() is not None:
+                        raise started.stopped_error()
                 time.sleep(0.5)
-            raise CommandError("A process of the embedded default stopped; stopping the others.")
         except KeyboardInterrupt:
             self.stdout.write("\nstopping")
         finally:
             stop()
 
 
-def _wait_until_up(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _ports_check(host: str, services: list[Service]) -> None:
+    """Refuse to start when a port is taken (or chosen twice), naming it and another choice."""
+    chosen = [service for service in services if service.port is not None]
+    ports = {service.port for service in chosen}
+    checked: set[int | None] = set()
+    for service in chosen:
+        assert service.port is not None
+        if service.port in checked or not _port_free(host, service.port):
+            suggested = _port_suggest(host, service.port, ports)
+            choices = " ".join(
+                f"{other.port_variable}={suggested if other is service else other.port}"
+                for other in chosen
+            )
+            raise CommandError(
+                f"Port {service.port} ({service.name}) is already in use. Stop the program "
+                f"that uses it, or choose other ports: make run {choices}"
+            )
+        checked.add(service.port)
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        # As the servers bind: a port left in TIME_WAIT by a previous run counts as free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (a local http URL)
-                return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    raise CommandError(f"applesim did not answer at {url} within {timeout:.0f} s.")
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _port_suggest(host: str, port: int, taken: set[int | None]) -> int:
+    """A free port near `port`, for the message."""
+    for candidate in range(port + 10, port + 200):
+        if candidate not in taken and _port_free(host, candidate):
+            return candidate
+    return port + 10
+
+
+def _http_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (a local http URL)
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def _shown(path: Path) -> str:
+    """A path as the admin typed make run: relative to the repository when it is inside."""
+    try:
+        return str(path.relative_to(settings.BASE_DIR))
+    except ValueError:
+        return str(path)

@@ -1,24 +1,40 @@
-"""Seed the embedded default's demo, once: users, a licence, ABM in applesim, one DEP account.
+"""Seed the embedded default's demo: users, a licence, ABM in applesim, one DEP account.
+
+Seeding is one transaction: a start that fails half-way (applesim gone, a refusal) leaves the
+portal as it was, and the next start seeds again. A part that is missing is completed: the
+demo DEP account is added while the portal has never had one, whatever happened before.
 
 The DEP account's token expires in 10 days so the banner shows at first login. The admin's
 password is made on first seed, kept in var/ (readable by its owner only) and printed each start.
+
+applesim is a separate service: the demo plays Apple's part over its HTTP control API (/_sim/),
+as any other MDM project would, and imports nothing of it.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
+import urllib.error
+import urllib.request
 from datetime import timedelta
+from email.message import Message
+from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.utils import timezone
 
-from applesim.testing import SimControl
+from dep_accounts.models import AuditEvent, DEPAccount
 from dep_accounts.roles import ADMINS, VIEWERS
-from dep_accounts.services.licence import licence_document_issue, licence_install
+from dep_accounts.selectors import licence_current
+from dep_accounts.services.licence import LicenceError, licence_document_issue, licence_install
 from dep_accounts.services.tokens import (
+    TokenUploadError,
     account_create,
     account_token_add,
     banner_refresh,
@@ -30,24 +46,92 @@ ORGANISATION = "Springfield Public Schools"
 APPLE_IDS = ["it.admin@springfield.example", "deputy.it@springfield.example"]
 
 
-class Command(BaseCommand):
-    help = "Seed the demo of the embedded default (only when the portal has no users yet)."
+class DemoSeedError(Exception):
+    """applesim could not play its part; the message says what to do."""
 
-    def handle(self, *args, **options) -> None:
-        credentials = settings.VAR_DIR / "demo-admin-password"
+
+class ABMControl:
+    """The few calls of applesim's control API that the demo needs."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def call(
+        self, path: str, payload: Any = None, *, raw: bytes | None = None
+    ) -> tuple[bytes, Message]:
+        """POST to /_sim/<path>; the answer's body and headers."""
+        request = urllib.request.Request(  # noqa: S310 (applesim's own http URL)
+            f"{self.url}/_sim/{path}",
+            data=raw if raw is not None else json.dumps(payload or {}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/octet-stream" if raw else "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (as above)
+                return response.read(), response.headers
+        except urllib.error.HTTPError as error:
+            raise DemoSeedError(
+                f"applesim at {self.url} refused {path} ({error.code}): "
+                f"{error.read()[:300].decode(errors='replace')}"
+            ) from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+            reason = getattr(error, "reason", error)
+            raise DemoSeedError(
+                f"applesim did not answer at {self.url} ({getattr(reason, 'strerror', reason)}). "
+                "Start it (python -m applesim) or set DEP_API_URL to where it runs."
+            ) from None
+
+    def json(self, path: str, payload: Any = None) -> dict[str, Any]:
+        body, _headers = self.call(path, payload)
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise DemoSeedError(
+                f"{self.url} answered /_sim/{path} with something else than applesim's JSON: "
+                "is another program listening there?"
+            )
+        return answer
+
+
+class Command(BaseCommand):
+    help = "Seed the demo of the embedded default (what is missing of it)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--no-credentials", action="store_true", help="do not print the demo's credentials"
+        )
+
+    def handle(self, *args, no_credentials: bool = False, **options) -> None:
+        try:
+            with transaction.atomic():
+                self._users_seed()
+                if licence_current() is None:
+                    self._licence_seed()
+                if not _portal_had_an_account():
+                    self._abm_seed()
+        except (DemoSeedError, LicenceError, TokenUploadError) as error:
+            raise CommandError(f"The demo was not seeded (nothing was kept): {error}") from None
+        line = credentials_line()
+        if line and not no_credentials:
+            self.stdout.write(self.style.WARNING(line))
+
+    def _users_seed(self) -> None:
+        """The demo's admin and viewer, when the portal has no users yet."""
         User = get_user_model()
         if User.objects.exists():
-            if credentials.exists():
-                self._credentials_print(credentials.read_text().strip())
             return
         password = secrets.token_urlsafe(12)
-        credentials.write_text(password)
-        credentials.chmod(0o600)
         admin = User.objects.create_user("admin", "admin@springfield.example", password)
         admin.groups.add(Group.objects.get(name=ADMINS))
         viewer = User.objects.create_user("viewer", "viewer@springfield.example", password)
         viewer.groups.add(Group.objects.get(name=VIEWERS))
+        # Written once the users are committed, so the file never names a password that
+        # a rolled-back seed did not keep.
+        transaction.on_commit(lambda: _password_write(password))
 
+    def _licence_seed(self) -> None:
         now = timezone.now()
         licence_install(
             document=licence_document_issue(
@@ -55,38 +139,72 @@ class Command(BaseCommand):
                 customer=ORGANISATION,
                 plan="Education",
                 device_limit=10000,
-                valid_from=now,
+                valid_from=now - timedelta(minutes=1),
                 valid_until=now + timedelta(days=365),
             ),
             actor=None,
         )
 
-        abm = SimControl(settings.DEP_API_URL)
-        abm.reset()
-        org_id = abm.organisation_create(ORGANISATION, apple_ids=APPLE_IDS, org_type="edu")
-        springfield = abm.server_create(org_id, "Springfield MDM")
-        shelbyville = abm.server_create(org_id, "Shelbyville Campus MDM")
-        abm.devices_add(springfield, 3000)
-        abm.devices_add(shelbyville, 800)
+    def _abm_seed(self) -> None:
+        admin = get_user_model().objects.filter(username="admin").first()
+        abm = ABMControl(settings.DEP_API_URL)
+        abm.call("reset")
+        org_id = abm.json(
+            "organisations", {"name": ORGANISATION, "apple_ids": APPLE_IDS, "org_type": "edu"}
+        )["org_id"]
+        springfield = abm.json("servers", {"org_id": org_id, "server_name": "Springfield MDM"})
+        shelbyville = abm.json(
+            "servers", {"org_id": org_id, "server_name": "Shelbyville Campus MDM"}
+        )
+        abm.call(f"servers/{springfield['server_uuid']}/devices", {"count": 3000})
+        abm.call(f"servers/{shelbyville['server_uuid']}/devices", {"count": 800})
 
         account = account_create(actor=admin, display_name="Springfield district")
-        abm.sign_in(APPLE_IDS[0], org_id=org_id)
-        abm.public_key_upload(springfield, account.key_pair.certificate_pem.encode())
-        token_file = abm.token_download(springfield, validity_days=10)
+        abm.call("sign-in", {"apple_id": APPLE_IDS[0], "org_id": org_id})
+        abm.call(
+            f"servers/{springfield['server_uuid']}/public-key",
+            raw=account.key_pair.certificate_pem.encode(),
+        )
+        token_file, headers = abm.call(
+            f"servers/{springfield['server_uuid']}/token", {"validity_days": 10}
+        )
         check = token_check(account=account, token_file=token_file)
-        account_token_add(account=account, check=check, actor=admin, file_name="smime.p7m")
+        file_name = headers.get_filename() or "smime.p7m"
+        account_token_add(account=account, check=check, actor=admin, file_name=file_name)
         token_states_refresh()
         banner_refresh()
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Demo seeded: ABM organisation “{ORGANISATION}” in applesim with 2 MDM servers "
-                "and 3,800 devices; DEP account “Springfield district” whose token expires "
-                "in 10 days."
-            )
+            f"Demo seeded: ABM organisation “{ORGANISATION}” in applesim with 2 MDM servers "
+            "and 3,800 devices; DEP account “Springfield district” whose token expires "
+            "in 10 days."
         )
-        self._credentials_print(password)
 
-    def _credentials_print(self, password: str) -> None:
-        self.stdout.write(
-            self.style.WARNING(f"Sign in as admin / {password}  (read-only: viewer / {password})")
-        )
+
+def credentials_line() -> str:
+    """How to sign in to the demo, or nothing when the demo did not make the users."""
+    path = _password_path()
+    if not path.exists():
+        return ""
+    password = path.read_text().strip()
+    return f"Sign in as admin / {password}  (read-only: viewer / {password})"
+
+
+def _password_path() -> Path:
+    return settings.VAR_DIR / "demo-admin-password"
+
+
+def _password_write(password: str) -> None:
+    path = _password_path()
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(password)
+
+
+def _portal_had_an_account() -> bool:
+    """Whether a DEP account exists or ever existed (an admin's deletion is not undone)."""
+    return (
+        DEPAccount.objects.exists()
+        or AuditEvent.objects.filter(
+            action__in=[AuditEvent.Action.ACCOUNT_CREATED, AuditEvent.Action.TOKEN_UPLOADED]
+        ).exists()
+    )
