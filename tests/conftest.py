@@ -1,9 +1,10 @@
-"""Fixtures shared by the tests: applesim over a real socket, users in each role, DEP accounts
-whose tokens were issued by applesim's ABM and uploaded through the real services."""
+"""Fixtures shared by the tests: users in each role, DEP accounts whose tokens were issued by
+applesim's ABM and uploaded through the real services. `sim`, applesim over a real socket, comes
+from applesim's own pytest plugin."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,15 +17,6 @@ if TYPE_CHECKING:
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(scope="session")
-def sim() -> Iterator[RunningSim]:
-    from applesim.testing import sim_start
-
-    running = sim_start()
-    yield running
-    running.stop()
 
 
 @dataclass

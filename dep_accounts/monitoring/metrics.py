@@ -67,9 +67,10 @@ class PortalCollector:
         for account in accounts:
             account_id = str(account.pk)
             labels = [account_id, account.server_name, account.org_name]
-            if account.token_expires_at is not None:
+            days = account.days_left(self.now)
+            if account.token_expires_at is not None and days is not None:
                 expiry.add_metric(labels, account.token_expires_at.timestamp())
-                days_left.add_metric(labels, account.days_left(self.now))
+                days_left.add_metric(labels, days)
             for value in State.values:
                 state.add_metric(
                     [account_id, account.server_name, value], float(account.state == value)
