@@ -91,3 +91,8 @@ class PushCertificateUpload(models.Model):
 
     def __str__(self) -> str:
         return f"Push certificate {self.serial_number} ({self.topic})"
+
+    @property
+    def admin_apple_id(self) -> str:
+        """The name the custodian history (`selectors.token_custodians`) reads."""
+        return self.apple_id
