@@ -18,6 +18,12 @@ def _fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _no_vendor_certificate(settings) -> None:
+    """No MDM vendor certificate unless a test sets one (`push_portal`): not the demo's in var/."""
+    settings.APNS_VENDOR_CERTIFICATE = ""
+
+
 @pytest.fixture(scope="session")
 def sim() -> Iterator[RunningSim]:
     from applesim.testing import sim_start
@@ -202,8 +208,9 @@ class PushPortal:
 
 
 @pytest.fixture
-def push_portal(sim: RunningSim, settings, tmp_path) -> PushPortal:
-    sim.control.reset()
+def push_portal(abm: ABM, settings, tmp_path) -> PushPortal:
+    """After `abm`'s reset: a reset makes Apple's CAs anew, and the vendor certificate with it."""
+    sim = abm.sim
     vendor = tmp_path / "apns-vendor.pem"
     vendor.write_bytes(sim.control.push_vendor_issue("Springfield MDM Vendor"))
     settings.APNS_VENDOR_CERTIFICATE = str(vendor)
