@@ -129,6 +129,9 @@ API: dict[str, Row] = {
     "api:dep_account_public_key": NO_SESSION,
     "api:dep_account_token":      NO_SESSION,
     "api:dep_account_sync":       NO_SESSION,
+    "api:push_certificate":         NO_SESSION,
+    "api:push_certificate_request": NO_SESSION,
+    "api:push_certificate_upload":  NO_SESSION,
     "api:audit_log":              NO_SESSION,
     "api:openapi":                ((200, 405),) * len(ROLES),
 }
@@ -235,7 +238,7 @@ DJANGO_ADMIN_NOT_STAFF: dict[str, tuple[int | str, int | str]] = {
 }
 
 # What the lead quotes: URL x role x method combinations checked by the table test.
-URLS_CHECKED = 137
+URLS_CHECKED = 140
 COMBINATIONS_CHECKED = URLS_CHECKED * len(ROLES) * len(METHODS)
 
 

@@ -162,6 +162,7 @@ def push_certificate_intake(
 ) -> PushCertificateUpload:
     """Take an issued push certificate by every rule, or record and raise why not."""
     try:
+        content = push_certificate_read(upload)
         push = push_certificate_current()
         if push is None:
             raise NoRequestError(
@@ -169,9 +170,7 @@ def push_certificate_intake(
                 "can be for its key. Download the signed request on the APNs Certificate page, "
                 "upload it at the Apple Push Certificates Portal, and upload what it issues."
             )
-        candidate = push_certificate_check(
-            push=push, content=push_certificate_read(upload), apple_id=apple_id
-        )
+        candidate = push_certificate_check(push=push, content=content, apple_id=apple_id)
         with transaction.atomic():
             locked = PushCertificate.objects.select_for_update().get(pk=push.pk)
             refusal = push_verdict(
