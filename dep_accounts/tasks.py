@@ -14,6 +14,8 @@ from dep_accounts.services.content_tokens.state import (
     content_tokens_check,
 )
 from dep_accounts.services.expiry import banner_refresh, token_states_refresh
+from dep_accounts.services.push.expiry import push_state_refresh
+from dep_accounts.services.push.reminders import apns_reminders_send
 from dep_accounts.services.reminders import (
     credential_reminders_send,
     licence_reminders_send,
@@ -25,13 +27,15 @@ from dep_accounts.services.sync import account_sync, accounts_due_for_sync
 
 @shared_task
 def token_expiry_refresh() -> None:
-    """Hourly: every credential's expiry state, the banner, the reminders and licence
-    webhooks due."""
+    """Hourly: every credential's expiry state (server tokens, content tokens, the push
+    certificate), the banner, the reminders and licence webhooks due."""
     token_states_refresh()
     content_token_states_refresh()
+    push_state_refresh()
     banner_refresh()
     reminders_send()
     credential_reminders_send()
+    apns_reminders_send()
     licence_reminders_send()
     webhooks.webhooks_emit_licence_expiring()
 

@@ -24,6 +24,7 @@ from dep_accounts.models import (
     ContentToken,
     CredentialReminder,
     DEPAccount,
+    PushCertificate,
     Webhook,
     WebhookDelivery,
 )
@@ -267,3 +268,27 @@ def test_the_demo_seeds_a_content_token_expiring_in_20_days_once(
     texts = [item["text"] for item in Banner.objects.get().items]
     assert any("server token of “Springfield district”" in t for t in texts)
     assert any("content token of “Springfield High School” expires in" in t for t in texts)
+
+
+def test_the_push_certificate_is_one_of_the_credentials(
+    client_as, viewer, dep_account, push_portal, admin
+):
+    first = push_portal.first_certificate(admin)
+    PushCertificate.objects.filter(pk=first.pk).update(
+        expires_at=timezone.now() + timedelta(days=5)
+    )
+    token_expiry_refresh()
+
+    rows = credentials_all()
+    assert [(r.kind, r.name) for r in rows] == [
+        ("apns", first.topic),
+        ("dep_account", "Springfield MDM"),
+    ]
+    assert rows[0].apple_id == push_portal.apple_id
+    page = client_as(viewer).get(CREDENTIALS).content.decode()
+    assert "APNs push certificate" in page and first.topic in page
+    assert (
+        Banner.objects.get()
+        .items[0]["text"]
+        .startswith("The APNs push certificate expires in 5 days")
+    )

@@ -166,3 +166,17 @@ def test_every_credential_has_expiry_days_left_and_state_with_its_kind(
         for s in families["mdmportal_credential_state"].samples
     }
     assert states == {("dep_account", "ok"): 1.0, ("content_token", "ok"): 1.0}
+
+
+def test_the_push_certificate_has_its_expiry_under_the_apns_kind(client, push_portal, admin):
+    first = push_portal.first_certificate(admin)
+    families = _families(_scrape(client))
+    labels = (
+        ("apple_id", push_portal.apple_id),
+        ("kind", "apns"),
+        ("name", first.topic),
+        ("url", reverse("dep_accounts:push")),
+    )
+    expiry = _samples(families["mdmportal_credential_expiry_timestamp_seconds"])
+    assert expiry == {labels: first.expires_at.timestamp()}
+    assert _samples(families["mdmportal_credential_days_left"])[labels] in (364, 365)

@@ -26,12 +26,20 @@ from django.test import Client
 from django.urls import get_resolver, reverse
 
 from dep_accounts.encryption import SecretDecryptionError, encrypted_fields, secret_decrypt
-from dep_accounts.models import ContentToken, DEPAccount, EnrollmentProfile, KeyPair, ServerToken
+from dep_accounts.models import (
+    ContentToken,
+    DEPAccount,
+    EnrollmentProfile,
+    KeyPair,
+    PushCertificate,
+    ServerToken,
+)
 from dep_accounts.services.accounts import account_create
 from dep_accounts.services.apple_access import server_token_credentials
 from dep_accounts.services.content_tokens.intake import content_token_intake
 from dep_accounts.services.content_tokens.state import content_token_refresh
 from dep_accounts.services.intake import TokenFile, token_check, token_intake, token_take
+from dep_accounts.services.push.intake import push_request_make
 from dep_accounts.services.sync import devices_sync
 from dep_accounts.services.verdict import Intent
 from dep_accounts.services.webhooks import webhook_create
@@ -64,6 +72,8 @@ PAGES = {
     "dep_accounts:content_token_edit": "content_token",
     "dep_accounts:credentials": None,
     "dep_accounts:credentials_csv": None,
+    "dep_accounts:push": None,
+    "dep_accounts:push_edit": None,
 }
 POST_ONLY = {"dep_accounts:add_confirm", "dep_accounts:sync", "dep_accounts:profile_make_default"}
 POST_ONLY |= {"dep_accounts:webhook_change"}
@@ -74,6 +84,7 @@ POST_ONLY |= {
     "dep_accounts:full_resync",
     "dep_accounts:email_test",
     "dep_accounts:content_token_check",
+    "dep_accounts:push_request",
 }
 # The demo's caught emails: only with DEBUG on, and the tests run with it off (404).
 DEMO_ONLY = {"dep_accounts:outbox"}
@@ -111,7 +122,7 @@ class Run:
         return response
 
 
-def _run(*, abm, admin, client: Client) -> tuple[Run, dict[str, DEPAccount]]:
+def _run(*, abm, admin, client: Client, push_portal=None) -> tuple[Run, dict[str, DEPAccount]]:
     """Add, renew and sync DEP accounts the ways an admin and the worker do."""
     run = Run(client)
     client.force_login(admin)
@@ -181,6 +192,18 @@ def _run(*, abm, admin, client: Client) -> tuple[Run, dict[str, DEPAccount]]:
         {"token_file": _upload(abm.token_for(ogdenville, server_uuid=ogdenville_uuid))},
     )
     assert any(key.startswith("dep_accounts.staged_token.") for key, _ in client.session.items())
+    # The push certificate: requested, created at Apple, uploaded, then refused on a new topic.
+    if push_portal is not None:
+        signed_request = run.post(reverse("dep_accounts:push_request")).content
+        first = push_portal.create(signed_request)
+        edit = {"certificate_file": _upload(first, "MDM_Certificate.pem")}
+        edit["apple_id"] = push_portal.apple_id
+        assert run.post(reverse("dep_accounts:push_edit"), edit).status_code == 302
+        another = push_portal.create(signed_request)
+        refused = run.post(
+            reverse("dep_accounts:push_edit"), {"certificate_file": _upload(another, "b.pem")}
+        )
+        assert "instead of “Renew”" in refused.content.decode()
     content_token = _content_token_run(run, abm)
     return run, {
         "account": springfield,
@@ -242,6 +265,13 @@ def _secrets() -> dict[str, str]:
         found[f"content token {content_token.pk}"] = secret_decrypt(
             content_token.credential_encrypted
         ).decode()
+    for push in PushCertificate.objects.all():
+        pem = secret_decrypt(push.private_key_encrypted).decode()
+        found["private key of the push certificate"] = pem.strip()
+        body = [line for line in pem.splitlines() if line and not line.startswith("-----")]
+        for number, line in enumerate(body):
+            if len(line) >= 32:
+                found[f"line {number} of the push certificate's private key"] = line
     assert all(len(value) >= 32 for value in found.values())
     return found
 
@@ -305,12 +335,12 @@ def test_every_console_page_is_searched_for_secrets():
 
 
 def test_no_secret_is_in_the_database_logs_pages_or_django_admin_after_a_run(
-    abm, admin, licence, client, django_user_model, caplog, settings
+    abm, push_portal, admin, licence, client, django_user_model, caplog, settings
 ):
     caplog.set_level(logging.DEBUG)
     settings.VPP_API_URL = abm.sim.url + "/mdm/v2"
     _CONTENT_TOKENS.clear()
-    run, objects = _run(abm=abm, admin=admin, client=client)
+    run, objects = _run(abm=abm, admin=admin, client=client, push_portal=push_portal)
     for name, kind in PAGES.items():
         args = [objects[kind].pk] if kind else []
         assert run.get(reverse(name, args=args)).status_code == 200, name
@@ -339,9 +369,9 @@ def test_no_secret_is_in_the_database_logs_pages_or_django_admin_after_a_run(
     assert not leaks, "\n".join(leaks)
     server_tokens = ServerToken.objects.count()
     key_pairs = KeyPair.objects.count()
-    assert (server_tokens, key_pairs) == (4, 3)
+    assert (server_tokens, key_pairs, PushCertificate.objects.count()) == (4, 3, 1)
     assert len([what for what in secrets if what.startswith("content token")]) == 4
-    assert len(secrets) > server_tokens * 4 + key_pairs * 20
+    assert len(secrets) > server_tokens * 4 + (key_pairs + 1) * 20
     assert len(run.responses) >= 25
     assert len(admin_pages) > 2 * 2 * DEVICES_PER_SERVER
     assert any(record.levelno == logging.DEBUG for record in records)
@@ -388,6 +418,8 @@ def test_every_binary_column_is_an_encrypted_field_that_rotation_covers():
                 assert (model, field.name) in covered, f"{model.__name__}.{field.name}"
     assert {(m.__name__, f) for m, f in covered} == {
         ("KeyPair", "private_key_encrypted"),
+        ("PushCertificate", "private_key_encrypted"),
+        ("PushCertificate", "csr_encrypted"),
         ("ServerToken", "secrets_encrypted"),
         ("Webhook", "secret_encrypted"),
         ("ContentToken", "credential_encrypted"),
@@ -403,7 +435,7 @@ def _decrypts_with(key: str, ciphertext: bytes) -> bool:
 
 
 def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_go(
-    synced_account, abm, admin, settings
+    synced_account, abm, push_portal, admin, settings
 ):
     account = synced_account
     old_keys = list(settings.SECRETS_ENCRYPTION_KEYS)
@@ -421,6 +453,7 @@ def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_g
     assert older and not any(_decrypts_with(new_key, c) for c in older)
 
     settings.SECRETS_ENCRYPTION_KEYS = old_keys
+    push_portal.first_certificate(admin)
     webhook, webhook_secret = webhook_create(
         url="https://hooks.springfield.example/", events=["sync.failed"], actor=admin
     )
@@ -435,15 +468,17 @@ def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_g
     call_command("rotate_encryption_keys", stdout=output)
     assert output.getvalue().splitlines()[0] == (
         "Re-encrypted under the newest key: 1 key pair (private_key_encrypted), "
-        "2 server tokens (secrets_encrypted), 1 content token (credential_encrypted), "
+        "2 server tokens (secrets_encrypted), 1 push certificate (private_key_encrypted), "
+        "1 push certificate (csr_encrypted), 1 content token (credential_encrypted), "
         "1 webhook (secret_encrypted)."
     )
-    assert len(_ciphertexts()) == 5
+    assert len(_ciphertexts()) == 7
     assert all(_decrypts_with(new_key, c) for c in _ciphertexts())
     assert not any(_decrypts_with(key, c) for key in old_keys for c in _ciphertexts())
 
     # The old key removed: everything still decrypts, and the account still works with Apple.
     settings.SECRETS_ENCRYPTION_KEYS = [new_key]
+    assert push_request_make(actor=admin)
     webhook.refresh_from_db()
     assert secret_decrypt(webhook.secret_encrypted) == webhook_secret.encode()
     content_token.refresh_from_db()
@@ -473,6 +508,8 @@ def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_g
             secret_decrypt(key_pair.private_key_encrypted)
     with pytest.raises(SecretDecryptionError):
         secret_decrypt(ContentToken.objects.get().credential_encrypted)
+    with pytest.raises(SecretDecryptionError):
+        push_request_make(actor=admin)
 
 
 def test_sign_in_secrets_stay_out_of_the_database_logs_and_pages(

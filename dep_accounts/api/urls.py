@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dep_accounts.api import content_tokens, views
+from dep_accounts.api import content_tokens, push_views, views
 
 app_name = "api"
 
@@ -27,6 +27,17 @@ urlpatterns = [
         "content-tokens/<int:content_token_id>/token",
         content_tokens.content_token_token,
         name="content_token_token",
+    ),
+    path("push-certificate/", push_views.push_certificate, name="push_certificate"),
+    path(
+        "push-certificate/request",
+        push_views.push_certificate_request,
+        name="push_certificate_request",
+    ),
+    path(
+        "push-certificate/certificate",
+        push_views.push_certificate_upload,
+        name="push_certificate_upload",
     ),
     path("audit-log/", views.audit_log, name="audit_log"),
     path("openapi.json", views.openapi, name="openapi"),

@@ -38,6 +38,11 @@ class AuditEvent(models.Model):
         CONTENT_TOKEN_REJECTED = "content_token_rejected", "Content token upload rejected"
         CONTENT_TOKEN_TAKEN_OVER = "content_token_taken_over", "Content token taken over"
         CONTENT_TOKEN_CHANGED = "content_token_changed", "Content token changed"
+        PUSH_REQUESTED = "push_requested", "Push certificate request signed"
+        PUSH_UPLOADED = "push_uploaded", "Push certificate uploaded"
+        PUSH_RENEWED = "push_renewed", "Push certificate renewed"
+        PUSH_REJECTED = "push_rejected", "Push certificate upload rejected"
+        PUSH_TOPIC_REPLACED = "push_topic_replaced", "Push topic replaced"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "Succeeded"

@@ -69,9 +69,10 @@ class PortalCollector:
         for account in accounts:
             account_id = str(account.pk)
             labels = [account_id, account.server_name, account.org_name]
-            if account.token_expires_at is not None:
+            days = account.days_left(self.now)
+            if account.token_expires_at is not None and days is not None:
                 expiry.add_metric(labels, account.token_expires_at.timestamp())
-                days_left.add_metric(labels, account.days_left(self.now))
+                days_left.add_metric(labels, days)
             for value in State.values:
                 state.add_metric(
                     [account_id, account.server_name, value], float(account.state == value)
@@ -86,7 +87,6 @@ class PortalCollector:
                     float(account.last_sync_result == Result.OK),
                 )
         yield from (expiry, days_left, state, last_sync, last_sync_success)
-        yield from self.credentials()
 
         licence_expiry = GaugeMetricFamily(
             "mdmportal_licence_expiry_timestamp_seconds",
@@ -100,10 +100,11 @@ class PortalCollector:
                 licence.valid_until.timestamp(),
             )
         yield licence_expiry
+        yield from self.credentials()
 
     def credentials(self) -> Iterator[Metric]:
         """Every credential of every kind; `url` (its page) tells two of one name apart."""
-        labels = ["kind", "name", "url"]
+        labels = ["kind", "name", "apple_id", "url"]
         expiry = GaugeMetricFamily(
             "mdmportal_credential_expiry_timestamp_seconds",
             "When the Apple credential expires, as a Unix time.",
@@ -120,7 +121,7 @@ class PortalCollector:
             labels=[*labels, "state"],
         )
         for row in credentials_all(now=self.now):
-            row_labels = [row.kind, row.name, row.detail_url]
+            row_labels = [row.kind, row.name, row.apple_id, row.detail_url]
             if row.expires_at is not None:
                 expiry.add_metric(row_labels, row.expires_at.timestamp())
                 days_left.add_metric(row_labels, row.days_left)

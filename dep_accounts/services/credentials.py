@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dep_accounts.models import ContentToken, DEPAccount
+from dep_accounts.services.push import expiry as push_expiry
 
 DEPState = DEPAccount.State
 CTState = ContentToken.State
@@ -309,6 +310,30 @@ def _content_token_reminders_due(now: datetime, horizon: datetime) -> list[Remin
     ]
 
 
+# The APNs push certificate: its rows and banner line come from services.push.expiry, and it
+# sends its reminders itself (push.reminders, in the hourly task).
+
+
+def _apns_rows(now: datetime) -> list[CredentialRow]:
+    return [CredentialRow(**vars(row)) for row in push_expiry.apns_credential_rows()]
+
+
+_APNS_RANKS = {
+    push_expiry.State.EXPIRED: EXPIRED,
+    push_expiry.State.CRITICAL: CRITICAL,
+    push_expiry.State.WARNING: WARNING,
+}
+
+
+def _apns_banner_problems(now: datetime) -> tuple[list[BannerProblem], int]:
+    items = push_expiry.apns_banner_items(now=now)
+    push = push_expiry.push_certificate_issued() if items else None
+    if push is None:
+        return [], 0
+    state, _detail = push_expiry.push_state_for(expires_at=push.expires_at, now=now)
+    return [BannerProblem(_APNS_RANKS[state], push.expires_at, item) for item in items], len(items)
+
+
 CREDENTIAL_KINDS: tuple[CredentialKind, ...] = (
     CredentialKind(
         kind="dep_account",
@@ -326,6 +351,14 @@ CREDENTIAL_KINDS: tuple[CredentialKind, ...] = (
         rows=_content_token_rows,
         banner_problems=_content_token_banner_problems,
         reminders_due=_content_token_reminders_due,
+    ),
+    CredentialKind(
+        kind=push_expiry.KIND,
+        label=push_expiry.KIND_LABEL,
+        plural="push certificates",
+        list_url_name="dep_accounts:push",
+        rows=_apns_rows,
+        banner_problems=_apns_banner_problems,
     ),
 )
 KIND_LABELS = {kind.kind: kind.label for kind in CREDENTIAL_KINDS}

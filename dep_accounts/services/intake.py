@@ -87,26 +87,24 @@ class TokenFile:
         """In memory already: there is nothing to rewind."""
 
 
-SERVER_TOKEN_SIZE = (
-    "a server token is about 2 KB. Choose the .p7m file that Download Token in Apple Business "
-    "Manager saved."
-)
+@sensitive_variables()
+def token_read(upload: TokenUpload) -> bytes:
+    """The file's bytes; one too large for a server token is refused before it is read."""
+    return upload_read(
+        upload,
+        max_bytes=settings.DEP_TOKEN_MAX_BYTES,
+        too_large="This file is {size}; a server token is about 2 KB. Choose the .p7m file that "
+        "Download Token in Apple Business Manager saved.",
+        empty=EMPTY_TOKEN_FILE,
+    )
 
 
 @sensitive_variables()
-def token_read(
-    upload: TokenUpload,
-    *,
-    max_bytes: int | None = None,
-    expected_size: str = SERVER_TOKEN_SIZE,
-    empty: str = EMPTY_TOKEN_FILE,
-) -> bytes:
-    """The file's bytes; one too large for its kind is refused before it is read.
-
-    Server tokens by default; another kind of credential file passes its own bound and words.
-    """
-    if upload.size > (settings.DEP_TOKEN_MAX_BYTES if max_bytes is None else max_bytes):
-        raise TokenTooLargeError(f"This file is {filesizeformat(upload.size)}; {expected_size}")
+def upload_read(upload: TokenUpload, *, max_bytes: int, too_large: str, empty: str) -> bytes:
+    """Any credential file's bytes: past `max_bytes` (`too_large` names {size}) it is refused
+    unread, and an empty one is refused with `empty`."""
+    if upload.size > max_bytes:
+        raise TokenTooLargeError(too_large.format(size=filesizeformat(upload.size)))
     content = upload.read()
     if not content:
         raise TokenFileError(empty)
@@ -278,28 +276,22 @@ def token_take(
     return server_token
 
 
-# What a refused file of each kind is recorded as: the audit action and the message's start.
-REJECTED_ACTIONS = {
-    "server_token": (AuditEvent.Action.TOKEN_REJECTED, "Token upload rejected"),
-    "content_token": (AuditEvent.Action.CONTENT_TOKEN_REJECTED, "Content token upload rejected"),
-}
-
-
 def refusal_record(
     *,
     account: DEPAccount | None,
     actor: AbstractBaseUser | None,
     refusal: Refusal,
     file_name: str,
+    action: str = AuditEvent.Action.TOKEN_REJECTED,
+    what: str = "Token upload",
     kind: str = "server_token",
     content_token: ContentToken | None = None,
 ) -> None:
     """The one trace of a refused credential file, whichever entry point it came through."""
-    action, label = REJECTED_ACTIONS[kind]
     audit_record(
         action=action,
         outcome=AuditEvent.Outcome.FAILURE,
-        message=f"{label}: {refusal.message}",
+        message=f"{what} rejected: {refusal.message}",
         actor=actor,
         account=account,
         content_token=content_token,

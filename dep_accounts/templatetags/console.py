@@ -15,7 +15,7 @@ from dep_accounts.models import AuditEvent, ContentToken, DEPAccount, calendar_d
 register = template.Library()
 
 State = DEPAccount.State
-_STATE_TONES = {
+_STATE_TONES: dict[str, str] = {
     State.OK: "ok",
     State.WARNING: "warning",
     State.CRITICAL: "critical",
@@ -27,7 +27,7 @@ _STATE_TONES = {
     ContentToken.State.INVALID: "critical",
     ContentToken.State.ANOTHER_MDM: "critical",
 }
-_SYNC_TONES = {
+_SYNC_TONES: dict[str, str] = {
     DEPAccount.SyncResult.OK: "ok",
     DEPAccount.SyncResult.FAILED: "critical",
     DEPAccount.SyncResult.WAITING: "warning",
@@ -53,6 +53,8 @@ _NAV_SECTIONS = {
     "content_token_detail": "content_tokens",
     "content_token_edit": "content_tokens",
     "credentials": "credentials",
+    "push": "push",
+    "push_edit": "push",
 }
 
 

@@ -17,9 +17,10 @@ from dep_accounts.models import ContentToken
 from dep_accounts.services.content_tokens.intake import (
     content_token_check,
     content_token_read,
+    content_token_refusal_record,
     content_token_take,
 )
-from dep_accounts.services.intake import TokenFile, refusal_record
+from dep_accounts.services.intake import TokenFile
 from dep_accounts.services.verdict import Intent, Refusal
 
 
@@ -63,13 +64,7 @@ def content_tokens_bulk_renew(
         except Refusal as refusal:
             # A refusal of the take itself is recorded there; earlier ones are recorded here.
             if matched is None:
-                refusal_record(
-                    account=None,
-                    actor=actor,
-                    refusal=refusal,
-                    file_name=token_file.name,
-                    kind="content_token",
-                )
+                content_token_refusal_record(None, actor, refusal, token_file.name)
             results.append(ContentTokenRenewal(token_file.name, matched, refusal.message))
             continue
         results.append(ContentTokenRenewal(token_file.name, renewed))

@@ -38,7 +38,7 @@ from dep_accounts.services.content_tokens.verdict import (
     content_token_verdict,
 )
 from dep_accounts.services.expiry import banner_refresh
-from dep_accounts.services.intake import TokenUpload, refusal_record, token_read
+from dep_accounts.services.intake import TokenUpload, refusal_record, upload_read
 from dep_accounts.services.verdict import (
     ConcurrentUploadError,
     Intent,
@@ -53,10 +53,11 @@ EMPTY_CONTENT_TOKEN = "This file is empty: the download did not finish. " + appl
 @sensitive_variables()
 def content_token_read(upload: TokenUpload) -> bytes:
     """The file's bytes; one too large for a content token is refused before it is read."""
-    return token_read(
+    return upload_read(
         upload,
         max_bytes=settings.VPP_TOKEN_MAX_BYTES,
-        expected_size="a content token is a few hundred bytes. " + apple_vpp.DOWNLOAD_AGAIN,
+        too_large="This file is {size}; a content token is a few hundred bytes. "
+        + apple_vpp.DOWNLOAD_AGAIN,
         empty=EMPTY_CONTENT_TOKEN,
     )
 
@@ -128,7 +129,7 @@ def content_token_intake(
         check = content_token_check(token_file=content_token_read(upload))
         _verdict_raise(current_for(content_token, check), check, confirmations, intent)
     except Refusal as refusal:
-        _refused(content_token, actor, refusal, upload.name)
+        content_token_refusal_record(content_token, actor, refusal, upload.name)
         raise
     return content_token_take(
         content_token=content_token,
@@ -141,7 +142,7 @@ def content_token_intake(
     )
 
 
-def _refused(
+def content_token_refusal_record(
     content_token: ContentToken | None, actor: AbstractBaseUser | None, refusal: Refusal, name: str
 ) -> None:
     refusal_record(
@@ -149,6 +150,8 @@ def _refused(
         actor=actor,
         refusal=refusal,
         file_name=name,
+        action=AuditEvent.Action.CONTENT_TOKEN_REJECTED,
+        what="Content token upload",
         kind="content_token",
         content_token=content_token,
     )
@@ -180,10 +183,10 @@ def content_token_take(
         refusal = ConcurrentUploadError(
             "Another upload for this location finished first. Reload the Content Tokens list."
         )
-        _refused(content_token, actor, refusal, file_name)
+        content_token_refusal_record(content_token, actor, refusal, file_name)
         raise refusal from exc
     except Refusal as refusal:
-        _refused(content_token, actor, refusal, file_name)
+        content_token_refusal_record(content_token, actor, refusal, file_name)
         raise
     banner_refresh()
     return stored
