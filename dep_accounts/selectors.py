@@ -182,6 +182,9 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "url": licence_url,
             }
         )
+    from dep_accounts.services.licence import licence_banner_items
+
+    items += licence_banner_items(licence, now=now)
     problem = email_problem(now=now)
     if problem:
         audit_url = reverse("dep_accounts:audit_log")

@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,9 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
-from dep_accounts.models import AuditEvent, SubscriptionLicence
+from dep_accounts.apple import schema as apple_schema
+from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, SubscriptionLicence
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.audit import actor_user, audit_record
 from dep_accounts.services.tokens import banner_refresh
@@ -33,6 +36,10 @@ class LicenceError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class LicenceLimitError(LicenceError):
+    """A sync stopped at the licence's device limit; the devices stored so far stay."""
 
 
 @dataclass(frozen=True)
@@ -172,3 +179,94 @@ def licence_is_valid(licence: SubscriptionLicence) -> bool:
     except LicenceError:
         return False
     return (terms.valid_until, terms.device_limit) == (licence.valid_until, licence.device_limit)
+
+
+def licence_sync_refusal(licence: SubscriptionLicence | None, *, now: datetime) -> str:
+    """Why the licence does not let DEP accounts sync now, or "" if it does."""
+    if licence is None:
+        return "No subscription licence is installed: upload one on the Subscription page first."
+    if licence.is_expired(now):
+        return (
+            f"The subscription licence expired on {licence.valid_until:%-d %b %Y}: "
+            "renew the subscription first."
+        )
+    if licence.valid_from > now:
+        return (
+            f"The subscription licence starts on {licence.valid_from:%-d %b %Y}: DEP accounts "
+            "sync from that day. Upload a licence valid today on the Subscription page."
+        )
+    if not licence_is_valid(licence):
+        return (
+            "The installed subscription licence does not match its signature: upload the "
+            "licence file your vendor sent on the Subscription page."
+        )
+    return ""
+
+
+def licence_devices_stored() -> int:
+    """The devices the licence counts: every device of every DEP account not removed."""
+    return DEPDevice.objects.filter(removed_at__isnull=True).count()
+
+
+def licence_limit_text(*, stored: int, device_limit: int) -> str:
+    return (
+        f"{stored:,} of {device_limit:,} devices: upgrade the licence. Devices beyond the "
+        "licence's limit are not synced from Apple; those stored so far stay."
+    )
+
+
+def licence_devices_admit(
+    *, account: DEPAccount, devices: Sequence[apple_schema.Device]
+) -> tuple[list[apple_schema.Device], int]:
+    """The devices of one page of Apple's the licence lets the portal store, in Apple's order,
+    and how many new devices it holds back. Changes to stored devices and removals always pass:
+    only a device new to the portal counts against the limit."""
+    licence = licence_current()
+    if licence is None:
+        return list(devices), 0
+    serials = {d.serial_number for d in devices}
+    known = set(
+        DEPDevice.objects.filter(
+            account=account, serial_number__in=serials, removed_at__isnull=True
+        ).values_list("serial_number", flat=True)
+    )
+    room = licence.device_limit - licence_devices_stored()
+    admitted, new, held_back = [], set(), set()
+    for device in devices:
+        serial = device.serial_number
+        if device.op_type == "deleted" or serial in known or serial in new:
+            admitted.append(device)
+        elif len(new) < room:
+            new.add(serial)
+            admitted.append(device)
+        else:
+            held_back.add(serial)
+    return admitted, len(held_back)
+
+
+def licence_banner_items(licence: SubscriptionLicence | None, *, now: datetime) -> list[dict]:
+    """The banner's lines on a licence that is not valid yet or whose device limit is reached."""
+    if licence is None or licence.is_expired(now):
+        return []
+    url = reverse("dep_accounts:subscription")
+    if licence.valid_from > now:
+        return [
+            {
+                "level": "critical",
+                "text": f"The subscription licence starts on {licence.valid_from:%-d %b %Y}: "
+                "DEP accounts cannot be synced until then.",
+                "action": "Upload a licence valid today",
+                "url": url,
+            }
+        ]
+    stored = licence_devices_stored()
+    if stored < licence.device_limit:
+        return []
+    return [
+        {
+            "level": "critical",
+            "text": licence_limit_text(stored=stored, device_limit=licence.device_limit),
+            "action": "Upgrade the licence",
+            "url": url,
+        }
+    ]

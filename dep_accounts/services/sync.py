@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -34,7 +34,13 @@ from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.device_upsert import devices_page_upsert
-from dep_accounts.services.licence import licence_is_valid
+from dep_accounts.services.licence import (
+    LicenceLimitError,
+    licence_devices_admit,
+    licence_devices_stored,
+    licence_limit_text,
+    licence_sync_refusal,
+)
 from dep_accounts.services.tokens import (
     account_state_set,
     banner_refresh,
@@ -92,19 +98,9 @@ class SyncOutcome:
 
 def sync_blocker(*, account: DEPAccount, now: datetime | None = None) -> str:
     """Why the account cannot be synced now, or "" if it can."""
-    licence = licence_current()
-    if licence is None:
-        return "No subscription licence is installed: upload one on the Subscription page first."
-    if licence.is_expired(now):
-        return (
-            f"The subscription licence expired on {licence.valid_until:%-d %b %Y}: "
-            "renew the subscription first."
-        )
-    if not licence_is_valid(licence):
-        return (
-            "The installed subscription licence does not match its signature: upload the "
-            "licence file your vendor sent on the Subscription page."
-        )
+    refusal = licence_sync_refusal(licence_current(), now=now or timezone.now())
+    if refusal:
+        return refusal
     # Only a sync can find out that the terms have been accepted since.
     if not account.token_is_usable and account.state != State.TERMS_NOT_ACCEPTED:
         return account.state_detail or f"The server token is {account.get_state_display().lower()}."
@@ -186,8 +182,7 @@ def _sync_queue(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
 def accounts_due_for_sync(*, now: datetime | None = None) -> list[int]:
     """Accounts whose automatic sync interval has passed and that may call Apple."""
     now = now or timezone.now()
-    licence = licence_current()
-    if licence is None or licence.is_expired(now):
+    if licence_sync_refusal(licence_current(), now=now):
         return []
     due = []
     candidates = DEPAccount.objects.filter(
@@ -402,6 +397,9 @@ def devices_sync(
         )
         if account.state in (State.REJECTED, State.TERMS_NOT_ACCEPTED):
             account_state_set(account=account, state=State.OK, detail="")
+    except LicenceLimitError as exc:
+        outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, exc.message)
+        banner_refresh(now=now)
     except apple_client.TokenRejectedError as exc:
         account_state_set(account=account, state=State.REJECTED, detail=exc.message)
         outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, exc.message)
@@ -443,7 +441,19 @@ def _pages_save(client: apple_client.DEPClient, account: DEPAccount, now: dateti
     for attempt in range(2):
         try:
             for page, phase in _pages(client, account, now):
+                admitted, held_back = licence_devices_admit(account=account, devices=page.devices)
+                if held_back:
+                    # The cursor stays before this page, so a sync after the upgrade takes the
+                    # devices held back; those admitted from it are stored now.
+                    page = replace(page, devices=tuple(admitted), cursor="")
                 new_serials += _page_save(account=account, page=page, phase=phase, now=now)
+                if held_back:
+                    licence = licence_current()
+                    raise LicenceLimitError(
+                        licence_limit_text(
+                            stored=licence_devices_stored(), device_limit=licence.device_limit
+                        )
+                    )
         except CursorStuckError as stuck:
             if attempt:
                 raise CursorStuckError(status=stuck.status) from stuck
