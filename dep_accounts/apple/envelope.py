@@ -60,11 +60,12 @@ def server_token_decrypt(
     Without the certificate (the command line has only the private key), the token's own
     recipient is taken to be the key's, and a failure says that the key does not fit.
     """
+    # Read first: loading the RSA key costs more than refusing most files that are not tokens.
+    content_info = _content_info_load(_cms_ber(data))
     # The key pair is the portal's own; a broken one is a bug, not something the admin can fix.
     private_key = serialization.load_pem_private_key(private_key_pem, password=None)
     if not isinstance(private_key, rsa.RSAPrivateKey):
         raise ValueError("private_key_pem is not an RSA key")
-    content_info = _content_info_load(_cms_ber(data))
     if certificate_pem is None:
         certificate = _certificate_for_recipient(content_info, private_key=private_key)
     else:
