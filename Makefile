@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test fuzz lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("mdmportal needs Python 3.11 or newer" if sys.version_info < (3, 11) else 0)'
@@ -22,6 +22,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The fuzz suite's long profile (tests/fuzzing.py): thousands of examples per property, with the
+# count of each printed; `make test` runs the same properties with a hundred each.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
+		tests/test_fuzz_token.py tests/test_fuzz_dep_client.py tests/test_fuzz_api.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,7 +4,7 @@ The property, for the token parser, the DEP client and the JSON API alike: any i
 result or one of the caller's typed errors, never another exception, in bounded time (each
 example's deadline) and memory (`bounded` measures each call's peak).
 
-Profiles, chosen by HYPOTHESIS_PROFILE: "ci" (the default, in `make test`) tries a few hundred
+Profiles, chosen by HYPOTHESIS_PROFILE: "ci" (the default, in `make test`) tries a hundred
 examples per property, derandomised so a run is repeatable; "long" (`make fuzz`) tries thousands
 and keeps the failures it finds in var/hypothesis, to try them first next time.
 """
@@ -27,7 +27,7 @@ MEMORY_LIMIT_BYTES = 32 * 1024 * 1024
 
 settings.register_profile(
     "ci",
-    max_examples=150,
+    max_examples=100,
     deadline=timedelta(seconds=2),
     derandomize=True,
     database=None,
@@ -35,7 +35,7 @@ settings.register_profile(
 )
 settings.register_profile(
     "long",
-    max_examples=5_000,
+    max_examples=2_000,
     deadline=timedelta(seconds=5),
     database=DirectoryBasedExampleDatabase("var/hypothesis"),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],

@@ -68,12 +68,17 @@ def test_any_body_for_a_new_account_gets_201_or_a_documented_refusal(admin_key, 
     assert response.status_code in (201, 400, 415), response.content[:300]
 
 
+@pytest.fixture
+def token_file(abm, dep_account) -> bytes:
+    """A good server token for the account, downloaded from applesim's ABM once per test."""
+    return abm.token_for(dep_account)
+
+
 @given(data=st.data(), content_type=st.sampled_from(CONTENT_TYPES))
 def test_any_token_upload_gets_an_answer_or_a_documented_refusal(
-    admin_key, dep_account, abm, data, content_type
+    admin_key, dep_account, token_file, data, content_type
 ):
-    good = abm.token_for(dep_account)
-    body = data.draw(st.one_of(mutated(good), st.binary(max_size=2048)))
+    body = data.draw(st.one_of(mutated(token_file), st.binary(max_size=2048)))
     url = reverse("api:dep_account_token", args=[dep_account.pk])
     _checked("POST", url, admin_key, data=body, content_type=content_type)
 

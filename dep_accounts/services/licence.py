@@ -215,6 +215,14 @@ def licence_limit_text(*, stored: int, device_limit: int) -> str:
     )
 
 
+def licence_limit_reached() -> LicenceLimitError:
+    """The error that stops a sync at the current licence's device limit."""
+    licence = licence_current()
+    return LicenceLimitError(
+        licence_limit_text(stored=licence_devices_stored(), device_limit=licence.device_limit)
+    )
+
+
 def licence_devices_admit(
     *, account: DEPAccount, devices: Sequence[apple_schema.Device]
 ) -> tuple[list[apple_schema.Device], int]:

@@ -37,8 +37,7 @@ from dep_accounts.services.device_upsert import devices_page_upsert
 from dep_accounts.services.licence import (
     LicenceLimitError,
     licence_devices_admit,
-    licence_devices_stored,
-    licence_limit_text,
+    licence_limit_reached,
     licence_sync_refusal,
 )
 from dep_accounts.services.tokens import (
@@ -448,12 +447,7 @@ def _pages_save(client: apple_client.DEPClient, account: DEPAccount, now: dateti
                     page = replace(page, devices=tuple(admitted), cursor="")
                 new_serials += _page_save(account=account, page=page, phase=phase, now=now)
                 if held_back:
-                    licence = licence_current()
-                    raise LicenceLimitError(
-                        licence_limit_text(
-                            stored=licence_devices_stored(), device_limit=licence.device_limit
-                        )
-                    )
+                    raise licence_limit_reached()
         except CursorStuckError as stuck:
             if attempt:
                 raise CursorStuckError(status=stuck.status) from stuck
