@@ -3,6 +3,7 @@ PYTHON ?= python3
 PORT ?= 8000
 APPLESIM_PORT ?= 8001
 MAIL_PORT ?= 1025
+IDPSIM_PORT ?= 8002
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -16,11 +17,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# make run PORT=8080 APPLESIM_PORT=8081 when the default ports are taken.
-run: $(STAMP)
-	@$(BIN)/python manage.py run_embedded --port $(PORT) --applesim-port $(APPLESIM_PORT) --mail-port $(MAIL_PORT)
+# The Demo IdP (idpsim/): Node's oidc-provider at the version package-lock.json pins.
+IDPSIM := idpsim/node_modules/.installed
+$(IDPSIM): idpsim/package.json idpsim/package-lock.json
+	cd idpsim && npm ci --no-audit --no-fund --loglevel=error
+	touch $(IDPSIM)
 
-test: $(STAMP)
+# make run PORT=8080 APPLESIM_PORT=8081 IDPSIM_PORT=8082 MAIL_PORT=1026 when the default
+# ports are taken.
+run: $(STAMP) $(IDPSIM)
+	@$(BIN)/python manage.py run_embedded --port $(PORT) --applesim-port $(APPLESIM_PORT) \
+		--idpsim-port $(IDPSIM_PORT) --mail-port $(MAIL_PORT)
+
+test: $(STAMP) $(IDPSIM)
 	$(BIN)/python -m pytest
 
 # The fuzz suite's long profile (tests/fuzzing.py): thousands of examples per property, with the

@@ -6,6 +6,9 @@ deleted here: changes go through the console, whose services check them and writ
 
 from __future__ import annotations
 
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -97,3 +100,10 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = ["action", "outcome"]
     list_select_related = ["account"]
     search_fields = ["message", "actor_name"]
+
+
+# Sign-in's own records are kept by django-allauth as people sign in, never edited by hand: TOTP
+# secrets and recovery codes are encrypted, and the IdP's tokens are not stored at all.
+for _model in (EmailAddress, SocialApp, SocialAccount, SocialToken, Authenticator):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)

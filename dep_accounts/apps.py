@@ -10,6 +10,7 @@ class DepAccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from dep_accounts import sign_in  # noqa: F401  (connects the sign-in audit receiver)
         from dep_accounts.roles import roles_ensure
 
         post_migrate.connect(roles_ensure, sender=self)

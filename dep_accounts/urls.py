@@ -11,6 +11,7 @@ from dep_accounts.views.renewal import (
     bulk_renew,
     bulk_renew_confirm,
 )
+from dep_accounts.views.sign_in import two_factor
 
 app_name = "dep_accounts"
 
@@ -51,6 +52,7 @@ urlpatterns = [
     path("me/", me, name="me"),
     path("me/test-email/", email.email_test, name="email_test"),
     path("admin/outbox/", email.outbox, name="outbox"),
+    path("me/two-factor/", two_factor, name="two_factor"),
     path("me/calendar/", monitoring.calendar_settings, name="calendar"),
     path("calendar/<slug:secret>.ics", monitoring.calendar_feed, name="calendar_feed"),
     path("admin/webhooks/", monitoring.webhooks, name="webhooks"),

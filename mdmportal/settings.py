@@ -12,6 +12,7 @@ import json
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from celery.schedules import crontab
@@ -92,6 +93,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "axes",
     "csp",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
     "dep_accounts",
 ]
 
@@ -106,6 +112,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "dep_accounts.middleware.TwoFactorEnrolmentMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -145,6 +153,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -154,6 +163,77 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dep_accounts:dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# Sign-in (django-allauth; docs/decisions/0001-sign-in-with-django-allauth.md): the local form
+# takes a username and password, then a TOTP code when the user has enrolled one. Nobody signs
+# up: local users are made by an admin, SSO users on their first sign-in through their IdP.
+LOCAL_LOGIN = env.bool("LOCAL_LOGIN", default=True)
+ACCOUNT_ADAPTER = "dep_accounts.sign_in.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGOUT_ON_GET = False
+# A signed-in user may open the sign-in page to sign in as someone else (as before allauth).
+ACCOUNT_AUTHENTICATED_LOGIN_REDIRECTS = False
+ACCOUNT_SESSION_REMEMBER = True
+# Failed passwords are django-axes' to count (per username and address, on both sign-in pages,
+# with its lockout page). allauth's per-address limit on sign-ins (30 a minute) would turn away
+# an office behind one NAT at nine; its other limits (TOTP codes among them) stay on.
+ACCOUNT_RATE_LIMITS = {"login_failed": None, "login": None}
+SOCIALACCOUNT_ADAPTER = "dep_accounts.sign_in.SocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False
+# An SSO identity never takes over a local user with the same email address.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_QUERY_EMAIL = False
+MFA_ADAPTER = "dep_accounts.sign_in.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="mdmportal")
+MFA_RECOVERY_CODE_COUNT = 10
+# With this on, an admin who signs in with a password is sent to enrol TOTP before anything else.
+MFA_REQUIRED_FOR_ADMINS = env.bool("MFA_REQUIRED_FOR_ADMINS", default=False)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _oidc_provider(provider_id: str) -> dict:
+    """One OpenID Connect identity provider from OIDC_<ID>_* variables (docs/sso.md)."""
+    prefix = f"OIDC_{provider_id.upper()}_"
+
+    def required(name: str) -> str:
+        value = env.str(prefix + name, default="")
+        if not value:
+            raise ImproperlyConfigured(
+                f"OIDC_PROVIDERS names {provider_id!r} but {prefix}{name} is not set "
+                f"(nor {prefix}{name}_FILE)."
+            )
+        return value
+
+    return {
+        "provider_id": provider_id,
+        "name": env.str(prefix + "NAME", default=provider_id),
+        "client_id": required("CLIENT_ID"),
+        "secret": required("CLIENT_SECRET"),
+        "settings": {
+            "server_url": required("ISSUER"),
+            "oauth_pkce_enabled": True,
+            # Roles: which values of which claim make an admin or a viewer.
+            "role_claim": env.str(prefix + "ROLE_CLAIM", default="groups"),
+            "admin_values": env.list(prefix + "ADMIN_VALUES", default=[]),
+            "viewer_values": env.list(prefix + "VIEWER_VALUES", default=[]),
+        },
+    }
+
+
+OIDC_PROVIDERS = [_oidc_provider(p) for p in env.list("OIDC_PROVIDERS", default=[])]
+SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": OIDC_PROVIDERS, "OAUTH_PKCE_ENABLED": True}}
+# SSO users not seen signing in for this long are deactivated by `manage.py sso_deactivate`.
+SSO_INACTIVE_DAYS = env.int("SSO_INACTIVE_DAYS", default=30)
 
 # Repeated failed logins lock the username + address pair for a while.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
@@ -294,7 +374,12 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "object-src": [NONE],
         "base-uri": [NONE],
-        "form-action": [SELF],
+        # Signing in and out through an identity provider is a form whose answer redirects to
+        # it: browsers hold redirects after a form to form-action too.
+        "form-action": [
+            SELF,
+            *sorted({_origin(a["settings"]["server_url"]) for a in OIDC_PROVIDERS}),
+        ],
         "frame-ancestors": [NONE],
     },
 }

@@ -151,3 +151,20 @@ def emails_flush(db) -> Callable[[], int]:
         return len(ids)
 
     return flush
+
+
+@pytest.fixture(scope="session")
+def idp(tmp_path_factory):
+    """The Demo IdP for the Django test client (the portal is http://testserver)."""
+    from tests.idpsim import idpsim_start
+
+    running = idpsim_start(portal="http://testserver", log_dir=tmp_path_factory.mktemp("idpsim"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def sso(idp, settings):
+    """The portal configured with the Demo IdP as its one identity provider."""
+    idp.configure(settings)
+    return idp

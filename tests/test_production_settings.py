@@ -132,7 +132,7 @@ class Browser:
 
     def sign_in(self, username: str, password: str) -> requests.Response:
         token = self.form_token("/accounts/login/")
-        form = {"username": username, "password": password, "csrfmiddlewaretoken": token}
+        form = {"login": username, "password": password, "csrfmiddlewaretoken": token}
         return self.request("POST", "/accounts/login/", data=form)
 
 

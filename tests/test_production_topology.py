@@ -259,7 +259,7 @@ class Browser:
         assert form.status_code == 200
         csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
         assert csrf, "the sign-in form carries a CSRF token"
-        fields = {"username": username, "password": password, "next": "/"}
+        fields = {"login": username, "password": password, "next": "/"}
         return self.request(
             "POST", "/accounts/login/", data={"csrfmiddlewaretoken": csrf.group(1), **fields}
         )

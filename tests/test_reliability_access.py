@@ -78,6 +78,7 @@ CONSOLE: dict[str, Row] = {
     "subscription":         ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
     "audit_log":            ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
     "me":                   ((LOGIN, LOGIN), (403, 403), (200, 200), (200, 200), (200, 200)),
+    "two_factor":           ((LOGIN, LOGIN), (403, 403), (302, 302), (302, 302), (302, 302)),
     "calendar":             ((LOGIN, LOGIN), (403, 403), (200, 200), (200, 200), (200, 200)),
     "webhooks":             ((LOGIN, LOGIN), (403, 403), (403, 403), (200, 200), (200, 200)),
     "webhook_change":       ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
@@ -97,6 +98,25 @@ AUTH: dict[str, Row] = {
     "login":                   ((200, 200),     (200, 200), (200, 200), (200, 200), (200, 200)),
     "logout":                  ((405, 302),     (405, 302), (405, 302), (405, 302), (405, 302)),
 }
+# django-allauth's sign-in steps (issue 16): the same routes under allauth's names, a TOTP code
+# after the password, confirming the password again, and the single sign-on round trip.
+SIGN_IN: dict[str, Row] = {
+    "account_login":           ((200, 200),     (200, 200), (200, 200), (200, 200), (200, 200)),
+    "account_logout":          ((405, 302),     (405, 302), (405, 302), (405, 302), (405, 302)),
+    # Nobody signs up: every answer is the "Sign up closed" page.
+    "account_signup":          ((200, 200),) * len(ROLES),
+    "account_inactive":        ((200, 405),) * len(ROLES),
+    "account_reauthenticate":  ((LOGIN, LOGIN), (200, 200), (200, 200), (200, 200), (200, 200)),
+    "mfa_authenticate":        ((302, 302),     (302, 302), (302, 302), (302, 302), (302, 302)),
+    "mfa_reauthenticate":      ((LOGIN, LOGIN), (302, 302), (302, 302), (302, 302), (302, 302)),
+    "socialaccount_login_cancelled": ((200, 405),) * len(ROLES),
+    "socialaccount_login_error":     ((401, 405),) * len(ROLES),
+    "socialaccount_signup":    ((302, 302),     (302, 302), (302, 302), (302, 302), (302, 302)),
+    # GET asks to confirm (allauth never signs in on a GET); POST goes to the IdP.
+    "openid_connect_login":    ((200, 302),     (200, 302), (200, 302), (200, 302), (200, 302)),
+    # Without the state this browser started, the IdP's answer is refused.
+    "openid_connect_callback": ((401, 401),) * len(ROLES),
+}
 # The JSON API takes API tokens only, never the session: every signed-in role is a stranger.
 NO_SESSION: Row = ((401, 401),) * len(ROLES)
 API: dict[str, Row] = {
@@ -110,7 +130,9 @@ API: dict[str, Row] = {
 }
 # Prometheus sends METRICS_TOKEN, never a session; without METRICS_TOKEN there are no metrics.
 METRICS: dict[str, Row] = {"metrics": ((404, 405),) * len(ROLES)}
-PORTAL = {f"dep_accounts:{name}": row for name, row in CONSOLE.items()} | AUTH | API | METRICS
+PORTAL = (
+    {f"dep_accounts:{name}": row for name, row in CONSOLE.items()} | AUTH | SIGN_IN | API | METRICS
+)
 
 # The Django admin: a superuser's (GET, POST) on each URL, by URL name or, for the unnamed ones,
 # by route. The portal's rows cannot be added or changed there (that goes through the console,
@@ -209,7 +231,7 @@ DJANGO_ADMIN_NOT_STAFF: dict[str, tuple[int | str, int | str]] = {
 }
 
 # What the lead quotes: URL x role x method combinations checked by the table test.
-URLS_CHECKED = 121
+URLS_CHECKED = 134
 COMBINATIONS_CHECKED = URLS_CHECKED * len(ROLES) * len(METHODS)
 
 
@@ -227,17 +249,21 @@ class Route:
         return self.route.startswith("django-admin/")
 
 
-def _routes(patterns, prefix: str = "", namespace: str = "") -> list[Route]:
+def _routes(
+    patterns, prefix: str = "", namespace: str = "", outer: tuple[str, ...] = ()
+) -> list[Route]:
     routes = []
     for pattern in patterns:
         if isinstance(pattern, URLResolver):
             inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
-            routes += _routes(pattern.url_patterns, prefix + str(pattern.pattern), inner)
+            # An include's own parameters (allauth's <provider_id>/) belong to every route in it.
+            groups = (*outer, *pattern.pattern.regex.groupindex)
+            routes += _routes(pattern.url_patterns, prefix + str(pattern.pattern), inner, groups)
         else:
             assert isinstance(pattern, URLPattern)
             route = prefix + str(pattern.pattern)
             name = f"{namespace}{pattern.name}" if pattern.name else None
-            groups = tuple(pattern.pattern.regex.groupindex)
+            groups = (*outer, *pattern.pattern.regex.groupindex)
             routes.append(Route(key=name or route, route=route, name=name, groups=groups))
     return routes
 
@@ -314,7 +340,7 @@ def users(admin, viewer, nobody, superuser) -> dict[str, object]:
 
 
 @pytest.fixture
-def objects(key_pair, licence, users) -> dict[str, object]:
+def objects(key_pair, licence, users, sso) -> dict[str, object]:
     """A real object for every kind of id a URL takes."""
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 
@@ -381,6 +407,8 @@ def _path_values(route: Route, objects: dict[str, object], pk: int | None = None
             values["url"] = "no-such-page/"
         elif group == "secret":
             values["secret"] = "no-such-calendar-feed"
+        elif group == "provider_id":
+            values["provider_id"] = "demo"
         else:
             raise AssertionError(f"No value for <{group}> of {route.route}: add one here.")
     return values
@@ -439,7 +467,7 @@ def test_every_url_answers_each_role_as_the_tables_say(role, users, objects):
     wrong = []
     for route in ROUTES:
         url = _url(route, _path_values(route, objects))
-        assert resolve(url).route == route.route.replace("^", ""), url
+        assert resolve(url).route == re.sub(r"(^|/)\^", r"\1", route.route), url
         for method, expected in zip(METHODS, _expected(route, role), strict=True):
             # A fresh sign-in for each request: logging out must not change the next answer.
             client = _client_as(users[role])
@@ -698,7 +726,9 @@ def test_every_post_without_a_csrf_token_is_refused(role, users, objects):
 
 
 def _sign_in(client: Client, page: str, password: str, data_next: str | None = None, **extra):
-    data = {"username": "alex.admin", "password": password}
+    # The portal's form (django-allauth) names the field "login"; the Django admin's "username".
+    field = "login" if page == "login" else "username"
+    data = {field: "alex.admin", "password": password}
     if data_next:
         data["next"] = data_next
     return client.post(reverse(page), data, **extra)
@@ -737,7 +767,7 @@ def test_a_lockout_holds_the_username_and_address_pair_and_lifts_after_the_cool_
     assert _sign_in(client, "login", "correct horse 42").status_code == 429
     # Another user from the same address, and the same user from another address, sign in.
     other_user = Client().post(
-        reverse("login"), {"username": "val.viewer", "password": "correct horse 42"}
+        reverse("login"), {"login": "val.viewer", "password": "correct horse 42"}
     )
     assert other_user.status_code == 302
     elsewhere = _sign_in(Client(), "login", "correct horse 42", REMOTE_ADDR="198.51.100.7")

@@ -66,6 +66,9 @@ POST_ONLY |= {
 }
 # Opened by the secret in its URL, not by a session: tests/test_calendar_feed.py reads it.
 BY_SECRET_URL = {"dep_accounts:calendar_feed"}
+# Asks for the password again before it shows anything: searched, once TOTP is on, by
+# test_sign_in_secrets_stay_out_of_the_database_logs_and_pages.
+SIGN_IN_PAGES = {"dep_accounts:two_factor"}
 DEVICES_PER_SERVER = 30
 
 
@@ -239,7 +242,7 @@ def test_every_console_page_is_searched_for_secrets():
         for pattern in get_resolver().url_patterns[-1].url_patterns
         if pattern.name
     }
-    assert names == set(PAGES) | POST_ONLY | BY_SECRET_URL
+    assert names == set(PAGES) | POST_ONLY | BY_SECRET_URL | SIGN_IN_PAGES
 
 
 def test_no_secret_is_in_the_database_logs_pages_or_django_admin_after_a_run(
@@ -352,3 +355,66 @@ def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_g
     for key_pair in KeyPair.objects.all():
         with pytest.raises(SecretDecryptionError):
             secret_decrypt(key_pair.private_key_encrypted)
+
+
+def test_sign_in_secrets_stay_out_of_the_database_logs_and_pages(
+    client, sso, admin, caplog, settings
+):
+    """The OIDC client secret, TOTP keys and recovery codes (issue 16)."""
+    from tests.test_sso import ADMIN, _enrol_totp, _password_sign_in, _sign_in_through_idp
+
+    caplog.set_level(logging.DEBUG)
+    responses = [_sign_in_through_idp(Client(), sso, ADMIN)]
+    responses.append(_password_sign_in(client, "alex.admin"))
+    totp, recovery_codes = _enrol_totp(client)
+    client.post(reverse("logout"))
+    _password_sign_in(client, "alex.admin")
+    responses.append(client.post(reverse("mfa_authenticate"), {"code": totp.now()}))
+    for name in ("dep_accounts:two_factor", "dep_accounts:me", "dep_accounts:audit_log"):
+        responses.append(client.get(reverse(name)))
+    secrets = {"the OIDC client secret": sso.client_secret, "the TOTP key": totp.secret}
+    secrets |= {f"recovery code {n}": code for n, code in enumerate(recovery_codes)}
+    assert all(len(value) >= 8 for value in secrets.values())
+
+    dumpdata = StringIO()
+    call_command("dumpdata", stdout=dumpdata)
+    leaks = _leaks(secrets, "dumpdata", dumpdata.getvalue())
+    leaks += _leaks(secrets, "the database", _database_dump())
+    leaks += _leaks(secrets, "str() or repr() of a model", _model_texts())
+    for response in responses:
+        leaks += _leaks(secrets, response.wsgi_request.path, response.content.decode())
+    logged = "\n".join(r.getMessage() for r in caplog.get_records("call")) + caplog.text
+    leaks += _leaks(secrets, "the logs", logged)
+    assert not leaks, "\n".join(leaks)
+
+
+def test_rotating_the_encryption_key_re_encrypts_two_factor_secrets(client, admin, settings):
+    from allauth.mfa.models import Authenticator
+
+    from tests.test_sso import _enrol_totp, _password_sign_in
+
+    _password_sign_in(client, "alex.admin")
+    totp, recovery_codes = _enrol_totp(client)
+    old_keys = list(settings.SECRETS_ENCRYPTION_KEYS)
+    new_key = Fernet.generate_key().decode()
+    settings.SECRETS_ENCRYPTION_KEYS = [new_key, *old_keys]
+    output = StringIO()
+    call_command("rotate_encryption_keys", stdout=output)
+    assert "two-factor secrets of 2 authenticator(s)" in output.getvalue()
+    stored = [
+        a.data.get("secret") or a.data["seed"] for a in Authenticator.objects.filter(user=admin)
+    ]
+    assert len(stored) == 2
+    assert all(_decrypts_with(new_key, s.encode()) for s in stored)
+    assert not any(_decrypts_with(key, s.encode()) for key in old_keys for s in stored)
+
+    # The old key removed: the TOTP code and a recovery code still sign in.
+    settings.SECRETS_ENCRYPTION_KEYS = [new_key]
+    client.post(reverse("logout"))
+    _password_sign_in(client, "alex.admin")
+    client.post(reverse("mfa_authenticate"), {"code": totp.now()})
+    assert client.session["_auth_user_id"] == str(admin.pk)
+    client.post(reverse("logout"))
+    _password_sign_in(client, "alex.admin")
+    client.post(reverse("mfa_authenticate"), {"code": recovery_codes[-1]})
+    assert client.session["_auth_user_id"] == str(admin.pk)

@@ -27,6 +27,11 @@ class AuditEvent(models.Model):
         WEBHOOK_CHANGED = "webhook_changed", "Webhook changed"
         EMAIL_SENT = "email_sent", "Email sent"
         EMAIL_FAILED = "email_failed", "Email not delivered"
+        SIGN_IN = "sign_in", "Signed in"
+        SIGN_IN_REFUSED = "sign_in_refused", "Sign-in refused"
+        ROLE_CHANGED = "role_changed", "Role changed"
+        USER_DEACTIVATED = "user_deactivated", "User deactivated"
+        TWO_FACTOR_CHANGED = "two_factor_changed", "Two-factor authentication changed"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "Succeeded"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from allauth.mfa.models import Authenticator
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils.translation import ngettext
@@ -12,7 +13,7 @@ from dep_accounts.models import KeyPair, ServerToken
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt server tokens and private keys under the first key of "
+        "Re-encrypt server tokens, private keys and two-factor secrets under the first key of "
         "SECRETS_ENCRYPTION_KEYS; afterwards the older keys can be removed."
     )
 
@@ -28,6 +29,16 @@ class Command(BaseCommand):
             for token in tokens:
                 token.secrets_encrypted = secret_reencrypt(token.secrets_encrypted)
             ServerToken.objects.bulk_update(tokens, ["secrets_encrypted"], batch_size=500)
+            authenticators = list(Authenticator.objects.select_for_update().only("pk", "data"))
+            for authenticator in authenticators:
+                # allauth keeps a TOTP key as "secret" and recovery codes as a "seed", both
+                # encrypted by dep_accounts.sign_in.MFAAdapter.
+                for field in ("secret", "seed"):
+                    if field in authenticator.data:
+                        authenticator.data[field] = secret_reencrypt(
+                            authenticator.data[field].encode()
+                        ).decode()
+            Authenticator.objects.bulk_update(authenticators, ["data"], batch_size=500)
         self.stdout.write(
             "Re-encrypted "
             + ngettext("%(count)d private key", "%(count)d private keys", len(key_pairs))
@@ -36,4 +47,8 @@ class Command(BaseCommand):
             + ngettext("%(count)d server token", "%(count)d server tokens", len(tokens))
             % {"count": len(tokens)}
             + " under the newest key."
+        )
+        self.stdout.write(
+            f"Re-encrypted the two-factor secrets of {len(authenticators)} authenticator(s) "
+            "(TOTP keys and recovery codes)."
         )

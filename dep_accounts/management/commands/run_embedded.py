@@ -10,6 +10,7 @@ together, and so does any one of them stopping.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -109,19 +110,32 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--applesim-port", type=int, default=8001)
         parser.add_argument("--mail-port", type=int, default=1025)
+        parser.add_argument("--idpsim-port", type=int, default=8002)
 
     def handle(
-        self, *args, host: str, port: int, applesim_port: int, mail_port: int, **options
+        self,
+        *args,
+        host: str,
+        port: int,
+        applesim_port: int,
+        mail_port: int,
+        idpsim_port: int,
+        **options,
     ) -> None:
         applesim_url = f"http://127.0.0.1:{applesim_port}"
-        env = os.environ | {
-            "DEP_API_URL": os.environ.get("DEP_API_URL", applesim_url),
-            "APPLESIM_ABM_URL": os.environ.get("APPLESIM_ABM_URL", applesim_url + "/"),
-            "PORTAL_BASE_URL": f"http://{host}:{port}",
-            # The demo's mail catcher keeps every email: Admin > Outbox shows them.
-            "EMAIL_URL": os.environ.get("EMAIL_URL", f"smtp://127.0.0.1:{mail_port}"),
-            "PYTHONUNBUFFERED": "1",
-        }
+        idpsim = idpsim_demo(port=idpsim_port, portal=f"http://{host}:{port}")
+        env = (
+            os.environ
+            | idpsim.env
+            | {
+                "DEP_API_URL": os.environ.get("DEP_API_URL", applesim_url),
+                "APPLESIM_ABM_URL": os.environ.get("APPLESIM_ABM_URL", applesim_url + "/"),
+                "PORTAL_BASE_URL": f"http://{host}:{port}",
+                # The demo's mail catcher keeps every email: Admin > Outbox shows them.
+                "EMAIL_URL": os.environ.get("EMAIL_URL", f"smtp://127.0.0.1:{mail_port}"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         settings.DEP_API_URL = env["DEP_API_URL"]
         settings.APPLESIM_ABM_URL = env["APPLESIM_ABM_URL"]
         python = sys.executable
@@ -148,6 +162,7 @@ class Command(BaseCommand):
                 [python, "manage.py", "mailcatcher", "--port", str(mail_port)],
                 ready_text="mailcatcher: smtp://",
             ),
+            Service("idpsim", idpsim.command, port=idpsim_port, port_variable="IDPSIM_PORT"),
         ]
         portal = [
             Service(
@@ -205,6 +220,7 @@ class Command(BaseCommand):
             start(portal)
             self.stdout.write("")
             self.stdout.write(f"ABM (applesim): {applesim_url}/abm/")
+            self.stdout.write(f"Demo IdP (idpsim): {idpsim.env['OIDC_DEMO_ISSUER']} (docs/sso.md)")
             self.stdout.write(self.style.SUCCESS(f"mdmportal is ready: http://{host}:{port}/"))
             if line := credentials_line():
                 self.stdout.write(self.style.WARNING(line))
@@ -275,3 +291,37 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(settings.BASE_DIR))
     except ValueError:
         return str(path)
+
+
+@dataclass(frozen=True)
+class IdpSim:
+    command: list[str]
+    env: dict[str, str]
+
+
+def idpsim_demo(*, port: int, portal: str) -> IdpSim:
+    """The Demo IdP (idpsim/, Node's oidc-provider) and the OIDC_* settings that point at it."""
+    secret_file = settings.VAR_DIR / "idpsim-client-secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(32))
+        secret_file.chmod(0o600)
+    issuer = f"http://127.0.0.1:{port}"
+    command = [
+        "node",
+        str(settings.BASE_DIR / "idpsim" / "server.js"),
+        f"--port={port}",
+        f"--client-secret-file={secret_file}",
+        f"--redirect-uri={portal}/accounts/oidc/demo/login/callback/",
+        f"--post-logout-redirect-uri={portal}/accounts/login/",
+    ]
+    env = {
+        "OIDC_PROVIDERS": "demo",
+        "OIDC_DEMO_NAME": "Demo IdP",
+        "OIDC_DEMO_ISSUER": issuer,
+        "OIDC_DEMO_CLIENT_ID": "mdmportal",
+        "OIDC_DEMO_CLIENT_SECRET_FILE": str(secret_file),
+        "OIDC_DEMO_ROLE_CLAIM": "groups",
+        "OIDC_DEMO_ADMIN_VALUES": "mdm-admins",
+        "OIDC_DEMO_VIEWER_VALUES": "mdm-viewers",
+    }
+    return IdpSim(command=command, env=env)
