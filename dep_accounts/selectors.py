@@ -13,6 +13,7 @@ from dep_accounts.models import (
     AuditEvent,
     Banner,
     DEPAccount,
+    DEPDevice,
     OutboundEmail,
     ServerToken,
     SubscriptionLicence,
@@ -133,3 +134,8 @@ def accounts_named(text: str) -> QuerySet[DEPAccount]:
     return DEPAccount.objects.filter(
         Q(display_name__icontains=text) | Q(server_name__icontains=text)
     ).values("pk")
+
+
+def licence_devices_stored() -> int:
+    """The devices the licence counts: every device of every DEP account not removed."""
+    return DEPDevice.objects.filter(removed_at__isnull=True).count()

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
@@ -95,6 +97,15 @@ def api_endpoint(**permissions: Permission) -> Callable[[View], View]:
                 return view(request, *args, **kwargs)
             except APIError as exc:
                 return exc.response()
+            except (MultiPartParserError, SuspiciousOperation) as exc:
+                # Django would answer a malformed or oversized form with its HTML 400 page.
+                return APIError(
+                    400,
+                    "invalid",
+                    f"The request body could not be read as a form ({exc}). Send a well-formed "
+                    "multipart/form-data form, or the file alone as the body with its own "
+                    "Content-Type.",
+                ).response()
 
         return wrapper
 

@@ -47,8 +47,12 @@ def _json(body: Mapping[str, object], status: int = 200) -> JsonResponse:
     return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
 
 
+# The largest id a database column holds; SQLite raises OverflowError past it.
+ID_MAX = 2**63 - 1
+
+
 def _account_get(account_id: int) -> DEPAccount:
-    account = DEPAccount.objects.filter(pk=account_id).first()
+    account = DEPAccount.objects.filter(pk=account_id).first() if account_id <= ID_MAX else None
     if account is None:
         raise APIError(404, "not_found", f"There is no DEP account with id {account_id}.")
     return account
@@ -119,7 +123,8 @@ def dep_account(request: HttpRequest, account_id: int) -> JsonResponse:
 
 @api_endpoint(GET=can_view)
 def dep_account_public_key(request: HttpRequest, account_id: int) -> HttpResponse:
-    key_pair = KeyPair.objects.only("certificate_pem").filter(account=account_id).first()
+    key_pairs = KeyPair.objects.only("certificate_pem").filter(account=account_id)
+    key_pair = key_pairs.first() if account_id <= ID_MAX else None
     if key_pair is None:
         raise APIError(404, "not_found", f"There is no DEP account with id {account_id}.")
     response = HttpResponse(key_pair.certificate_pem, content_type="application/x-pem-file")
@@ -208,7 +213,10 @@ def dep_account_sync(request: HttpRequest, account_id: int) -> JsonResponse:
 @api_endpoint(GET=can_view)
 def audit_log(request: HttpRequest) -> JsonResponse:
     account_id = request.GET.get("account", "")
-    if account_id and not account_id.isdigit():
+    # isdigit() alone takes "²", which int() refuses.
+    if account_id and (
+        not (account_id.isascii() and account_id.isdigit()) or int(account_id) > ID_MAX
+    ):
         raise APIError(400, "invalid", "“account” must be the id of a DEP account.")
     action = request.GET.get("action", "")
     if action and action not in AuditEvent.Action.values:

@@ -68,13 +68,14 @@ def server_token_decrypt(
     `key_validated` says the key is one key_pair_generate made and checked, kept encrypted
     since: its RSA consistency check (about 30 ms for 2048 bits) is not repeated.
     """
+    # Read first: loading the RSA key costs more than refusing most files that are not tokens.
+    content_info = _content_info_load(_cms_ber(data))
     # The key pair is the portal's own; a broken one is a bug, not something the admin can fix.
     private_key = serialization.load_pem_private_key(
         private_key_pem, password=None, unsafe_skip_rsa_key_validation=key_validated
     )
     if not isinstance(private_key, rsa.RSAPrivateKey):
         raise ValueError("private_key_pem is not an RSA key")
-    content_info = _content_info_load(_cms_ber(data))
     if certificate_pem is None:
         certificate = _certificate_for_recipient(content_info, private_key=private_key)
     else:
