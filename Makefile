@@ -47,7 +47,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 types: $(STAMP)
-	$(BIN)/mypy
+	DEBUG=true $(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .

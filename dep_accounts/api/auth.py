@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
@@ -19,10 +18,11 @@ from django.views.decorators.debug import sensitive_variables
 from dep_accounts.errors import DomainError
 from dep_accounts.roles import can_view
 from dep_accounts.services.api_tokens import api_token_authenticate
+from dep_accounts.users import User
 from dep_accounts.views.access import bearer_credential
 
 View = Callable[..., HttpResponse]
-Permission = Callable[[AbstractBaseUser], bool]
+Permission = Callable[[User], bool]
 
 
 class APIError(DomainError):

@@ -37,6 +37,7 @@ from dep_accounts.services.verdict import (
     TokenTooLargeError,
     WrongServerError,
 )
+from dep_accounts.users import SignedInRequest
 
 PER_PAGE = 100
 TOKEN_CONTENT_TYPES = {"application/pkcs7-mime", "application/octet-stream"}
@@ -75,7 +76,7 @@ def _page(request: HttpRequest, items, represent) -> dict:
 
 
 @api_endpoint(GET=can_view, POST=can_manage)
-def dep_accounts(request: HttpRequest) -> JsonResponse:
+def dep_accounts(request: SignedInRequest) -> JsonResponse:
     if request.method == "POST":
         return _account_create(request)
     absolute = request.build_absolute_uri
@@ -84,7 +85,7 @@ def dep_accounts(request: HttpRequest) -> JsonResponse:
     )
 
 
-def _account_create(request: HttpRequest) -> JsonResponse:
+def _account_create(request: SignedInRequest) -> JsonResponse:
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
@@ -131,7 +132,7 @@ def dep_account_public_key(request: HttpRequest, account_id: int) -> HttpRespons
 
 @api_endpoint(POST=can_manage)
 @sensitive_variables("token_file")
-def dep_account_token(request: HttpRequest, account_id: int) -> JsonResponse:
+def dep_account_token(request: SignedInRequest, account_id: int) -> JsonResponse:
     account = _account_get(account_id)
     upload = _token_file(request)
     apple_id_changed = (
@@ -196,7 +197,7 @@ def _refusal_details(exc: Refusal) -> dict:
 
 
 @api_endpoint(POST=can_manage)
-def dep_account_sync(request: HttpRequest, account_id: int) -> JsonResponse:
+def dep_account_sync(request: SignedInRequest, account_id: int) -> JsonResponse:
     account = _account_get(account_id)
     try:
         account_sync_request(account=account, actor=request.user)

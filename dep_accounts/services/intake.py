@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Protocol
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
@@ -46,6 +45,7 @@ from dep_accounts.services.verdict import (
     TokenTooLargeError,
     verdict,
 )
+from dep_accounts.users import User
 
 EMPTY_TOKEN_FILE = (
     "This file is empty: the download did not finish. In Apple Business Manager, click "
@@ -183,7 +183,7 @@ def token_preview(
     *,
     account: DEPAccount,
     upload: TokenUpload,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     intent: Intent = Intent.ANY,
     confirmations: Confirmations = NOTHING_CONFIRMED,
 ) -> TokenPreview:
@@ -207,7 +207,7 @@ def token_intake(
     *,
     account: DEPAccount,
     upload: TokenUpload,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     intent: Intent = Intent.ANY,
     confirmations: Confirmations = NOTHING_CONFIRMED,
 ) -> ServerToken:
@@ -232,7 +232,7 @@ def token_take(
     *,
     account: DEPAccount,
     check: TokenCheck,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     file_name: str = "",
     intent: Intent = Intent.ANY,
     confirmations: Confirmations = NOTHING_CONFIRMED,
@@ -267,7 +267,7 @@ def token_take(
 
 
 def refusal_record(
-    *, account: DEPAccount | None, actor: AbstractBaseUser | None, refusal: Refusal, file_name: str
+    *, account: DEPAccount | None, actor: User | None, refusal: Refusal, file_name: str
 ) -> None:
     """The one trace of a refused token file, whichever entry point it came through."""
     audit_record(
@@ -285,7 +285,7 @@ def _token_store(
     *,
     current: Current,
     check: TokenCheck,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     file_name: str,
     apple_id_change_confirmed: bool,
 ) -> ServerToken:
@@ -340,7 +340,7 @@ def _taken_record(
     server_token: ServerToken,
     previous: ServerToken | None,
     previous_expiry: datetime | None,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     file_name: str,
 ) -> None:
     if previous is None:

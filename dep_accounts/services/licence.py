@@ -17,7 +17,6 @@ from datetime import datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -27,6 +26,7 @@ from dep_accounts.models import AuditEvent, SubscriptionLicence
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.audit import actor_user, audit_record
 from dep_accounts.services.expiry import banner_refresh
+from dep_accounts.users import User
 
 PREFIX = "mdmportal-licence-v1."
 
@@ -112,7 +112,7 @@ def licence_document_verify(document: str, *, public_key: str) -> LicenceTerms:
 
 
 def licence_install(
-    *, document: str, actor: AbstractBaseUser | None, replace: bool = False
+    *, document: str, actor: User | None, replace: bool = False
 ) -> SubscriptionLicence:
     """Verify a licence document and make it the current licence.
 

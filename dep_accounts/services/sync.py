@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -43,6 +42,7 @@ from dep_accounts.services.audit import audit_record
 from dep_accounts.services.device_upsert import devices_page_upsert
 from dep_accounts.services.expiry import account_state_set, banner_refresh
 from dep_accounts.services.webhooks import webhooks_emit_sync_failed
+from dep_accounts.users import User
 from mdmportal.celery import AfterCommitTask
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class SyncOutcome:
     message: str
 
 
-def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+def account_sync_request(*, account: DEPAccount, actor: User | None) -> None:
     """'Sync now': check the account may sync, then queue the sync once the request commits."""
     blocker = sync_blocker(account=account)
     if blocker:
@@ -102,7 +102,7 @@ def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None)
     transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
 
 
-def account_full_resync_request(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+def account_full_resync_request(*, account: DEPAccount, actor: User | None) -> None:
     """'Full re-sync': discard the device cursor, so the next sync fetches every device from
     Apple and removes those Apple no longer lists, then queue that sync."""
     blocker = sync_blocker(account=account)
@@ -135,7 +135,7 @@ def account_full_resync_request(*, account: DEPAccount, actor: AbstractBaseUser 
     transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
 
 
-def _sync_queue(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+def _sync_queue(*, account: DEPAccount, actor: User | None) -> None:
     try:
         account_sync.delay(account.pk)
     except BrokerUnreachableError as exc:

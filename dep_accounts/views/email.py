@@ -18,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from dep_accounts.services.outbox import email_test_queue
+from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import admin_required
 
 CAUGHT_SHOWN = 50
@@ -25,7 +26,7 @@ CAUGHT_SHOWN = 50
 
 @admin_required
 @require_POST
-def email_test(request: HttpRequest) -> HttpResponse:
+def email_test(request: SignedInRequest) -> HttpResponse:
     if not request.user.email:
         messages.error(request, "Your user has no email address: ask a superuser to add one.")
         return redirect("dep_accounts:me")

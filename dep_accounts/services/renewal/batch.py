@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -37,6 +36,7 @@ from dep_accounts.services.verdict import (
     TokenFileError,
     verdict,
 )
+from dep_accounts.users import User
 
 NO_ACCOUNT_KEY = (
     "This file is encrypted for a public key no DEP account here has. In Apple Business "
@@ -102,7 +102,7 @@ class BulkRenewalResult:
 def bulk_renewal_preview(
     *,
     token_files: Sequence[TokenFile],
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     now: datetime | None = None,
 ) -> list[BulkRenewalRow]:
     """Which file renews which account, checked with Apple; stores nothing but the audit log."""
@@ -196,7 +196,7 @@ def _duplicates_skip(rows: list[BulkRenewalRow]) -> None:
 
 @sensitive_variables()
 def bulk_renewal_apply(
-    *, renewals: Sequence[StagedRenewal], actor: AbstractBaseUser | None
+    *, renewals: Sequence[StagedRenewal], actor: User | None
 ) -> list[BulkRenewalResult]:
     """Renew each account from its confirmed file; a failure stops only its own row."""
     results = []
