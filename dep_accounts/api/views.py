@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.uploadedfile import SimpleUploadedFile, UploadedFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
@@ -28,7 +28,7 @@ from dep_accounts.plain_text import name_validate
 from dep_accounts.roles import can_manage, can_view
 from dep_accounts.selectors import audit_events, dep_accounts_list
 from dep_accounts.services.accounts import account_create
-from dep_accounts.services.intake import token_intake
+from dep_accounts.services.intake import TokenUpload, token_intake
 from dep_accounts.services.sync import SyncUnavailableError, account_sync_request
 from dep_accounts.services.verdict import (
     AppleIDChangedError,
@@ -64,7 +64,7 @@ def _page(request: HttpRequest, items, represent) -> dict:
 
     def link(number: int) -> str:
         query = request.GET.copy()
-        query["page"] = number
+        query["page"] = str(number)
         return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
     return {
@@ -149,7 +149,7 @@ def dep_account_token(request: SignedInRequest, account_id: int) -> JsonResponse
     return _json(account_detail_representation(account, absolute=request.build_absolute_uri))
 
 
-def _token_file(request: HttpRequest) -> UploadedFile:
+def _token_file(request: HttpRequest) -> TokenUpload:
     """The uploaded .p7m, as a multipart field or the whole body; its size is the intake's."""
     if request.content_type == "multipart/form-data":
         upload = request.FILES.get("token_file")
@@ -167,7 +167,9 @@ def _token_file(request: HttpRequest) -> UploadedFile:
         )
     if upload is None:
         raise APIError(422, "bad_file", "Choose the .p7m file you downloaded from ABM.")
-    return upload
+    # django-stubs types UploadedFile's name and size as optional (a file built by hand may lack
+    # them); the multipart parser and _RawUpload always set both.
+    return upload  # type: ignore[return-value]
 
 
 class _RawUpload(SimpleUploadedFile):

@@ -57,8 +57,12 @@ NOTHING_CONFIRMED = Confirmations()
 class TokenUpload(Protocol):
     """A file as it arrives: Django's uploads and `TokenFile` both are one."""
 
-    name: str
-    size: int
+    # Read-only, so that the frozen `TokenFile` is one too.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
 
     def read(self) -> bytes: ...
 
@@ -291,6 +295,7 @@ def _token_store(
 ) -> ServerToken:
     now = timezone.now()
     account, found, previous = current.account, check.apple_account, current.token
+    assert found is not None, "token_take stores only a check that asked Apple"
     if previous is not None and previous.admin_apple_id not in ("", found.admin_id):
         audit_record(
             action=AuditEvent.Action.APPLE_ID_CHANGED,

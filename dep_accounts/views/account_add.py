@@ -92,6 +92,7 @@ def _upload_refused(
 def _preview(check: TokenCheck) -> dict:
     """What the admin confirms; the decrypted token itself stays out of the template."""
     found = check.apple_account
+    assert found is not None, "token_preview asks Apple"
     return {
         "server_name": found.server_name,
         "org_name": found.org_name,

@@ -30,7 +30,7 @@ def bulk_renew(request: SignedInRequest) -> HttpResponse:
         staged = [
             StagedFile(row.file_name, row.token_file, account_id=row.account.pk, row=index)
             for index, row in enumerate(rows)
-            if row.applies
+            if row.applies and row.account is not None
         ]
         files_stage(request.session, STAGED_KEY, staged)
         applying = [row for row in rows if row.applies]
@@ -51,17 +51,22 @@ def bulk_renew_confirm(request: SignedInRequest) -> HttpResponse:
             apple_id_change_confirmed=str(staged.row) in confirmed,
         )
         for staged in files_unstage(request.session, STAGED_KEY)
+        if staged.account_id is not None
     ]
     if not renewals:
         messages.error(request, "The uploaded tokens are no longer at hand: upload them again.")
         return redirect("dep_accounts:bulk_renew")
     results = batch.bulk_renewal_apply(renewals=renewals, actor=request.user)
-    renewed = [r for r in results if r.server_token is not None]
+    renewed = [
+        (r.account, r.server_token)
+        for r in results
+        if r.account is not None and r.server_token is not None
+    ]
     if renewed:
         listed = "; ".join(
-            f"{r.account.name} until "
-            f"{date_format(localtime(r.server_token.access_token_expiry), 'j M Y')}"
-            for r in renewed
+            f"{account.name} until "
+            f"{date_format(localtime(server_token.access_token_expiry), 'j M Y')}"
+            for account, server_token in renewed
         )
         renewed_text = ngettext(
             "Renewed %(count)d account: %(listed)s.",
