@@ -127,9 +127,10 @@ def token_custodians(server_tokens: Iterable[ServerToken]) -> list[TokenCustodia
     return custodians
 
 
-def accounts_named(text: str) -> QuerySet[DEPAccount]:
-    """DEP accounts whose name (the admin's or Apple's MDM server name) contains `text`."""
+def accounts_named(text: str) -> QuerySet[DEPAccount, int]:
+    """The pks of the DEP accounts whose name (the admin's or Apple's MDM server name) contains
+    `text`, for an `account__in` filter."""
     text = text.strip()
     return DEPAccount.objects.filter(
         Q(display_name__icontains=text) | Q(server_name__icontains=text)
-    ).values("pk")
+    ).values_list("pk", flat=True)

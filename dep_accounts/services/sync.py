@@ -336,6 +336,7 @@ def devices_sync(
     if blocker:
         return SyncOutcome(result=Result.FAILED, devices_seen=0, message=blocker)
     current = account.server_tokens.filter(is_current=True).first()
+    assert current is not None, "sync_blocker lets through only an account with a token"
     try:
         client = dep_client_for_token(server_token_credentials(current))
     except SecretDecryptionError as exc:
@@ -433,6 +434,7 @@ def _default_profile_assign(
 ) -> None:
     """Assign the default profile to every device still waiting for it, in Apple's batches."""
     profile = account.default_profile
+    assert profile is not None, "called only for an account with a default profile"
     pending = DEPDevice.objects.filter(
         account=account, default_profile_pending=True, removed_at__isnull=True
     )

@@ -91,7 +91,9 @@ def guarded_renewals_check(*, now: datetime | None = None) -> int:
     for account in DEPAccount.objects.filter(renewal_started_at__isnull=False):
         # One account's failure is logged and audited; the other accounts are still checked.
         with account_notifications_isolated(account=account, what="guarded renewal check"):
-            if account.renewal_started_at <= now - GUARD_DURATION:
+            started_at = account.renewal_started_at
+            assert started_at is not None, "the query keeps guarded accounts only"
+            if started_at <= now - GUARD_DURATION:
                 _guard_stop(account)
             elif account.old_token_rejected_at is not None:
                 waiting_for_upload = True
