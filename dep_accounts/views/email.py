@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import mailbox
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from email import message_from_binary_file
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import parsedate_to_datetime
-from typing import BinaryIO
 
 from django.conf import settings
 from django.contrib import messages
@@ -62,9 +62,9 @@ def outbox(request: HttpRequest) -> HttpResponse:
 def _caught() -> list[CaughtEmail]:
     if not settings.MAILCATCHER_DIR.exists():
         return []
-    maildir = mailbox.Maildir(settings.MAILCATCHER_DIR, factory=_parse, create=False)
+    maildir = mailbox.Maildir(settings.MAILCATCHER_DIR, create=False)
     caught = []
-    for message in maildir:
+    for message in _messages(maildir):
         body = message.get_body(preferencelist=("plain",))
         caught.append(
             CaughtEmail(
@@ -78,5 +78,12 @@ def _caught() -> list[CaughtEmail]:
     return caught
 
 
-def _parse(file: BinaryIO) -> EmailMessage:
-    return message_from_binary_file(file, policy=default_policy)  # type: ignore[return-value]
+def _messages(maildir: mailbox.Maildir) -> Iterator[EmailMessage]:
+    """Each caught email with the modern email API (get_body); one removed meanwhile is skipped.
+
+    Read by key rather than through a Maildir factory, which typeshed types as MaildirMessage."""
+    for key in maildir.iterkeys():
+        try:
+            yield message_from_bytes(maildir.get_bytes(key), policy=default_policy)
+        except KeyError:
+            continue
