@@ -171,7 +171,7 @@ def device_columns() -> list[str]:
 
 def device_upsert_values(
     account_id: int, device: apple_schema.Device, now: datetime
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The columns the product's page upsert writes for a device, in its order."""
     return {
         "account_id": account_id,
