@@ -45,6 +45,8 @@ _NAV_SECTIONS = {
     "profile_assign": "profiles",
     "subscription": "subscription",
     "audit_log": "audit_log",
+    "push": "push",
+    "push_edit": "push",
 }
 
 
