@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from django.conf import settings
 from django.db.models import F, Q, QuerySet, Sum
@@ -14,9 +15,9 @@ from dep_accounts.models import (
     Banner,
     DEPAccount,
     OutboundEmail,
-    ServerToken,
     SubscriptionLicence,
 )
+from dep_accounts.users import User
 
 State = DEPAccount.State
 
@@ -97,10 +98,32 @@ class TokenCustodian:
     is_current: bool
 
 
-def token_custodians(server_tokens: Iterable[ServerToken]) -> list[TokenCustodian]:
+class CustodiedUpload(Protocol):
+    """What the custodian history reads of an upload: a server token's or a push certificate's."""
+
+    @property
+    def pk(self) -> int: ...
+
+    @property
+    def admin_apple_id(self) -> str: ...
+
+    @property
+    def uploaded_at(self) -> datetime: ...
+
+    @property
+    def uploaded_by(self) -> User | None: ...
+
+    @property
+    def apple_id_change_confirmed(self) -> bool: ...
+
+    @property
+    def is_current(self) -> bool: ...
+
+
+def token_custodians(server_tokens: Iterable[CustodiedUpload]) -> list[TokenCustodian]:
     """Who downloaded the tokens, in upload order: one entry per run of the same Apple ID,
     with each change of Apple ID marked."""
-    runs: list[list[ServerToken]] = []
+    runs: list[list[CustodiedUpload]] = []
     for token in sorted(server_tokens, key=lambda t: (t.uploaded_at, t.pk)):
         if runs and runs[-1][0].admin_apple_id == token.admin_apple_id:
             runs[-1].append(token)
