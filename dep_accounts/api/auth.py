@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
@@ -21,10 +20,11 @@ from django.views.decorators.debug import sensitive_variables
 from dep_accounts.errors import DomainError
 from dep_accounts.roles import can_view
 from dep_accounts.services.api_tokens import api_token_authenticate
+from dep_accounts.users import User
 from dep_accounts.views.access import bearer_credential
 
 View = Callable[..., HttpResponse]
-Permission = Callable[[AbstractBaseUser], bool]
+Permission = Callable[[User], bool]
 
 
 class APIError(DomainError):
@@ -49,7 +49,12 @@ def _unauthenticated(message: str) -> JsonResponse:
 
 def _csrf_rejection(request: HttpRequest) -> HttpResponse | None:
     """The console's CSRF check, for a request that did not authenticate with a key."""
-    return CsrfViewMiddleware(lambda request: HttpResponse()).process_view(request, None, (), {})
+    return CsrfViewMiddleware(_no_response).process_view(request, _no_response, (), {})
+
+
+def _no_response(request: HttpRequest) -> HttpResponse:
+    """The view the CSRF check is asked about: not marked exempt, and never called."""
+    return HttpResponse()
 
 
 def api_endpoint(**permissions: Permission) -> Callable[[View], View]:
@@ -79,9 +84,8 @@ def api_endpoint(**permissions: Permission) -> Callable[[View], View]:
                     "mistyped. Create a new one on your page in mdmportal."
                 )
             request.user = api_token.user
-            request.api_token = api_token
             try:
-                check = permissions.get(request.method)
+                check = permissions.get(request.method or "")
                 if check is None:
                     response = APIError(
                         405,

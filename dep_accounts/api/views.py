@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.uploadedfile import SimpleUploadedFile, UploadedFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
@@ -28,7 +28,7 @@ from dep_accounts.plain_text import name_validate
 from dep_accounts.roles import can_manage, can_view
 from dep_accounts.selectors import audit_events, dep_accounts_list
 from dep_accounts.services.accounts import account_create
-from dep_accounts.services.intake import token_intake
+from dep_accounts.services.intake import TokenUpload, token_intake
 from dep_accounts.services.sync import SyncUnavailableError, account_sync_request
 from dep_accounts.services.verdict import (
     AppleIDChangedError,
@@ -37,6 +37,7 @@ from dep_accounts.services.verdict import (
     TokenTooLargeError,
     WrongServerError,
 )
+from dep_accounts.users import SignedInRequest
 
 PER_PAGE = 100
 TOKEN_CONTENT_TYPES = {"application/pkcs7-mime", "application/octet-stream"}
@@ -67,7 +68,7 @@ def _page(request: HttpRequest, items, represent) -> dict:
 
     def link(number: int) -> str:
         query = request.GET.copy()
-        query["page"] = number
+        query["page"] = str(number)
         return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
     return {
@@ -79,7 +80,7 @@ def _page(request: HttpRequest, items, represent) -> dict:
 
 
 @api_endpoint(GET=can_view, POST=can_manage)
-def dep_accounts(request: HttpRequest) -> JsonResponse:
+def dep_accounts(request: SignedInRequest) -> JsonResponse:
     if request.method == "POST":
         return _account_create(request)
     absolute = request.build_absolute_uri
@@ -88,7 +89,7 @@ def dep_accounts(request: HttpRequest) -> JsonResponse:
     )
 
 
-def _account_create(request: HttpRequest) -> JsonResponse:
+def _account_create(request: SignedInRequest) -> JsonResponse:
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
@@ -136,7 +137,7 @@ def dep_account_public_key(request: HttpRequest, account_id: int) -> HttpRespons
 
 @api_endpoint(POST=can_manage)
 @sensitive_variables("token_file")
-def dep_account_token(request: HttpRequest, account_id: int) -> JsonResponse:
+def dep_account_token(request: SignedInRequest, account_id: int) -> JsonResponse:
     account = _account_get(account_id)
     upload = _token_file(request)
     apple_id_changed = (
@@ -153,7 +154,7 @@ def dep_account_token(request: HttpRequest, account_id: int) -> JsonResponse:
     return _json(account_detail_representation(account, absolute=request.build_absolute_uri))
 
 
-def _token_file(request: HttpRequest) -> UploadedFile:
+def _token_file(request: HttpRequest) -> TokenUpload:
     """The uploaded .p7m, as a multipart field or the whole body; its size is the intake's."""
     if request.content_type == "multipart/form-data":
         upload = request.FILES.get("token_file")
@@ -171,7 +172,9 @@ def _token_file(request: HttpRequest) -> UploadedFile:
         )
     if upload is None:
         raise APIError(422, "bad_file", "Choose the .p7m file you downloaded from ABM.")
-    return upload
+    # django-stubs types UploadedFile's name and size as optional (a file built by hand may lack
+    # them); the multipart parser and _RawUpload always set both.
+    return upload  # type: ignore[return-value]
 
 
 class _RawUpload(SimpleUploadedFile):
@@ -201,7 +204,7 @@ def _refusal_details(exc: Refusal) -> dict:
 
 
 @api_endpoint(POST=can_manage)
-def dep_account_sync(request: HttpRequest, account_id: int) -> JsonResponse:
+def dep_account_sync(request: SignedInRequest, account_id: int) -> JsonResponse:
     account = _account_get(account_id)
     try:
         account_sync_request(account=account, actor=request.user)

@@ -189,10 +189,10 @@ def _cms_ber(data: bytes) -> bytes:
     if _looks_like_cms(data):
         return data
     if text.startswith(b"-----BEGIN "):
-        body = re.search(rb"-----BEGIN (?:PKCS7|CMS)-----(.*?)(?:-----END |$)", text, re.DOTALL)
-        if body is None:
+        pem = re.search(rb"-----BEGIN (?:PKCS7|CMS)-----(.*?)(?:-----END |$)", text, re.DOTALL)
+        if pem is None:
             raise _not_a_server_token("a PEM file of another kind")
-        return _base64_decode_damaged(body.group(1))
+        return _base64_decode_damaged(pem.group(1))
     # MIME header fields, folded or not, ending in CRLF or LF; the body is what follows them.
     headers = re.match(rb"(?:[!-9;-~]+:[^\n]*\n(?:[ \t][^\n]*\n)*)+", text + b"\n")
     if headers is not None:

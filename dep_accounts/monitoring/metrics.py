@@ -116,7 +116,7 @@ class PortalCollector:
             labels=labels,
         )
         for row in apns_credential_rows():
-            if row.expires_at is not None:
+            if row.expires_at is not None and row.days_left is not None:
                 values = [row.kind, row.name, row.apple_id]
                 expiry.add_metric(values, row.expires_at.timestamp())
                 days_left.add_metric(values, row.days_left)

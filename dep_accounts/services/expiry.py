@@ -89,7 +89,7 @@ _URGENCY = {
     State.CRITICAL: 3,
     State.WARNING: 4,
 }
-_LEVEL = {
+_LEVEL: dict[str, str] = {
     State.REJECTED: "critical",
     State.EXPIRED: "critical",
     State.TERMS_NOT_ACCEPTED: "critical",
@@ -100,7 +100,9 @@ _LEVEL = {
 
 def old_token_reset_text(account: DEPAccount, *, now: datetime) -> str:
     """What a guarded renewal says once Apple rejects the old token: upload the new one now."""
-    minutes = max(int((now - account.old_token_rejected_at).total_seconds() // 60), 0)
+    rejected_at = account.old_token_rejected_at
+    assert rejected_at is not None, "only for an account whose old token Apple rejected"
+    minutes = max(int((now - rejected_at).total_seconds() // 60), 0)
     if minutes == 0:
         ago = "less than a minute ago"
     elif minutes < 120:
@@ -202,12 +204,12 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
     alerted = DEPAccount.objects.exclude(sync_alert="").only(
         "id", "display_name", "server_name", "sync_alert"
     )
-    for account in alerted[:BANNER_ACCOUNTS_SHOWN]:
-        detail_url = reverse("dep_accounts:detail", args=[account.pk])
+    for stalled in alerted[:BANNER_ACCOUNTS_SHOWN]:
+        detail_url = reverse("dep_accounts:detail", args=[stalled.pk])
         items.append(
             {
                 "level": "warning",
-                "text": f"Devices of “{account.name}” are not syncing: {account.sync_alert}",
+                "text": f"Devices of “{stalled.name}” are not syncing: {stalled.sync_alert}",
                 "action": "See the account",
                 "url": detail_url,
                 "view_url": detail_url,

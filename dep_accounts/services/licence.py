@@ -18,7 +18,6 @@ from datetime import datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -29,6 +28,7 @@ from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, SubscriptionL
 from dep_accounts.selectors import licence_current, licence_devices_stored
 from dep_accounts.services.audit import actor_user, audit_record
 from dep_accounts.services.expiry import banner_refresh, licence_limit_text
+from dep_accounts.users import User
 
 PREFIX = "mdmportal-licence-v1."
 
@@ -118,7 +118,7 @@ def licence_document_verify(document: str, *, public_key: str) -> LicenceTerms:
 
 
 def licence_install(
-    *, document: str, actor: AbstractBaseUser | None, replace: bool = False
+    *, document: str, actor: User | None, replace: bool = False
 ) -> SubscriptionLicence:
     """Verify a licence document and make it the current licence.
 
@@ -184,6 +184,7 @@ def licence_is_valid(licence: SubscriptionLicence) -> bool:
 def licence_limit_reached() -> LicenceLimitError:
     """The error that stops a sync at the current licence's device limit."""
     licence = licence_current()
+    assert licence is not None, "a sync stops at the limit only under a licence"
     return LicenceLimitError(
         licence_limit_text(stored=licence_devices_stored(), device_limit=licence.device_limit)
     )
@@ -205,7 +206,9 @@ def licence_devices_admit(
         ).values_list("serial_number", flat=True)
     )
     room = licence.device_limit - licence_devices_stored()
-    admitted, new, held_back = [], set(), set()
+    admitted: list[apple_schema.Device] = []
+    new: set[str] = set()
+    held_back: set[str] = set()
     for device in devices:
         serial = device.serial_number
         if device.op_type == "deleted" or serial in known or serial in new:

@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -48,6 +47,7 @@ from dep_accounts.services.licence import (
     licence_limit_reached,
 )
 from dep_accounts.services.webhooks import webhooks_emit_sync_failed
+from dep_accounts.users import User
 from mdmportal.celery import AfterCommitTask
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class SyncOutcome:
     message: str
 
 
-def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+def account_sync_request(*, account: DEPAccount, actor: User | None) -> None:
     """'Sync now': check the account may sync, then queue the sync once the request commits."""
     blocker = sync_blocker(account=account)
     if blocker:
@@ -107,7 +107,7 @@ def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None)
     transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
 
 
-def account_full_resync_request(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+def account_full_resync_request(*, account: DEPAccount, actor: User | None) -> None:
     """'Full re-sync': discard the device cursor, so the next sync fetches every device from
     Apple and removes those Apple no longer lists, then queue that sync."""
     blocker = sync_blocker(account=account)
@@ -140,7 +140,7 @@ def account_full_resync_request(*, account: DEPAccount, actor: AbstractBaseUser 
     transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
 
 
-def _sync_queue(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+def _sync_queue(*, account: DEPAccount, actor: User | None) -> None:
     try:
         account_sync.delay(account.pk)
     except BrokerUnreachableError as exc:
@@ -340,6 +340,7 @@ def devices_sync(
     if blocker:
         return SyncOutcome(result=Result.FAILED, devices_seen=0, message=blocker)
     current = account.server_tokens.filter(is_current=True).first()
+    assert current is not None, "sync_blocker lets through only an account with a token"
     try:
         client = dep_client_for_token(server_token_credentials(current))
     except SecretDecryptionError as exc:
@@ -447,6 +448,7 @@ def _default_profile_assign(
 ) -> None:
     """Assign the default profile to every device still waiting for it, in Apple's batches."""
     profile = account.default_profile
+    assert profile is not None, "called only for an account with a default profile"
     pending = DEPDevice.objects.filter(
         account=account, default_profile_pending=True, removed_at__isnull=True
     )
