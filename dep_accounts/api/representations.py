@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Generic, Literal, NotRequired, TypedDict, TypeVar
+from typing import Annotated, Generic, Literal, NotRequired, TypedDict, TypeVar, overload
 
 from django.urls import reverse
 
@@ -160,6 +160,14 @@ class SyncQueued(TypedDict):
     status: Literal["queued"]
 
 
+@overload
+def rfc3339(moment: datetime) -> str: ...
+
+
+@overload
+def rfc3339(moment: datetime | None) -> str | None: ...
+
+
 def rfc3339(moment: datetime | None) -> str | None:
     if moment is None:
         return None
@@ -232,7 +240,7 @@ def audit_event_representation(event: AuditEvent) -> AuditEventEntry:
         # No actor: the portal itself (a scheduled task, a command without --user).
         "actor": event.actor_name or None,
         "account_id": event.account_id,
-        "account_name": event.account.name if event.account_id else None,
+        "account_name": event.account.name if event.account is not None else None,
         "content_token_id": event.content_token_id,
         "action": event.action,
         "action_label": event.get_action_display(),

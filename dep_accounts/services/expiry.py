@@ -17,8 +17,8 @@ from django.db.models import Case, F, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
-from dep_accounts.models import AuditEvent, Banner, DEPAccount
-from dep_accounts.selectors import email_problem, licence_current
+from dep_accounts.models import AuditEvent, Banner, DEPAccount, SubscriptionLicence
+from dep_accounts.selectors import email_problem, licence_current, licence_devices_stored
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.credentials import BANNER_SHOWN, credential_banner_items
 from dep_accounts.services.webhooks import webhooks_emit_account_state
@@ -91,12 +91,12 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
     alerted = DEPAccount.objects.exclude(sync_alert="").only(
         "id", "display_name", "server_name", "sync_alert"
     )
-    for account in alerted[:BANNER_SHOWN]:
-        detail_url = reverse("dep_accounts:detail", args=[account.pk])
+    for stalled in alerted[:BANNER_SHOWN]:
+        detail_url = reverse("dep_accounts:detail", args=[stalled.pk])
         items.append(
             {
                 "level": "warning",
-                "text": f"Devices of “{account.name}” are not syncing: {account.sync_alert}",
+                "text": f"Devices of “{stalled.name}” are not syncing: {stalled.sync_alert}",
                 "action": "See the account",
                 "url": detail_url,
                 "view_url": detail_url,
@@ -132,6 +132,7 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "url": licence_url,
             }
         )
+    items += licence_banner_items(licence, now=now)
     problem = email_problem(now=now)
     if problem:
         audit_url = reverse("dep_accounts:audit_log")
@@ -144,3 +145,38 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
             }
         )
     return items
+
+
+def licence_limit_text(*, stored: int, device_limit: int) -> str:
+    return (
+        f"{stored:,} of {device_limit:,} devices: upgrade the licence. Devices beyond the "
+        "licence's limit are not synced from Apple; those stored so far stay."
+    )
+
+
+def licence_banner_items(licence: SubscriptionLicence | None, *, now: datetime) -> list[dict]:
+    """The banner's lines on a licence that is not valid yet or whose device limit is reached."""
+    if licence is None or licence.is_expired(now):
+        return []
+    url = reverse("dep_accounts:subscription")
+    if licence.valid_from > now:
+        return [
+            {
+                "level": "critical",
+                "text": f"The subscription licence starts on {licence.valid_from:%-d %b %Y}: "
+                "DEP accounts cannot be synced until then.",
+                "action": "Upload a licence valid today",
+                "url": url,
+            }
+        ]
+    stored = licence_devices_stored()
+    if stored < licence.device_limit:
+        return []
+    return [
+        {
+            "level": "critical",
+            "text": licence_limit_text(stored=stored, device_limit=licence.device_limit),
+            "action": "Upgrade the licence",
+            "url": url,
+        }
+    ]

@@ -54,7 +54,9 @@ _DEP_RANKS = {
 
 def old_token_reset_text(account: DEPAccount, *, now: datetime) -> str:
     """What a guarded renewal says once Apple rejects the old token: upload the new one now."""
-    minutes = max(int((now - account.old_token_rejected_at).total_seconds() // 60), 0)
+    rejected_at = account.old_token_rejected_at
+    assert rejected_at is not None, "only for an account whose old token Apple rejected"
+    minutes = max(int((now - rejected_at).total_seconds() // 60), 0)
     if minutes == 0:
         ago = "less than a minute ago"
     elif minutes < 120:
