@@ -21,7 +21,9 @@ from dep_accounts.roles import can_manage, can_view
 from dep_accounts.services.content_tokens.intake import content_token_intake
 from dep_accounts.services.content_tokens.verdict import ContentTokenConfirmations
 from dep_accounts.services.credentials import credentials_all
+from dep_accounts.services.intake import TokenUpload
 from dep_accounts.services.verdict import Refusal, TokenTooLargeError
+from dep_accounts.users import SignedInRequest
 
 # ABM's .vpptoken is base64 text; scripts send it as text or as bytes.
 VPPTOKEN_CONTENT_TYPES = {"application/octet-stream", "text/plain"}
@@ -44,7 +46,7 @@ def _content_token_get(content_token_id: int) -> ContentToken:
 
 
 @api_endpoint(GET=can_view, POST=can_manage)
-def content_tokens(request: HttpRequest) -> JsonResponse:
+def content_tokens(request: SignedInRequest) -> JsonResponse:
     if request.method == "POST":
         content_token = _intake(request, None)
         response = json_answer(
@@ -73,7 +75,7 @@ def content_token(request: HttpRequest, content_token_id: int) -> JsonResponse:
 
 
 @api_endpoint(POST=can_manage)
-def content_token_token(request: HttpRequest, content_token_id: int) -> JsonResponse:
+def content_token_token(request: SignedInRequest, content_token_id: int) -> JsonResponse:
     renewed = _intake(request, _content_token_get(content_token_id))
     absolute = request.build_absolute_uri
     return json_answer(content_token_detail_representation(renewed, absolute=absolute))
@@ -84,7 +86,7 @@ def _flag(request: HttpRequest, name: str) -> str:
 
 
 @sensitive_variables("upload")
-def _intake(request: HttpRequest, content_token: ContentToken | None) -> ContentToken:
+def _intake(request: SignedInRequest, content_token: ContentToken | None) -> ContentToken:
     upload = _vpptoken_file(request)
     confirmed = ContentTokenConfirmations(
         take_over=_flag(request, "take_over").lower() in TRUE_VALUES
@@ -107,7 +109,7 @@ def _intake(request: HttpRequest, content_token: ContentToken | None) -> Content
         raise APIError(422, exc.code, exc.message, **content_token_refusal_details(exc)) from exc
 
 
-def _vpptoken_file(request: HttpRequest) -> SimpleUploadedFile:
+def _vpptoken_file(request: HttpRequest) -> TokenUpload:
     """The uploaded .vpptoken, as a multipart field or the whole body; its size is the intake's."""
     if request.content_type == "multipart/form-data":
         upload = request.FILES.get("token_file")
@@ -127,4 +129,6 @@ def _vpptoken_file(request: HttpRequest) -> SimpleUploadedFile:
         )
     if upload is None:
         raise APIError(422, "bad_file", "Choose the .vpptoken file you downloaded from ABM.")
-    return upload
+    # An uploaded file has a name and a size (django-stubs types both optional): the multipart
+    # parser and the body above always set them.
+    return upload  # type: ignore[return-value]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from dep_accounts.forms import EmailListField
@@ -46,8 +48,9 @@ class ContentTokenForm(forms.Form):
             )
         super().__init__(*args, **kwargs)
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         # Without a file, a ticked take-over confirms the file kept from the refusal.
         waiting = cleaned.get("take_over")
         if self.adding and not cleaned.get("token_file") and not waiting:

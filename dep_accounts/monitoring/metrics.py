@@ -122,7 +122,7 @@ class PortalCollector:
         )
         for row in credentials_all(now=self.now):
             row_labels = [row.kind, row.name, row.apple_id, row.detail_url]
-            if row.expires_at is not None:
+            if row.expires_at is not None and row.days_left is not None:
                 expiry.add_metric(row_labels, row.expires_at.timestamp())
                 days_left.add_metric(row_labels, row.days_left)
             state.add_metric([*row_labels, row.state], 1.0)

@@ -167,11 +167,13 @@ def credential_reminders_send(*, now: datetime | None = None) -> int:
     sent = 0
     for kind in CREDENTIAL_KINDS:
         for due in kind.reminders_due(now, horizon) if kind.reminders_due else []:
-            step = reminder_step(expires_at=due.row.expires_at, now=now)
-            already = CredentialReminder.objects.filter(
-                kind=due.row.kind, version=due.version, days_before=step
-            )
-            if step is None or already.exists():
+            step = reminder_step(expires_at=due.expires_at, now=now)
+            if (
+                step is None
+                or CredentialReminder.objects.filter(
+                    kind=due.row.kind, version=due.version, days_before=step
+                ).exists()
+            ):
                 continue
             if admins is None:
                 admins = admin_emails()
@@ -194,12 +196,12 @@ def _credential_reminder_queue(
 ) -> int:
     row = due.row
     recipients = sorted(set(due.contacts) | set(admins))
-    days_left = calendar_days_until(row.expires_at, now=now)
+    days_left = calendar_days_until(due.expires_at, now=now)
     when = "today" if days_left == 0 else f"in {days_left} day{'s' * (days_left != 1)}"
     subject = f"{row.kind_label} of {row.name} expires {when}"
     body = (
         f"The {row.kind_label} of “{row.name}” expires {when}, on "
-        f"{row.expires_at:%A %d %B %Y at %H:%M} UTC.\n"
+        f"{due.expires_at:%A %d %B %Y at %H:%M} UTC.\n"
         + due.renew_steps.replace("{edit_url}", portal_url(row.edit_url))
     )
     try:
@@ -216,7 +218,7 @@ def _credential_reminder_queue(
         return 0
     audit_record(
         action=AuditEvent.Action.REMINDER_SENT,
-        message=f"Renewal reminder ({_days_left_text(row.expires_at, now)}) for “{row.name}” "
+        message=f"Renewal reminder ({_days_left_text(due.expires_at, now)}) for “{row.name}” "
         + (
             ngettext(
                 "queued for %(count)d recipient.",

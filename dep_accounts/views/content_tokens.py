@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateformat import format as date_format
 from django.utils.timezone import localtime
@@ -22,6 +22,7 @@ from dep_accounts.services.content_tokens.state import (
 from dep_accounts.services.content_tokens.verdict import AnotherMDMError, ContentTokenConfirmations
 from dep_accounts.services.intake import TokenUpload
 from dep_accounts.services.verdict import Refusal
+from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import admin_required, viewer_required
 from dep_accounts.views.staging import StagedFile, files_stage, files_unstage, staged_names
 
@@ -39,13 +40,13 @@ def _staging_key(content_token: ContentToken | None) -> str:
 
 
 @viewer_required
-def content_token_list(request: HttpRequest) -> HttpResponse:
+def content_token_list(request: SignedInRequest) -> HttpResponse:
     page = Paginator(ContentToken.objects.all(), TOKENS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "dep_accounts/content_token_list.html", {"page": page})
 
 
 @viewer_required
-def content_token_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def content_token_detail(request: SignedInRequest, pk: int) -> HttpResponse:
     content_token = get_object_or_404(ContentToken.objects.defer("credential_encrypted"), pk=pk)
     context = {
         "content_token": content_token,
@@ -56,16 +57,18 @@ def content_token_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @admin_required
-def content_token_add(request: HttpRequest) -> HttpResponse:
+def content_token_add(request: SignedInRequest) -> HttpResponse:
     return _content_token_form(request, None)
 
 
 @admin_required
-def content_token_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def content_token_edit(request: SignedInRequest, pk: int) -> HttpResponse:
     return _content_token_form(request, get_object_or_404(ContentToken, pk=pk))
 
 
-def _content_token_form(request: HttpRequest, content_token: ContentToken | None) -> HttpResponse:
+def _content_token_form(
+    request: SignedInRequest, content_token: ContentToken | None
+) -> HttpResponse:
     """Add and Edit: the token first (when it is refused, the settings are not saved either)."""
     form = ContentTokenForm(
         request.POST or None, request.FILES or None, content_token=content_token
@@ -91,6 +94,7 @@ def _content_token_form(request: HttpRequest, content_token: ContentToken | None
             context |= {"upload_error": refusal, "staged_name": names[0] if names else ""}
             return render(request, FORM_TEMPLATE, context)
     content_token = renewed or content_token
+    assert content_token is not None, "Add takes a file, or the form is not valid"
     content_token_update(
         content_token=content_token,
         actor=request.user,
@@ -102,7 +106,7 @@ def _content_token_form(request: HttpRequest, content_token: ContentToken | None
 
 
 def _intake(
-    request: HttpRequest,
+    request: SignedInRequest,
     form: ContentTokenForm,
     content_token: ContentToken | None,
     upload: TokenUpload,
@@ -139,7 +143,7 @@ def _saved_message(
 
 @admin_required
 @require_POST
-def content_token_check(request: HttpRequest, pk: int) -> HttpResponse:
+def content_token_check(request: SignedInRequest, pk: int) -> HttpResponse:
     content_token = get_object_or_404(ContentToken, pk=pk)
     try:
         content_token_refresh(content_token=content_token)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -72,14 +73,14 @@ class Command(BaseCommand):
         inspect.add_argument("token_file", type=Path, metavar="FILE")
 
     def handle(self, *args, subcommand: str, **options) -> None:
-        handler = {
+        handlers: dict[str, Callable[..., None]] = {
             "list": self.content_token_list,
             "show": self.content_token_show,
             "upload": self.content_token_upload,
             "bulk-renew": self.content_tokens_bulk_renew,
             "inspect": self.content_token_inspect,
-        }[subcommand]
-        handler(**options)
+        }
+        handlers[subcommand](**options)
 
     def content_token_list(self, *, as_json: bool, **options) -> None:
         content_tokens = ContentToken.objects.defer("credential_encrypted")
@@ -152,7 +153,7 @@ class Command(BaseCommand):
             files.append(TokenFile(path.name, content, size=size))
         results = content_tokens_bulk_renew(token_files=files, actor=actor)
         for result in results:
-            if result.problem:
+            if result.problem or result.content_token is None:
                 self.stderr.write(f"{result.file_name}: not renewed. {result.problem}")
             else:
                 self.stdout.write(

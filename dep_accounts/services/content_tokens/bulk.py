@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.models import ContentToken
@@ -22,6 +21,7 @@ from dep_accounts.services.content_tokens.intake import (
 )
 from dep_accounts.services.intake import TokenFile
 from dep_accounts.services.verdict import Intent, Refusal
+from dep_accounts.users import User
 
 
 class NoLocationError(Refusal):
@@ -40,7 +40,7 @@ class ContentTokenRenewal:
 
 @sensitive_variables()
 def content_tokens_bulk_renew(
-    *, token_files: Sequence[TokenFile], actor: AbstractBaseUser | None
+    *, token_files: Sequence[TokenFile], actor: User | None
 ) -> list[ContentTokenRenewal]:
     """Renew each location a file is for; one file's refusal stops only that file."""
     results = []
@@ -48,10 +48,10 @@ def content_tokens_bulk_renew(
         matched = None
         try:
             check = content_token_check(token_file=content_token_read(token_file))
-            matched = ContentToken.objects.filter(location_uid=check.config.uid).first()
+            matched = ContentToken.objects.filter(location_uid=check.location.uid).first()
             if matched is None:
                 raise NoLocationError(
-                    f"No content token here is for the location “{check.config.location_name}”: "
+                    f"No content token here is for the location “{check.location.location_name}”: "
                     "add it on Add Content Token first."
                 )
             renewed = content_token_take(

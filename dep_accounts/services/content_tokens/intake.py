@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -36,6 +35,7 @@ from dep_accounts.services.content_tokens.verdict import (
     ContentTokenConfirmations,
     CurrentLocation,
     content_token_verdict,
+    other_mdm_name,
 )
 from dep_accounts.services.expiry import banner_refresh
 from dep_accounts.services.intake import TokenUpload, refusal_record, upload_read
@@ -45,6 +45,7 @@ from dep_accounts.services.verdict import (
     Refusal,
     TokenFileError,
 )
+from dep_accounts.users import User
 
 NOTHING_CONFIRMED = ContentTokenConfirmations()
 EMPTY_CONTENT_TOKEN = "This file is empty: the download did not finish. " + apple_vpp.DOWNLOAD_AGAIN
@@ -89,7 +90,7 @@ def content_token_check(*, token_file: bytes, now: datetime | None = None) -> Co
 
 def current_for(content_token: ContentToken | None, check: ContentTokenCheck) -> CurrentLocation:
     """What the verdict weighs the checked file against, as the database has it now."""
-    holders = ContentToken.objects.filter(location_uid=check.config.uid)
+    holders = ContentToken.objects.filter(location_uid=check.location.uid)
     if content_token is not None:
         holders = holders.exclude(pk=content_token.pk)
     return CurrentLocation(content_token=content_token, holder=holders.first())
@@ -118,7 +119,7 @@ def content_token_intake(
     *,
     content_token: ContentToken | None,
     upload: TokenUpload,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     apple_id: str = "",
     intent: Intent = Intent.ANY,
     confirmations: ContentTokenConfirmations = NOTHING_CONFIRMED,
@@ -143,7 +144,7 @@ def content_token_intake(
 
 
 def content_token_refusal_record(
-    content_token: ContentToken | None, actor: AbstractBaseUser | None, refusal: Refusal, name: str
+    content_token: ContentToken | None, actor: User | None, refusal: Refusal, name: str
 ) -> None:
     refusal_record(
         account=None,
@@ -162,7 +163,7 @@ def content_token_take(
     *,
     content_token: ContentToken | None,
     check: ContentTokenCheck,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     file_name: str = "",
     apple_id: str = "",
     intent: Intent = Intent.ANY,
@@ -199,7 +200,7 @@ def _claim(
     """Set our mdmInfo on the location unless it is ours already, and count its licences."""
     client = vpp_client_for(check.token)
     try:
-        config = check.config
+        config = check.location
         mdm = config.mdm_info
         if mdm is None or mdm.id != settings.VPP_MDM_ID:
             config = client.client_config_claim(mdm_info=our_mdm_info())
@@ -221,12 +222,12 @@ def _store(
     check: ContentTokenCheck,
     claimed: vpp_client.ClientConfig,
     count: vpp_client.AssetCount | None,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     file_name: str,
     apple_id: str,
 ) -> ContentToken:
     now = timezone.now()
-    token, found = check.token, check.config
+    token, found = check.token, check.location
     previous_expiry = content_token.expires_at if content_token is not None else None
     content_token = content_token or ContentToken(location_uid=found.uid)
     content_token.location_name = claimed.location_name
@@ -244,9 +245,7 @@ def _store(
     content_token.checked_at = now
     assets_count_apply(content_token, count)
     content_token.save()
-    taken_over_from = ""
-    if found.managed_by_another_mdm(our_mdm_id=settings.VPP_MDM_ID):
-        taken_over_from = (found.mdm_info.name or found.mdm_info.id)[:100]
+    taken_over_from = other_mdm_name(found, our_mdm_id=settings.VPP_MDM_ID)[:100]
     ContentTokenUpload.objects.create(
         content_token=content_token,
         fingerprint=token.fingerprint,
@@ -265,7 +264,7 @@ def _taken_record(
     content_token: ContentToken,
     previous_expiry: datetime | None,
     taken_over_from: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     file_name: str,
 ) -> None:
     details = {"fingerprint": content_token.fingerprint, "file_name": file_name[:255]}
@@ -301,7 +300,7 @@ def _taken_record(
 def content_token_update(
     *,
     content_token: ContentToken,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     apple_id: str,
     notification_emails: str,
 ) -> None:

@@ -23,6 +23,7 @@ from dep_accounts.models import AuditEvent, ContentToken
 from dep_accounts.services.apple_access import licence_blocker
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.content_tokens.apple_access import assets_count_apply, vpp_client_for
+from dep_accounts.services.content_tokens.verdict import other_mdm_name
 from dep_accounts.services.expiry import banner_refresh
 from dep_accounts.services.webhooks import webhooks_emit_content_token_state
 
@@ -119,8 +120,8 @@ def content_token_refresh(*, content_token: ContentToken) -> ContentToken:
     content_token.checked_at = timezone.now()
     assets_count_apply(content_token, count)
     content_token.save()
-    if config.managed_by_another_mdm(our_mdm_id=settings.VPP_MDM_ID):
-        mdm_name = config.mdm_info.name or config.mdm_info.id
+    mdm_name = other_mdm_name(config, our_mdm_id=settings.VPP_MDM_ID)
+    if mdm_name:
         detail = (
             f"Another MDM (“{mdm_name}”) has taken this location over in Apple's Apps and Books "
             "service: the portal no longer manages its apps and books. Upload its content "

@@ -63,6 +63,20 @@ class ContentTokenCheck:
     token: apple_vpp.ContentToken
     config: vpp_client.ClientConfig | None = None
 
+    @property
+    def location(self) -> vpp_client.ClientConfig:
+        """Apple's answer: the pipeline asks before anything reads it."""
+        assert self.config is not None, "Apple is asked before the location is read"
+        return self.config
+
+
+def other_mdm_name(config: vpp_client.ClientConfig, *, our_mdm_id: str) -> str:
+    """The MDM that manages the location, when it is not this portal ("" otherwise)."""
+    mdm = config.mdm_info
+    if mdm is None or mdm.id == our_mdm_id:
+        return ""
+    return mdm.name or mdm.id
+
 
 @dataclass(frozen=True)
 class CurrentLocation:
@@ -117,8 +131,8 @@ def content_token_verdict(
     refusal = _renewal_verdict(existing, token)
     if refusal is not None:
         return refusal
-    if found.managed_by_another_mdm(our_mdm_id=our_mdm_id) and not confirmations.take_over:
-        mdm_name = found.mdm_info.name or found.mdm_info.id
+    mdm_name = other_mdm_name(found, our_mdm_id=our_mdm_id)
+    if mdm_name and not confirmations.take_over:
         return AnotherMDMError(
             f"Apple says the location “{found.location_name}” is managed by another MDM "
             f"(“{mdm_name}”). Apple asks that only one MDM manage a location: taking it over "

@@ -19,7 +19,7 @@ def apns_rows(now: datetime) -> list[CredentialRow]:
     return [CredentialRow(**vars(row)) for row in push_expiry.apns_credential_rows()]
 
 
-_APNS_RANKS = {
+_APNS_RANKS: dict[str, int] = {
     push_expiry.State.EXPIRED: EXPIRED,
     push_expiry.State.CRITICAL: CRITICAL,
     push_expiry.State.WARNING: WARNING,

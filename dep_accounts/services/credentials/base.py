@@ -3,9 +3,10 @@ the one urgency scale their banner lines are ranked on. Models only, no services
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Case, Count, F, IntegerField, Value, When, Window
 
@@ -53,10 +54,11 @@ class ReminderDue:
     """
 
     row: CredentialRow
+    expires_at: datetime
     version: str
     contacts: list[str]
     renew_steps: str
-    audit_subject: dict[str, object]
+    audit_subject: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def when_text(days: int) -> str:
     return "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
 
 
-def ranked_problems(rows, ranks: dict[str, int], expiry_field: str):
+def ranked_problems(rows, ranks: Mapping[str, int], expiry_field: str):
     """The rows in a problem state, most urgent first, each with the count of them all."""
     return (
         rows.filter(state__in=list(ranks))

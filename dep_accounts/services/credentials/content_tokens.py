@@ -45,7 +45,7 @@ def content_token_rows(now: datetime) -> list[CredentialRow]:
     return [content_token_row(c, now=now) for c in ContentToken.objects.only(*fields)]
 
 
-_CT_RANKS = {
+_CT_RANKS: dict[str, int] = {
     CTState.REVOKED: REFUSED,
     CTState.INVALID: REFUSED,
     CTState.EXPIRED: EXPIRED,
@@ -112,6 +112,7 @@ def content_token_reminders_due(now: datetime, horizon: datetime) -> list[Remind
     return [
         ReminderDue(
             row=content_token_row(content_token, now=now),
+            expires_at=content_token.expires_at,
             version=f"{content_token.pk}:{content_token.fingerprint}",
             contacts=content_token.notification_email_list,
             renew_steps=(

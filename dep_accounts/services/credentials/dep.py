@@ -43,7 +43,7 @@ def dep_rows(now: datetime) -> list[CredentialRow]:
     return [dep_account_row(a, now=now) for a in DEPAccount.objects.only(*fields)]
 
 
-_DEP_RANKS = {
+_DEP_RANKS: dict[str, int] = {
     DEPState.REJECTED: REFUSED,
     DEPState.EXPIRED: EXPIRED,
     DEPState.TERMS_NOT_ACCEPTED: BLOCKED,
@@ -88,8 +88,10 @@ def _dep_banner_text(account: DEPAccount, now: datetime) -> tuple[str, str]:
             "An administrator must accept them in Apple Business Manager before devices sync.",
             "See what to do",
         )
+    days = account.days_left(now)
+    assert days is not None and account.token_expires_at is not None, "a state from its expiry"
     return (
-        f"The server token of “{name}” expires {when_text(account.days_left(now))} "
+        f"The server token of “{name}” expires {when_text(days)} "
         f"({account.token_expires_at:%-d %b %Y}).",
         "Renew the token",
     )
