@@ -324,8 +324,10 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mdmportal <mdmportal
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 # Who this portal is to Apple's Apps and Books service: the `mdmInfo` it claims locations with.
 # Another MDM's id on a location means it manages it. Keep the id stable across upgrades.
-VPP_MDM_ID = env.str("VPP_MDM_ID", default=str(uuid.uuid5(uuid.NAMESPACE_URL, PORTAL_BASE_URL)))
-VPP_MDM_NAME = env.str("VPP_MDM_NAME", default="mdmportal")
+VPP_MDM_ID = env.str("VPP_MDM_ID", default="") or str(
+    uuid.uuid5(uuid.NAMESPACE_URL, PORTAL_BASE_URL)
+)
+VPP_MDM_NAME = env.str("VPP_MDM_NAME", default="") or "mdmportal"
 # Webhooks reach public addresses only; these networks (CIDRs, comma separated) are let through
 # too, e.g. "10.20.0.0/16" for a receiver on the LAN. The tests and the demo allow loopback.
 WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
