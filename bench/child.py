@@ -24,6 +24,7 @@ SCENARIOS = {
     "expiry": "bench.expiry",
     "load": "bench.load",
     "renewal": "bench.renewal",
+    "dispatch": "bench.dispatch",
 }
 
 

@@ -57,6 +57,8 @@ JOBS = [
     Job("expiry", "postgres"),
     Job("renewal", "sqlite"),
     Job("renewal", "postgres"),
+    Job("dispatch", "sqlite"),
+    Job("dispatch", "postgres"),
     # Production's topology: DEBUG off, PostgreSQL, gunicorn.
     Job("load", "postgres"),
 ]

@@ -292,6 +292,9 @@ DEP_REMINDER_DAYS = [30, 14, 7, 3, 1, 0]
 # after this long and the next sync resumes from the saved cursor. It must outlast the longest
 # wait for one page: three attempts at DEP_API_TIMEOUT_SECONDS plus Apple's Retry-After waits.
 DEP_SYNC_LEASE_SECONDS = env.int("DEP_SYNC_LEASE_SECONDS", default=180)
+# A queued sync marks its account so no dispatcher (another worker's start, an overlapping run)
+# queues a second one; the mark lapses after this long in case the broker lost the message.
+DEP_SYNC_QUEUED_SECONDS = env.int("DEP_SYNC_QUEUED_SECONDS", default=1800)
 # Incremental syncs can miss devices Apple never reports (fleetdm/fleet#49837) or removed: a
 # full fetch at this interval reconciles the account with Apple's list.
 DEP_FULL_FETCH_INTERVAL_DAYS = env.int("DEP_FULL_FETCH_INTERVAL_DAYS", default=7)

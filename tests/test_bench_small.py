@@ -27,6 +27,7 @@ ROWS = [
     *(f"banner.{accounts}.{db}" for accounts in ("few", "many") for db in DATABASES),
     *(f"expiry.{db}" for db in DATABASES),
     *(f"renewal.{db}" for db in DATABASES),
+    *(f"dispatch.{db}" for db in DATABASES),
     "load.postgres",
 ]
 
@@ -118,3 +119,16 @@ def test_a_renewal_costs_at_least_its_round_trip_to_apple(bench_rows):
         trip = statistics.median(row["facts"]["round_trip_seconds"])
         assert renewal > trip, row
         assert row["met"] == (renewal <= 2 * trip)
+
+
+def test_two_dispatchers_and_the_next_beat_queue_one_sync_per_due_account(bench_rows):
+    for database in DATABASES:
+        row = bench_rows[f"dispatch.{database}"]
+        for size in ("few", "many"):
+            facts = row["facts"][size]
+            assert facts["due"] > 0, facts
+            assert facts["queued"] == facts["accounts_queued_once"] == facts["due"], facts
+            assert facts["not_due_queued"] == 0, facts
+        assert row["facts"]["many"]["due"] > row["facts"]["few"]["due"], row
+        assert row["facts"]["many"]["queries"] == row["facts"]["few"]["queries"], row
+        assert row["met"], row

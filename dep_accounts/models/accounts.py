@@ -72,6 +72,9 @@ class DEPAccount(models.Model):
     sync_cursor_at = models.DateTimeField(null=True, blank=True)
     sync_fetch_started_at = models.DateTimeField(null=True, blank=True)
     sync_lock_until = models.DateTimeField(null=True, blank=True)
+    # A sync is waiting in the queue for this account: no other is queued until it runs or this
+    # lapses (its message lost with a broker that forgot it).
+    sync_queued_until = models.DateTimeField(null=True, blank=True)
     sync_retry_at = models.DateTimeField(null=True, blank=True)
     sync_failures = models.PositiveIntegerField(default=0)
     last_sync_started_at = models.DateTimeField(null=True, blank=True)
