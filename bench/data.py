@@ -105,6 +105,28 @@ def accounts_create(*, count: int, first: int = 0, now: datetime | None = None) 
     DEPAccount.objects.bulk_create(accounts, batch_size=500)
 
 
+def tokens_create(*, first_pk: int = 0) -> None:
+    """A current server token for each account from `first_pk` on, expiring with it."""
+    secrets = secret_encrypt(b"{}")
+    accounts = DEPAccount.objects.filter(pk__gte=first_pk).values_list(
+        "pk", "server_uuid", "token_expires_at", "admin_apple_id"
+    )
+    ServerToken.objects.bulk_create(
+        (
+            ServerToken(
+                account_id=pk,
+                secrets_encrypted=secrets,
+                access_token_expiry=expires_at,
+                consumer_key_fingerprint=f"SHA256:{pk:08d}",
+                server_uuid=server_uuid,
+                admin_apple_id=apple_id,
+            )
+            for pk, server_uuid, expires_at, apple_id in accounts
+        ),
+        batch_size=500,
+    )
+
+
 def statistics_refresh() -> None:
     """What autovacuum soon does after a bulk load or delete: plans as in steady operation."""
     with connection.cursor() as cursor:

@@ -24,6 +24,8 @@ class Size:
     expiry_accounts_few: int
     expiry_accounts: int
     expiry_repeats: int
+    # How far the clock moves between two runs of the expiry task: the beat's hour at full size.
+    expiry_step_hours: int
     # 6: under load
     load_accounts: int
     load_seconds: float
@@ -49,6 +51,7 @@ SIZES = {
         expiry_accounts_few=100,
         expiry_accounts=10_000,
         expiry_repeats=7,
+        expiry_step_hours=1,
         load_accounts=100,
         load_seconds=6.0,
         load_threads=8,
@@ -71,6 +74,8 @@ SIZES = {
         expiry_accounts_few=20,
         expiry_accounts=200,
         expiry_repeats=2,
+        # 200 accounts: an hour moves none of them.
+        expiry_step_hours=48,
         load_accounts=100,
         load_seconds=1.0,
         load_threads=4,

@@ -26,6 +26,7 @@ ROWS = [
     *(f"pages.{row}.{db}" for row in PAGE_ROWS for db in DATABASES),
     *(f"banner.{accounts}.{db}" for accounts in ("few", "many") for db in DATABASES),
     *(f"expiry.{db}" for db in DATABASES),
+    *(f"reminders.{db}" for db in DATABASES),
     *(f"renewal.{db}" for db in DATABASES),
     *(f"dispatch.{db}" for db in DATABASES),
     "load.postgres",
@@ -85,10 +86,25 @@ def test_the_banner_costs_a_page_at_most_one_query(bench_rows):
             assert facts["banner_items_queries"] <= 1, facts
 
 
-def test_the_expiry_task_sends_as_many_queries_at_many_accounts_as_at_few(bench_rows):
+def test_the_expiry_task_writes_only_the_rows_it_moves_in_fixed_queries(bench_rows):
     for database in DATABASES:
-        facts = bench_rows[f"expiry.{database}"]["facts"]
+        row = bench_rows[f"expiry.{database}"]
+        facts = row["facts"]
         assert facts["many_queries"] == facts["few_queries"], facts
+        assert set(facts["rows_written"]) == {facts["rows_moved"]}, facts
+        task = statistics.median(facts["task_seconds"])
+        update = statistics.median(facts["update_seconds"])
+        assert row["ratio"] == f"{task / update:.2f}x"
+        assert row["met"] == (task <= 3 * update)
+
+
+def test_a_reminder_hour_with_none_new_sends_the_same_queries_at_many_accounts(bench_rows):
+    for database in DATABASES:
+        row = bench_rows[f"reminders.{database}"]
+        few, many = row["facts"]["few"], row["facts"]["many"]
+        assert many["sent"] > few["sent"] > 0, row
+        assert many["quiet_queries"] == few["quiet_queries"], row
+        assert row["met"], row
 
 
 def test_the_sync_database_part_is_held_to_its_floor_and_beats_bulk_create(bench_rows):

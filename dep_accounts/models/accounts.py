@@ -106,7 +106,11 @@ class DEPAccount(models.Model):
     class Meta:
         verbose_name = "DEP account"
         ordering = [models.F("token_expires_at").asc(nulls_last=True), "id"]
-        indexes = [models.Index(fields=["token_expires_at"])]
+        indexes = [
+            models.Index(fields=["token_expires_at"]),
+            # The hourly expiry task reads only the accounts whose state the clock has moved.
+            models.Index(fields=["state", "token_expires_at"], name="dep_account_state_expiry"),
+        ]
         permissions = [("manage_dep_accounts", "Can upload tokens and change DEP accounts")]
 
     def __str__(self) -> str:
