@@ -25,6 +25,7 @@ SCENARIOS = {
     "load": "bench.load",
     "renewal": "bench.renewal",
     "dispatch": "bench.dispatch",
+    "feeds": "bench.feeds",
 }
 
 

@@ -59,6 +59,8 @@ JOBS = [
     Job("renewal", "postgres"),
     Job("dispatch", "sqlite"),
     Job("dispatch", "postgres"),
+    Job("feeds", "sqlite"),
+    Job("feeds", "postgres"),
     # Production's topology: DEBUG off, PostgreSQL, gunicorn.
     Job("load", "postgres"),
 ]

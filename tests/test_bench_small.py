@@ -29,6 +29,7 @@ ROWS = [
     *(f"reminders.{db}" for db in DATABASES),
     *(f"renewal.{db}" for db in DATABASES),
     *(f"dispatch.{db}" for db in DATABASES),
+    *(f"feeds.{feed}.{db}" for feed in ("ics", "metrics") for db in DATABASES),
     "load.postgres",
 ]
 
@@ -148,3 +149,17 @@ def test_two_dispatchers_and_the_next_beat_queue_one_sync_per_due_account(bench_
         assert row["facts"]["many"]["due"] > row["facts"]["few"]["due"], row
         assert row["facts"]["many"]["queries"] == row["facts"]["few"]["queries"], row
         assert row["met"], row
+
+
+def test_the_calendar_feed_and_metrics_read_in_fixed_queries_and_are_judged_per_account(
+    bench_rows,
+):
+    for database in DATABASES:
+        for feed in ("ics", "metrics"):
+            row = bench_rows[f"feeds.{feed}.{database}"]
+            facts = row["facts"]
+            assert facts["accounts"]["many"] > facts["accounts"]["few"], facts
+            assert facts["queries"]["many"] == facts["queries"]["few"], facts
+            per_account = facts["seconds"]["many"] / facts["accounts"]["many"]
+            assert per_account == pytest.approx(facts["per_account_seconds"])
+            assert row["met"] == (per_account <= 0.05e-3), row

@@ -121,7 +121,12 @@ class DEPAccount(models.Model):
 
     @property
     def name(self) -> str:
-        return self.display_name or self.server_name or f"DEP account {self.pk}"
+        return self.name_of(self.display_name, self.server_name, self.pk)
+
+    @staticmethod
+    def name_of(display_name: str, server_name: str, pk: int | None) -> str:
+        """The name an account goes by, from its columns (for reads that load no model)."""
+        return display_name or server_name or f"DEP account {pk}"
 
     def days_left(self, now: datetime | None = None) -> int | None:
         if self.token_expires_at is None:
