@@ -10,6 +10,8 @@ at one full page of accounts (50), which renders as many rows as 1,000 accounts 
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.db.models import Max
 from django.test import Client
 from django.urls import reverse
@@ -20,6 +22,8 @@ from bench.sizes import Size
 from dep_accounts.models import DEPAccount, DEPDevice
 from dep_accounts.services.expiry import banner_refresh
 from dep_accounts.views.accounts import ACCOUNTS_PER_PAGE
+from dep_accounts.views.devices import DEVICES_PER_PAGE
+from dep_accounts.views.keyset import Key
 
 
 def requests_timed(client: Client, url: str, count: int, expect: str) -> list[float]:
@@ -135,6 +139,20 @@ def scenario(size: Size, database: str) -> list[Row]:
         search.seconds.setdefault("all", []).extend(
             requests_timed(client, devices.url, size.page_requests, "<code>")
         )
+    # Page 900 through its Next link, as an admin paging through reaches it: after a key.
+    deep_number = min(900, size.devices_many // DEVICES_PER_PAGE - 1)
+    last_before = DEPDevice.objects.order_by("serial_number", "pk")[
+        (deep_number - 1) * DEVICES_PER_PAGE - 1
+    ]
+    after = Key(last_before.serial_number, last_before.pk)
+    deep_query = urlencode({"after": str(after), "page": deep_number})
+    deep = PageSizes(client, f"{devices.url}?{deep_query}", size.page_requests)
+    for _ in range(2):
+        deep.measure("deep", f"Page {deep_number} of")
+        deep.seconds.setdefault("first", []).extend(
+            requests_timed(client, devices.url, size.page_requests, "Page 1 of")
+        )
+    deep.queries["first"] = devices.queries["many"]
     devices.profile(f"pages-devices-{database}")
     data.devices_delete_from(extra_from)
     devices.measure("few", "<code>")
@@ -171,6 +189,13 @@ def scenario(size: Size, database: str) -> list[Row]:
             "unfiltered",
             limit=1.2,
             same_queries=False,
+        ),
+        deep.row(
+            f"pages.devices_deep.{database}",
+            f"3. Devices page {deep_number} (keyset), {size.devices_many:,} devices, {label}",
+            "deep",
+            "first",
+            "page 1",
         ),
         devices.row(
             f"pages.devices.{database}",

@@ -20,7 +20,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASES = ("sqlite", "postgres")
 SYNC_ROWS = ("floor", "naive", "http", "memory", "incremental")
 PAGE_ROWS = ("accounts", "accounts_page", "devices", "devices_accounts", "audit_accounts")
-PAGE_ROWS += ("devices_search",)
+PAGE_ROWS += ("devices_search", "devices_deep")
 ROWS = [
     *(f"sync.{row}.{db}" for row in SYNC_ROWS for db in DATABASES),
     *(f"pages.{row}.{db}" for row in PAGE_ROWS for db in DATABASES),
@@ -163,3 +163,15 @@ def test_the_calendar_feed_and_metrics_read_in_fixed_queries_and_are_judged_per_
             per_account = facts["seconds"]["many"] / facts["accounts"]["many"]
             assert per_account == pytest.approx(facts["per_account_seconds"])
             assert row["met"] == (per_account <= 0.05e-3), row
+
+
+def test_a_deep_devices_page_reads_after_a_key_in_the_queries_of_the_first(bench_rows):
+    for database in DATABASES:
+        row = bench_rows[f"pages.devices_deep.{database}"]
+        facts = row["facts"]
+        assert facts["queries"]["deep"] == facts["queries"]["first"], facts
+        assert facts["rows"]["deep"] == 101, facts  # a full page and its header
+        seconds = facts["median_seconds"]
+        ratio = seconds["deep"] / seconds["first"]
+        assert row["ratio"] == f"{ratio:.2f}x"
+        assert row["met"] == (ratio <= 1.3)
