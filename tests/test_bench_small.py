@@ -20,7 +20,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASES = ("sqlite", "postgres")
 SYNC_ROWS = ("floor", "naive", "http", "memory", "incremental")
 PAGE_ROWS = ("accounts", "accounts_page", "devices", "devices_accounts", "audit_accounts")
-PAGE_ROWS += ("devices_search", "devices_deep")
+PAGE_ROWS += ("devices_search", "devices_deep", "profiles")
 ROWS = [
     *(f"sync.{row}.{db}" for row in SYNC_ROWS for db in DATABASES),
     *(f"pages.{row}.{db}" for row in PAGE_ROWS for db in DATABASES),
@@ -173,5 +173,17 @@ def test_a_deep_devices_page_reads_after_a_key_in_the_queries_of_the_first(bench
         assert facts["rows"]["deep"] == 101, facts  # a full page and its header
         seconds = facts["median_seconds"]
         ratio = seconds["deep"] / seconds["first"]
+        assert row["ratio"] == f"{ratio:.2f}x"
+        assert row["met"] == (ratio <= 1.3)
+
+
+def test_the_profiles_page_is_paginated_in_the_queries_it_sends_at_few_accounts(bench_rows):
+    for database in DATABASES:
+        row = bench_rows[f"pages.profiles.{database}"]
+        facts = row["facts"]
+        assert facts["queries"]["many"] == facts["queries"]["few"], facts
+        assert facts["rows"]["many"] > facts["rows"]["few"], facts  # a card per account
+        seconds = facts["median_seconds"]
+        ratio = seconds["many"] / seconds["accounts_list"]
         assert row["ratio"] == f"{ratio:.2f}x"
         assert row["met"] == (ratio <= 1.3)

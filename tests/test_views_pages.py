@@ -246,6 +246,32 @@ def test_devices_pages_follow_next_and_previous_by_key_keeping_the_search(client
 # Enrollment Profiles
 
 
+def test_profiles_are_paginated_by_account_in_the_same_queries_whatever_their_number(
+    client_as, admin, licence
+):
+    client = client_as(admin)
+    url = reverse("dep_accounts:profiles")
+    for n in range(3):
+        EnrollmentProfile.objects.create(
+            account=_account(f"Server {n:03d}", days=100 + n), name=f"Profile {n}", url="https://x"
+        )
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    for n in range(3, 60):
+        EnrollmentProfile.objects.create(
+            account=_account(f"Server {n:03d}", days=100 + n), name=f"Profile {n}", url="https://x"
+        )
+    with CaptureQueriesContext(connection) as many:
+        first = client.get(url).content.decode()
+
+    assert len(many) == len(few)
+    assert first.count('class="card card-flush"') == 25
+    assert "Server 000" in first and "Server 025" not in first
+    last = client.get(url, {"page": 3}).content.decode()
+    assert last.count('class="card card-flush"') == 10
+    assert "Profile 59" in last and "Page 3 of 3" in last
+
+
 def test_profiles_are_listed_by_account_with_their_actions(client_as, admin, dep_account, licence):
     EnrollmentProfile.objects.create(
         account=dep_account, name="Staff iPads", url="https://mdm.example/enroll"
