@@ -26,6 +26,7 @@ SCENARIOS = {
     "renewal": "bench.renewal",
     "dispatch": "bench.dispatch",
     "feeds": "bench.feeds",
+    "changelist": "bench.changelist",
 }
 
 

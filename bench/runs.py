@@ -61,6 +61,8 @@ JOBS = [
     Job("dispatch", "postgres"),
     Job("feeds", "sqlite"),
     Job("feeds", "postgres"),
+    Job("changelist", "sqlite"),
+    Job("changelist", "postgres"),
     # Production's topology: DEBUG off, PostgreSQL, gunicorn.
     Job("load", "postgres"),
 ]

@@ -148,6 +148,11 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mdmportal.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Persistent connections: each gunicorn thread keeps its database connection for this many
+# seconds instead of opening one per request (Django docs, "Persistent connections"), and
+# checks it before reuse, so a database restart costs no failed request. 0 closes per request.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the web server and the worker share the embedded database.
     DATABASES["default"]["OPTIONS"] = {

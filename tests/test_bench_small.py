@@ -30,7 +30,9 @@ ROWS = [
     *(f"renewal.{db}" for db in DATABASES),
     *(f"dispatch.{db}" for db in DATABASES),
     *(f"feeds.{feed}.{db}" for feed in ("ics", "metrics") for db in DATABASES),
+    *(f"changelist.{db}" for db in DATABASES),
     "load.postgres",
+    "load_connections.postgres",
 ]
 
 
@@ -187,3 +189,27 @@ def test_the_profiles_page_is_paginated_in_the_queries_it_sends_at_few_accounts(
         ratio = seconds["many"] / seconds["accounts_list"]
         assert row["ratio"] == f"{ratio:.2f}x"
         assert row["met"] == (ratio <= 1.3)
+
+
+def test_the_load_run_reports_p50_and_p95_with_and_without_persistent_connections(bench_rows):
+    facts = bench_rows["load.postgres"]["facts"]
+    assert facts["conn_max_age"] > 0 and facts["conn_health_checks"] is True, facts
+    for page in ("list", "minimal"):
+        assert 0 < facts[f"{page}_median_seconds"] <= facts[f"{page}_p95_seconds"], facts
+    row = bench_rows["load_connections.postgres"]
+    assert row["facts"]["list_rps_conn_max_age_0"] > 0, row
+    assert row["met"] == (row["facts"]["list_rps"] > row["facts"]["list_rps_conn_max_age_0"])
+
+
+def test_the_accounts_list_is_judged_against_the_admin_changelist_of_the_same_rows(bench_rows):
+    for database in DATABASES:
+        row = bench_rows[f"changelist.{database}"]
+        facts = row["facts"]
+        assert facts["rows"]["ours"] == 51, facts  # 50 accounts and the header
+        assert facts["rows"]["admin"] >= 51, facts
+        ours = statistics.median(facts["list_seconds"])
+        admin = statistics.median(facts["changelist_seconds"])
+        assert row["ratio"] == f"{ours / admin:.2f}x"
+        assert row["met"] == (ours <= 0.7 * admin)
+        cpu = facts["cpu_seconds"]
+        assert cpu["minimal"] < cpu["list_without_rows"] < cpu["list"], cpu
