@@ -89,16 +89,17 @@ def keyset_page(
     number = _number(query.get("page"))
     ascending = rows.order_by(order_field, "pk")
     if before is not None:
-        earlier = Q(**{f"{order_field}__lt": before.value}) | Q(
-            **{order_field: before.value, "pk__lt": before.pk}
+        # The plain bound gives the index where to start; the OR alone would scan from the end.
+        earlier = Q(**{f"{order_field}__lte": before.value}) & (
+            Q(**{f"{order_field}__lt": before.value}) | Q(pk__lt=before.pk)
         )
         found = list(rows.filter(earlier).order_by(f"-{order_field}", "-pk")[: per_page + 1])
         has_previous, has_next = len(found) > per_page, True
         found = found[:per_page][::-1]
         number = number if has_previous else 1
     elif after is not None:
-        later = Q(**{f"{order_field}__gt": after.value}) | Q(
-            **{order_field: after.value, "pk__gt": after.pk}
+        later = Q(**{f"{order_field}__gte": after.value}) & (
+            Q(**{f"{order_field}__gt": after.value}) | Q(pk__gt=after.pk)
         )
         found = list(ascending.filter(later)[: per_page + 1])
         has_previous, has_next = True, len(found) > per_page
