@@ -72,7 +72,8 @@ def _expiry_row(size: Size, database: str, start: datetime, few_queries: int) ->
         key=f"expiry.{database}",
         scenario=f"5. Expiry task, {size.expiry_accounts:,} accounts, "
         f"{size.expiry_step_hours} h on, {DATABASE_LABELS[database]}",
-        measured=f"{ms(measured)}, {len(moved)} rows written, {many_queries} queries",
+        measured=f"{ms(measured)}, {len(moved)} rows written, {many_queries} "
+        + ("query" if many_queries == 1 else "queries"),
         baseline=f"UPDATE of those rows by id {ms(baseline)}",
         ratio=ratio_text(measured / baseline),
         target=f"<= 3x, fixed queries ({few_queries} at {size.expiry_accounts_few})",
