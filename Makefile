@@ -8,18 +8,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test test-fast lint types format bench clean
 
-$(STAMP): pyproject.toml
+# applesim is a package of its own (applesim/pyproject.toml); the portal's tests and demo use it.
+$(STAMP): pyproject.toml applesim/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("mdmportal needs Python 3.11 or newer" if sys.version_info < (3, 11) else 0)'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./applesim -e '.[dev]'
 	touch $(STAMP)
 
 # The Demo IdP (idpsim/): Node's oidc-provider at the version package-lock.json pins.
 IDPSIM := idpsim/node_modules/.installed
 $(IDPSIM): idpsim/package.json idpsim/package-lock.json
+	.ci/test-machine node
 	cd idpsim && npm ci --no-audit --no-fund --loglevel=error
 	touch $(IDPSIM)
 
@@ -30,12 +32,22 @@ run: $(STAMP) $(IDPSIM)
 	@DEBUG=true $(BIN)/python manage.py run_embedded --port $(PORT) --applesim-port $(APPLESIM_PORT) \
 		--idpsim-port $(IDPSIM_PORT) --mail-port $(MAIL_PORT)
 
+# Everything, browser and production topology included: .ci/test-machine installs Chromium
+# and starts PostgreSQL and Redis first (or says which one command to run).
 test: $(STAMP) $(IDPSIM)
+	.ci/test-machine
 	$(BIN)/python -m pytest
+
+# The inner loop: no browser, no PostgreSQL or Redis.
+test-fast: $(STAMP) $(IDPSIM)
+	$(BIN)/python -m pytest -m "not browser and not production"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+types: $(STAMP)
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -13,6 +13,7 @@ import random
 import uuid
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -175,13 +176,13 @@ def device_values(device: apple_schema.Device) -> dict[str, object]:
 
 
 @cache
-def _device_table() -> tuple[list[str], frozenset[str], dict[str, object]]:
+def _device_table() -> tuple[list[str], frozenset[str], dict[str, Any]]:
     """Every column of a device row, the datetime ones, and the defaults of those Apple lacks."""
     fields = [field for field in DEPDevice._meta.concrete_fields if not field.primary_key]
-    columns = [field.column for field in fields]
-    datetimes = frozenset(f.column for f in fields if isinstance(f, models.DateTimeField))
+    columns = [str(field.column) for field in fields]
+    datetimes = frozenset(str(f.column) for f in fields if isinstance(f, models.DateTimeField))
     from_sync = {"account_id", "serial_number", *DEVICE_FIELDS, "removed_at", "updated_at"}
-    defaults = {f.column: f.get_default() for f in fields if f.column not in from_sync}
+    defaults = {str(f.column): f.get_default() for f in fields if f.column not in from_sync}
     return columns, datetimes, defaults
 
 
@@ -206,7 +207,7 @@ def device_upsert_values(
 def device_row(account_id: int, device: apple_schema.Device, now: datetime) -> tuple:
     """A device as a raw INSERT of every column takes it, through the backend's adapters."""
     columns, datetimes, defaults = _device_table()
-    values = {
+    values: dict[str, Any] = {
         **defaults,
         "account_id": account_id,
         "serial_number": device.serial_number,

@@ -15,6 +15,8 @@ from django.utils import timezone
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, EnrollmentProfile
 from dep_accounts.plain_text import name_validate
 from dep_accounts.services.intake import TokenFile
+from dep_accounts.services.push.verdict import APPLE_ID_CHANGED_LABEL as PUSH_APPLE_ID_CHANGED_LABEL
+from dep_accounts.services.push.verdict import REPLACE_WORD
 from dep_accounts.services.verdict import APPLE_ID_CHANGED_LABEL
 
 LICENCE_MAX_BYTES = 64 * 1024
@@ -342,4 +344,29 @@ class AuditFilterForm(forms.Form):
     )
     action = forms.ChoiceField(
         choices=[("", "All actions"), *AuditEvent.Action.choices], required=False
+    )
+
+
+class PushCertificateForm(forms.Form):
+    """Edit APNs Certificate: the issued .pem, the Apple ID it was made with, confirmations."""
+
+    certificate_file = forms.FileField(
+        label="Upload Certificate",
+        required=False,
+        allow_empty_file=True,
+        widget=forms.FileInput(attrs={"accept": ".pem,.cer,.crt", "class": "file-input"}),
+    )
+    apple_id = forms.EmailField(
+        label="Apple ID used at the Apple Push Certificates Portal",
+        required=False,
+        max_length=254,
+        help_text="Needed for the first certificate; leave empty to keep the one recorded.",
+    )
+    apple_id_changed = forms.BooleanField(label=PUSH_APPLE_ID_CHANGED_LABEL, required=False)
+    topic_confirmation = forms.CharField(
+        label="Replace the topic on purpose",
+        required=False,
+        max_length=200,
+        help_text=f"Only to replace the push topic: type {REPLACE_WORD} or the new topic. Every "
+        "enrolled device must then enroll again.",
     )

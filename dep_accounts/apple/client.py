@@ -13,12 +13,14 @@ import email.utils
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any, Self
 
 import requests
 from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth1
+from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.exceptions import TimeoutError as TransportTimeoutError
 from urllib3.response import BaseHTTPResponse
@@ -175,9 +177,10 @@ class _AppleRetry(Retry):
         self,
         method: str | None = None,
         url: str | None = None,
-        *args: Any,
         response: BaseHTTPResponse | None = None,
-        **kwargs: Any,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
     ) -> Self:
         if response is not None:
             try:
@@ -185,8 +188,9 @@ class _AppleRetry(Retry):
             except InvalidHeader:
                 wait = None
             if wait is not None and wait > self.wait_limit:
-                raise MaxRetryError(kwargs.get("_pool"), url or "", ResponseError("wait too long"))
-        return super().increment(method, url, *args, response=response, **kwargs)
+                # urllib3 itself raises MaxRetryError without a pool (its own ignore, retry.py).
+                raise MaxRetryError(_pool, url or "", ResponseError("wait too long"))  # type: ignore[arg-type]
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 def _apple_code(body: str) -> str:

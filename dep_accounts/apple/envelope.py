@@ -1,7 +1,7 @@
 """The .p7m (CMS enveloped data) ABM wraps a server token in: reading, recipients, decrypting.
 
 Pure functions: bytes in, dataclasses out, ServerTokenError subclasses for anything an admin can
-fix. The file format is described in docs: apple-dep.md sections 1, 2 and 9.
+fix. The file format is described in docs/apple-dep.md sections 1, 2 and 9.
 """
 
 from __future__ import annotations

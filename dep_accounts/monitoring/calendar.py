@@ -48,8 +48,8 @@ def calendar_feed_replace(*, user: AbstractBaseUser) -> str:
     """A new secret for the user's feed, returned here and never again; the old URL stops."""
     secret = secrets.token_urlsafe(32)
     with transaction.atomic():
-        CalendarFeed.objects.filter(user=user).delete()
-        CalendarFeed.objects.create(user=user, secret_hash=_secret_hash(secret))
+        CalendarFeed.objects.filter(user_id=user.pk).delete()
+        CalendarFeed.objects.create(user_id=user.pk, secret_hash=_secret_hash(secret))
     return secret
 
 

@@ -1,5 +1,6 @@
 """The Prometheus metrics at /metrics: token expiry, state and last sync of each DEP account,
-and the licence's expiry, read in two queries whatever the number of accounts.
+the licence's expiry and the push certificate's (under a `kind` label), read in three queries
+whatever the number of accounts.
 
 The exposition is written here, in Prometheus's text format 0.0.4 ("Exposition formats",
 prometheus.io/docs/instrumenting/exposition_formats/): label values escaped for backslash,
@@ -17,6 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from dep_accounts.models import DEPAccount
 from dep_accounts.selectors import licence_current
+from dep_accounts.services.push.expiry import apns_credential_rows
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
@@ -32,6 +34,8 @@ STATE = "mdmportal_dep_account_state"
 LAST_SYNC = "mdmportal_dep_last_sync_timestamp_seconds"
 LAST_SYNC_SUCCESS = "mdmportal_dep_last_sync_success"
 LICENCE_EXPIRY = "mdmportal_licence_expiry_timestamp_seconds"
+CREDENTIAL_EXPIRY = "mdmportal_credential_expiry_timestamp_seconds"
+CREDENTIAL_DAYS_LEFT = "mdmportal_credential_days_left"
 HELP = {
     EXPIRY: "When the DEP account's current server token expires, as a Unix time.",
     DAYS_LEFT: "Calendar days until the server token expires (0 on the day, negative after).",
@@ -39,6 +43,9 @@ HELP = {
     LAST_SYNC: "When the last sync with Apple finished, as a Unix time.",
     LAST_SYNC_SUCCESS: "Whether the last finished sync with Apple succeeded (1) or not (0).",
     LICENCE_EXPIRY: "When the current subscription licence ends, as a Unix time.",
+    CREDENTIAL_EXPIRY: "When the credential (kind: apns) expires, as a Unix time.",
+    CREDENTIAL_DAYS_LEFT: "Calendar days until the credential expires (0 on the day, negative "
+    "after).",
 }
 
 
@@ -90,6 +97,16 @@ def metrics_exposition(*, now: datetime | None = None) -> bytes:
             f'plan="{_label(licence.plan)}"'
         )
         licence_expiry.append(f"{{{labels}}} {licence.valid_until.timestamp()!r}")
+    # Apple's other yearly credentials, one `kind` label for each (the push certificate).
+    credential_expiry, credential_days_left = [], []
+    for row in apns_credential_rows():
+        if row.expires_at is not None:
+            labels = (
+                f'{{kind="{_label(row.kind)}",name="{_label(row.name)}",'
+                f'apple_id="{_label(row.apple_id)}"}}'
+            )
+            credential_expiry.append(f"{labels} {row.expires_at.timestamp()!r}")
+            credential_days_left.append(f"{labels} {float(row.days_left)!r}")
     families = [
         _family(EXPIRY, expiry),
         _family(DAYS_LEFT, days_left),
@@ -97,5 +114,7 @@ def metrics_exposition(*, now: datetime | None = None) -> bytes:
         _family(LAST_SYNC, last_sync),
         _family(LAST_SYNC_SUCCESS, last_sync_success),
         _family(LICENCE_EXPIRY, licence_expiry),
+        _family(CREDENTIAL_EXPIRY, credential_expiry),
+        _family(CREDENTIAL_DAYS_LEFT, credential_days_left),
     ]
     return "".join(families).encode()

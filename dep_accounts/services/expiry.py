@@ -17,6 +17,7 @@ from django.utils import timezone
 from dep_accounts.models import AuditEvent, Banner, DEPAccount
 from dep_accounts.selectors import email_problem, licence_current
 from dep_accounts.services.audit import audit_record
+from dep_accounts.services.push.expiry import apns_banner_items
 from dep_accounts.services.webhooks import webhooks_emit_account_state
 
 State = DEPAccount.State
@@ -212,6 +213,7 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "view_url": list_url,
             }
         )
+    items += apns_banner_items(now=now)
     alerted = DEPAccount.objects.exclude(sync_alert="").only(
         "id", "display_name", "server_name", "sync_alert"
     )

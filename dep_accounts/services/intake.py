@@ -90,14 +90,24 @@ class TokenFile:
 @sensitive_variables()
 def token_read(upload: TokenUpload) -> bytes:
     """The file's bytes; one too large for a server token is refused before it is read."""
-    if upload.size > settings.DEP_TOKEN_MAX_BYTES:
-        raise TokenTooLargeError(
-            f"This file is {filesizeformat(upload.size)}; a server token is about 2 KB. Choose "
-            "the .p7m file that Download Token in Apple Business Manager saved."
-        )
+    return upload_read(
+        upload,
+        max_bytes=settings.DEP_TOKEN_MAX_BYTES,
+        too_large="This file is {size}; a server token is about 2 KB. Choose the .p7m file that "
+        "Download Token in Apple Business Manager saved.",
+        empty=EMPTY_TOKEN_FILE,
+    )
+
+
+@sensitive_variables()
+def upload_read(upload: TokenUpload, *, max_bytes: int, too_large: str, empty: str) -> bytes:
+    """Any credential file's bytes: past `max_bytes` (`too_large` names {size}) it is refused
+    unread, and an empty one is refused with `empty`."""
+    if upload.size > max_bytes:
+        raise TokenTooLargeError(too_large.format(size=filesizeformat(upload.size)))
     content = upload.read()
     if not content:
-        raise TokenFileError(EMPTY_TOKEN_FILE)
+        raise TokenFileError(empty)
     return content
 
 
@@ -267,13 +277,19 @@ def token_take(
 
 
 def refusal_record(
-    *, account: DEPAccount | None, actor: AbstractBaseUser | None, refusal: Refusal, file_name: str
+    *,
+    account: DEPAccount | None,
+    actor: AbstractBaseUser | None,
+    refusal: Refusal,
+    file_name: str,
+    action: str = AuditEvent.Action.TOKEN_REJECTED,
+    what: str = "Token upload",
 ) -> None:
-    """The one trace of a refused token file, whichever entry point it came through."""
+    """The one trace of a refused credential file, whichever entry point it came through."""
     audit_record(
-        action=AuditEvent.Action.TOKEN_REJECTED,
+        action=action,
         outcome=AuditEvent.Outcome.FAILURE,
-        message=f"Token upload rejected: {refusal.message}",
+        message=f"{what} rejected: {refusal.message}",
         actor=actor,
         account=account,
         details={"reason": refusal.code, "file_name": file_name[:255]},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -90,15 +91,15 @@ class Command(BaseCommand):
         resync.add_argument("account_id", type=int, metavar="ID")
 
     def handle(self, *args, subcommand: str, **options) -> None:
-        handler = {
+        handlers: dict[str, Callable[..., None]] = {
             "list": self.account_list,
             "show": self.account_show,
             "create": self.account_create,
             "upload-token": self.token_upload,
             "sync": self.account_sync,
             "full-resync": self.account_full_resync,
-        }[subcommand]
-        handler(**options)
+        }
+        handlers[subcommand](**options)
 
     def account_list(self, *, as_json: bool, **options) -> None:
         accounts = dep_accounts_list()

@@ -9,6 +9,7 @@ together, and so does any one of them stopping.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import signal
@@ -122,6 +123,12 @@ class Command(BaseCommand):
         idpsim_port: int,
         **options,
     ) -> None:
+        # applesim is a package of its own (applesim/), installed beside the portal for the demo.
+        if importlib.util.find_spec("applesim.server") is None:
+            raise CommandError(
+                "applesim is not installed in this Python: run `make run`, or "
+                "`pip install -e ./applesim`, then try again."
+            )
         applesim_url = f"http://127.0.0.1:{applesim_port}"
         idpsim = idpsim_demo(port=idpsim_port, portal=f"http://{host}:{port}")
         env = (

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dep_accounts", "0009_sync_queued"),
+        ("dep_accounts", "0010_sync_queued"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

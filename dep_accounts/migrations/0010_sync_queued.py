@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dep_accounts", "0008_perf_indexes"),
+        ("dep_accounts", "0009_push_certificate"),
     ]
 
     operations = [

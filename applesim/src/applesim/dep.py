@@ -1,4 +1,4 @@
-"""The DEP web service (mdmenrollment.apple.com), faithful to apple-dep.md sections 3 to 7.
+"""The DEP web service (mdmenrollment.apple.com), faithful to docs/apple-dep.md sections 3 to 7.
 
 Every request needs a User-Agent and an X-Server-Protocol-Version; every endpoint but /session
 needs a live X-ADM-Auth-Session. Errors are Apple's plain-text codes (quoted like depsim's when
@@ -409,7 +409,8 @@ class DEPService:
     ) -> tuple[dict[str, str], int]:
         owned = inventory.devices_of_server(self.store, server["server_id"], serials)
         granted, retry_after = self._assign_quota(server, sum(s in owned for s in serials))
-        results, assigned = {}, []
+        results: dict[str, str] = {}
+        assigned: list[str] = []
         for serial in serials:
             if serial not in owned:
                 results[serial] = "NOT_ACCESSIBLE"
