@@ -15,6 +15,7 @@ import threading
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connections
@@ -30,7 +31,7 @@ SYNC_TASK = "dep_accounts.services.sync.account_sync"
 
 
 def _broker_folder() -> Path:
-    return Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_out"])
+    return Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_out"]))
 
 
 def syncs_queued() -> Counter[int]:
@@ -74,7 +75,7 @@ def two_at_once(when) -> list[float]:
     return seconds
 
 
-def _round(label: str, size_accounts: int) -> dict[str, object]:
+def _round(size_accounts: int) -> dict[str, Any]:
     # Every account synced within the hour: an hour and a minute on, each one is due.
     when = timezone.now() + timedelta(minutes=61)
     queue_empty()
@@ -100,10 +101,10 @@ def scenario(size: Size, database: str) -> list[Row]:
     label = DATABASE_LABELS[database]
     data.licence_create()
     data.accounts_create(count=size.accounts_few)
-    few = _round("few", size.accounts_few)
+    few = _round(size.accounts_few)
     data.accounts_create(count=size.accounts_many - size.accounts_few, first=size.accounts_few)
     data.statistics_refresh()
-    many = _round("many", size.accounts_many)
+    many = _round(size.accounts_many)
     if not many["due"]:
         raise RuntimeError("No account was due: the dispatch scenario measured nothing.")
     once = all(r["accounts_queued_once"] == r["due"] == r["queued"] for r in (few, many))

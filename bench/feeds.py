@@ -8,6 +8,8 @@ median at 1,000 accounts over 1,000, fixed costs included.
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
@@ -57,7 +59,7 @@ def scenario(size: Size, database: str) -> list[Row]:
     data.statistics_refresh()
     for name, (url, headers, expect) in feeds.items():
         measured[name]["many"] = _measure(client, url, headers, size.page_requests, expect)
-        profiled(f"feeds-{name}-{database}", lambda u=url, h=headers: client.get(u, headers=h))
+        profiled(f"feeds-{name}-{database}", partial(client.get, url, headers=headers))
 
     titles = {"ics": "`.ics` feed", "metrics": "/metrics"}
     rows = []

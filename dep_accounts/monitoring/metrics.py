@@ -100,7 +100,7 @@ def metrics_exposition(*, now: datetime | None = None) -> bytes:
     # Apple's other yearly credentials, one `kind` label for each (the push certificate).
     credential_expiry, credential_days_left = [], []
     for row in apns_credential_rows():
-        if row.expires_at is not None:
+        if row.expires_at is not None and row.days_left is not None:
             labels = (
                 f'{{kind="{_label(row.kind)}",name="{_label(row.name)}",'
                 f'apple_id="{_label(row.apple_id)}"}}'

@@ -8,6 +8,7 @@ tests compare the two.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,7 +72,9 @@ def _date(moment: datetime, months: list[str]) -> str:
     return f"{moment.day} {months[moment.month]} {moment.year}"
 
 
-def account_rows(accounts: list[DEPAccount], *, now: datetime | None = None) -> list[AccountRow]:
+def account_rows(
+    accounts: Iterable[DEPAccount], *, now: datetime | None = None
+) -> list[AccountRow]:
     now = now or timezone.now()
     months = ["", *(str(MONTHS_3[month]).title() for month in range(1, 13))]
     detail, edit, add_token = (
