@@ -27,6 +27,7 @@ SCENARIOS = {
     "dispatch": "bench.dispatch",
     "feeds": "bench.feeds",
     "changelist": "bench.changelist",
+    "scaleout": "bench.scaleout",
 }
 
 

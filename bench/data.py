@@ -138,16 +138,20 @@ def accounts_delete_from(first_pk: int) -> None:
     DEPAccount.objects.filter(pk__gte=first_pk).delete()
 
 
-def sim_account_create(control: SimControl) -> tuple[DEPAccount, str]:
-    """A DEP account whose current token is one applesim issued for a new MDM server."""
-    org_id = control.organisation_create("Bench Schools", apple_ids=["it.admin@bench.example"])
-    server_uuid = control.server_create(org_id, "Bench MDM")
+def sim_account_create(
+    control: SimControl, *, org_id: str | None = None, name: str = "Bench MDM"
+) -> tuple[DEPAccount, str]:
+    """A DEP account whose current token is one applesim issued for a new MDM server (of a new
+    organisation, or of `org_id`)."""
+    if org_id is None:
+        org_id = control.organisation_create("Bench Schools", apple_ids=["it.admin@bench.example"])
+    server_uuid = control.server_create(org_id, name)
     issued = control.token_credentials(server_uuid)
     credentials = ServerTokenCredentials.from_json(
         json.dumps({name: value for name, value in issued.items() if name != "filename"})
     )
     account = DEPAccount.objects.create(
-        server_name="Bench MDM",
+        server_name=name,
         server_uuid=server_uuid,
         org_name="Bench Schools",
         admin_apple_id="it.admin@bench.example",

@@ -63,6 +63,8 @@ JOBS = [
     Job("feeds", "postgres"),
     Job("changelist", "sqlite"),
     Job("changelist", "postgres"),
+    # Celery workers over Redis, as production runs them.
+    Job("scaleout", "postgres"),
     # Production's topology: DEBUG off, PostgreSQL, gunicorn.
     Job("load", "postgres"),
 ]

@@ -32,6 +32,9 @@ class Size:
     load_threads: int
     # 7: token renewal
     renewal_repeats: int
+    # 11: scale-out
+    scaleout_accounts: int
+    scaleout_devices: int
     child_timeout: float
 
 
@@ -56,6 +59,8 @@ SIZES = {
         load_seconds=6.0,
         load_threads=8,
         renewal_repeats=15,
+        scaleout_accounts=200,
+        scaleout_devices=500,
         child_timeout=900,
     ),
     "small": Size(
@@ -80,6 +85,8 @@ SIZES = {
         load_seconds=1.0,
         load_threads=4,
         renewal_repeats=3,
+        scaleout_accounts=4,
+        scaleout_devices=50,
         child_timeout=180,
     ),
 }

@@ -33,6 +33,8 @@ ROWS = [
     *(f"changelist.{db}" for db in DATABASES),
     "load.postgres",
     "load_connections.postgres",
+    "scaleout.processes.postgres",
+    "scaleout.hosts.postgres",
 ]
 
 
@@ -207,3 +209,15 @@ def test_the_accounts_list_is_judged_against_the_admin_changelist_of_the_same_ro
         assert row["met"] == (ours <= 0.7 * admin)
         cpu = facts["cpu_seconds"]
         assert cpu["minimal"] < cpu["list_without_rows"] < cpu["list"], cpu
+
+
+def test_workers_scaled_out_sync_each_account_once_and_are_judged_by_their_gain(bench_rows):
+    for layout in ("processes", "hosts"):
+        row = bench_rows[f"scaleout.{layout}.postgres"]
+        runs, accounts = row["facts"]["runs"], row["facts"]["accounts"]
+        for run in runs.values():
+            assert run["syncs"] == accounts, runs
+            assert run["accounts_synced_twice_or_more"] == 0, runs
+        gain = runs["one"]["seconds"] / runs[layout]["seconds"]
+        assert row["ratio"] == f"{gain:.2f}x"
+        assert row["met"] == (gain >= 1.5)
