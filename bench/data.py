@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import Group
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -31,6 +31,7 @@ from dep_accounts.roles import ADMINS
 from dep_accounts.services.device_upsert import DEVICE_FIELDS
 from dep_accounts.services.expiry import token_state_for
 from dep_accounts.services.licence import licence_document_issue, licence_install
+from dep_accounts.users import User
 
 GOLDEN = 0.6180339887498949
 MODELS = (
@@ -46,7 +47,7 @@ MODELS = (
 )
 
 
-def admin_create() -> AbstractBaseUser:
+def admin_create() -> User:
     """A member of the admins group, as an admin signs in: not a superuser, whose permission
     checks would skip the queries every other user's requests send. Staff, so that the same
     user may open Django's own admin pages the list is compared with."""
@@ -123,6 +124,7 @@ def tokens_create(*, first_pk: int = 0) -> None:
                 admin_apple_id=apple_id,
             )
             for pk, server_uuid, expires_at, apple_id in accounts
+            if expires_at is not None and server_uuid is not None
         ),
         batch_size=500,
     )
@@ -196,7 +198,7 @@ def device_columns() -> list[str]:
 
 def device_upsert_values(
     account_id: int, device: apple_schema.Device, now: datetime
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The columns the product's page upsert writes for a device, in its order."""
     return {
         "account_id": account_id,

@@ -19,7 +19,13 @@ import pytest
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASES = ("sqlite", "postgres")
 SYNC_ROWS = ("floor", "naive", "http", "memory", "incremental")
-PAGE_ROWS = ("accounts", "accounts_page", "devices", "devices_accounts", "audit_accounts")
+PAGE_ROWS: tuple[str, ...] = (
+    "accounts",
+    "accounts_page",
+    "devices",
+    "devices_accounts",
+    "audit_accounts",
+)
 PAGE_ROWS += ("devices_search", "devices_deep", "profiles")
 ROWS = [
     *(f"sync.{row}.{db}" for row in SYNC_ROWS for db in DATABASES),

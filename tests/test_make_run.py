@@ -118,7 +118,12 @@ def test_a_busy_port_stops_make_run_with_one_line_and_nothing_seeded(
     started = time.monotonic()
     completed = make_run(env, ports["PORT"], ports["APPLESIM_PORT"])
 
-    said = [line for line in completed.stderr.splitlines() if not line.startswith("make: ***")]
+    # The one line besides make's own and the DEBUG warning every process gives at start.
+    said = [
+        line
+        for line in completed.stderr.splitlines()
+        if not line.startswith("make: ***") and "DEBUG IS ON" not in line
+    ]
     name = "web" if taken == "PORT" else "applesim"
     assert completed.returncode != 0
     assert len(said) == 1, completed.stderr

@@ -188,6 +188,7 @@ PATHS = {
                 "200": _response("The token was taken: the updated account.", _of(AccountDetail)),
                 **_AUTH_ERRORS,
                 "404": _error("NotFound"),
+                "400": _error("Invalid"),
                 "413": _response("The file is larger than a server token can be.", _of(TooLarge)),
                 "415": _response("The body is neither a .p7m file nor a form.", _of(Error)),
                 "422": _response("The token was refused; nothing changed.", _of(TokenRefused)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.files.uploadedfile import SimpleUploadedFile, UploadedFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.http import content_disposition_header
 from django.views.decorators.debug import sensitive_variables
@@ -11,6 +11,7 @@ from dep_accounts.api.auth import APIError, api_endpoint
 from dep_accounts.api.representations import push_certificate_representation
 from dep_accounts.apple import apns
 from dep_accounts.roles import can_manage, can_view
+from dep_accounts.services.intake import TokenUpload
 from dep_accounts.services.push.intake import (
     VendorCertificateMissingError,
     push_certificate_current,
@@ -19,6 +20,7 @@ from dep_accounts.services.push.intake import (
 )
 from dep_accounts.services.push.verdict import PushConfirmations, TopicChangedError
 from dep_accounts.services.verdict import AppleIDChangedError, Refusal, TokenTooLargeError
+from dep_accounts.users import SignedInRequest
 
 CERTIFICATE_CONTENT_TYPES = {"application/x-pem-file", "application/octet-stream"}
 TRUE_VALUES = {"true", "1", "yes", "on"}
@@ -39,7 +41,7 @@ def push_certificate(request: HttpRequest) -> JsonResponse:
 
 
 @api_endpoint(POST=can_manage)
-def push_certificate_request(request: HttpRequest) -> HttpResponse:
+def push_certificate_request(request: SignedInRequest) -> HttpResponse:
     try:
         signed_request = push_request_make(actor=request.user)
     except VendorCertificateMissingError as exc:
@@ -53,7 +55,7 @@ def push_certificate_request(request: HttpRequest) -> HttpResponse:
 
 @api_endpoint(POST=can_manage)
 @sensitive_variables()
-def push_certificate_upload(request: HttpRequest) -> JsonResponse:
+def push_certificate_upload(request: SignedInRequest) -> JsonResponse:
     def value(name: str) -> str:
         return (request.GET.get(name) or request.POST.get(name) or "").strip()
 
@@ -74,10 +76,11 @@ def push_certificate_upload(request: HttpRequest) -> JsonResponse:
     except Refusal as exc:
         raise APIError(422, exc.code, exc.message, **_refusal_details(exc)) from exc
     push = push_certificate_current()
+    assert push is not None, "the intake has just stored one"
     return _json(push_certificate_representation(push, absolute=request.build_absolute_uri))
 
 
-def _certificate_file(request: HttpRequest) -> UploadedFile:
+def _certificate_file(request: HttpRequest) -> TokenUpload:
     if request.content_type == "multipart/form-data":
         upload = request.FILES.get("certificate_file")
     elif request.content_type in CERTIFICATE_CONTENT_TYPES:
@@ -94,7 +97,9 @@ def _certificate_file(request: HttpRequest) -> UploadedFile:
         )
     if upload is None:
         raise APIError(422, "bad_file", "Choose the .pem file the Apple portal gave.")
-    return upload
+    # django-stubs types UploadedFile's name and size as optional (a file built by hand may lack
+    # them); the multipart parser and the body's SimpleUploadedFile above always set both.
+    return upload  # type: ignore[return-value]
 
 
 def _refusal_details(exc: Refusal) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Generic, Literal, NotRequired, TypedDict, TypeVar
+from typing import Annotated, Generic, Literal, NotRequired, TypedDict, TypeVar, overload
 
 from django.urls import reverse
 
@@ -154,6 +154,14 @@ class SyncQueued(TypedDict):
     status: Literal["queued"]
 
 
+@overload
+def rfc3339(moment: datetime) -> str: ...
+
+
+@overload
+def rfc3339(moment: datetime | None) -> str | None: ...
+
+
 def rfc3339(moment: datetime | None) -> str | None:
     if moment is None:
         return None
@@ -226,7 +234,7 @@ def audit_event_representation(event: AuditEvent) -> AuditEventEntry:
         # No actor: the portal itself (a scheduled task, a command without --user).
         "actor": event.actor_name or None,
         "account_id": event.account_id,
-        "account_name": event.account.name if event.account_id else None,
+        "account_name": event.account.name if event.account is not None else None,
         "action": event.action,
         "action_label": event.get_action_display(),
         "outcome": event.outcome,

@@ -35,6 +35,10 @@ from dep_accounts.apple.schema import (
     account_parse,
     device_parse,
     page_parse,
+    profile_assignment_parse,
+    profile_defined_parse,
+    results_parse,
+    text_parse,
 )
 
 # 10: the portal reads mdm_migration_deadline (v8), THROTTLED (v9) and retry_after_seconds (v10).
@@ -44,6 +48,8 @@ SESSION_HEADER = "X-ADM-Auth-Session"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Apple's 429 need not say how long to wait; then the next try waits a minute.
 THROTTLE_WAIT_DEFAULT = 60.0
+# A longer wait asked for is taken as a day: the sync is rescheduled, never put off for years.
+THROTTLE_WAIT_LIMIT = 86_400.0
 # Checked in this order, case-sensitively: the first found anywhere in an error body is Apple's
 # code, whatever the status, quoting, trailing newline or "DEP auth error: 403 Forbidden: " prefix.
 # The lower-case ones are what Apple's live service answers for tokens (docs/apple-answers.md):
@@ -151,12 +157,14 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     if value.strip().isdigit():
-        return float(value.strip())
+        return min(float(value.strip()), THROTTLE_WAIT_LIMIT)
     try:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return min(max(0.0, (moment - datetime.now(UTC)).total_seconds()), THROTTLE_WAIT_LIMIT)
 
 
 class _AppleRetry(Retry):
@@ -334,7 +342,8 @@ class DEPClient:
     def _json(self, response: requests.Response) -> Any:
         try:
             return response.json()
-        except ValueError:
+        # Nesting deeper than Python's recursion limit is not Apple's JSON (a crafted answer).
+        except (ValueError, RecursionError):
             raise AppleUnavailableError(
                 "Apple's DEP web service answered with something that is not JSON. "
                 "Nothing was changed; it will be tried again later.",
@@ -400,7 +409,7 @@ class DEPClient:
         def parse(raw: dict[str, Any]) -> dict[str, DeviceDetail]:
             details = {}
             for serial, detail in raw["devices"].items():
-                status = detail.get("response_status") or ""
+                status = text_parse(detail.get("response_status"))
                 device = (
                     device_parse({"serial_number": serial, **detail})
                     if status == "SUCCESS"
@@ -414,9 +423,7 @@ class DEPClient:
     # https://developer.apple.com/documentation/devicemanagement/define-profile
     def profile_define(self, profile: dict[str, Any]) -> ProfileDefined:
         answer = self._call("POST", "/profile", body=profile)
-        return self._parsed(
-            lambda raw: ProfileDefined(raw["profile_uuid"], dict(raw.get("devices") or {})), answer
-        )
+        return self._parsed(profile_defined_parse, answer)
 
     # https://developer.apple.com/documentation/devicemanagement/fetch-profile
     def profile_get(self, profile_uuid: str) -> dict[str, Any]:
@@ -431,12 +438,7 @@ class DEPClient:
         body = {"profile_uuid": profile_uuid, "devices": list(serials)}
         answer = self._call("PUT", "/profile/devices", body=body)
         return self._parsed(
-            lambda raw: ProfileAssignment(
-                raw.get("profile_uuid") or profile_uuid,
-                dict(raw["devices"]),
-                raw.get("retry_after_seconds"),
-            ),
-            answer,
+            lambda raw: profile_assignment_parse(raw, profile_uuid=profile_uuid), answer
         )
 
     # https://developer.apple.com/documentation/devicemanagement/clear-device-profile
@@ -448,4 +450,4 @@ class DEPClient:
         if profile_uuid:
             body["profile_uuid"] = profile_uuid
         answer = self._call("DELETE", "/profile/devices", body=body)
-        return self._parsed(lambda raw: dict(raw["devices"]), answer)
+        return self._parsed(lambda raw: results_parse(raw["devices"]), answer)

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -28,6 +27,7 @@ from django.views.decorators.debug import sensitive_variables
 from dep_accounts.links import portal_url
 from dep_accounts.models import CalendarFeed, DEPAccount, ServerToken
 from dep_accounts.roles import can_view
+from dep_accounts.users import User
 
 ALARM_DAYS = (30, 7)
 
@@ -44,7 +44,7 @@ def calendar_feed_url(secret: str) -> str:
 
 
 @sensitive_variables("secret")
-def calendar_feed_replace(*, user: AbstractBaseUser) -> str:
+def calendar_feed_replace(*, user: User) -> str:
     """A new secret for the user's feed, returned here and never again; the old URL stops."""
     secret = secrets.token_urlsafe(32)
     with transaction.atomic():
@@ -54,7 +54,7 @@ def calendar_feed_replace(*, user: AbstractBaseUser) -> str:
 
 
 @sensitive_variables("secret")
-def calendar_feed_owner(*, secret: str) -> AbstractBaseUser | None:
+def calendar_feed_owner(*, secret: str) -> User | None:
     """The active user who may see DEP accounts and owns the feed with this secret, if any."""
     feed = (
         CalendarFeed.objects.select_related("user")

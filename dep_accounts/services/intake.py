@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Protocol
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
@@ -46,6 +45,7 @@ from dep_accounts.services.verdict import (
     TokenTooLargeError,
     verdict,
 )
+from dep_accounts.users import User
 
 EMPTY_TOKEN_FILE = (
     "This file is empty: the download did not finish. In Apple Business Manager, click "
@@ -57,8 +57,12 @@ NOTHING_CONFIRMED = Confirmations()
 class TokenUpload(Protocol):
     """A file as it arrives: Django's uploads and `TokenFile` both are one."""
 
-    name: str
-    size: int
+    # Read-only, so that the frozen `TokenFile` is one too.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
 
     def read(self) -> bytes: ...
 
@@ -193,7 +197,7 @@ def token_preview(
     *,
     account: DEPAccount,
     upload: TokenUpload,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     intent: Intent = Intent.ANY,
     confirmations: Confirmations = NOTHING_CONFIRMED,
 ) -> TokenPreview:
@@ -217,7 +221,7 @@ def token_intake(
     *,
     account: DEPAccount,
     upload: TokenUpload,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     intent: Intent = Intent.ANY,
     confirmations: Confirmations = NOTHING_CONFIRMED,
 ) -> ServerToken:
@@ -242,7 +246,7 @@ def token_take(
     *,
     account: DEPAccount,
     check: TokenCheck,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     file_name: str = "",
     intent: Intent = Intent.ANY,
     confirmations: Confirmations = NOTHING_CONFIRMED,
@@ -279,7 +283,7 @@ def token_take(
 def refusal_record(
     *,
     account: DEPAccount | None,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     refusal: Refusal,
     file_name: str,
     action: str = AuditEvent.Action.TOKEN_REJECTED,
@@ -301,12 +305,13 @@ def _token_store(
     *,
     current: Current,
     check: TokenCheck,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     file_name: str,
     apple_id_change_confirmed: bool,
 ) -> ServerToken:
     now = timezone.now()
     account, found, previous = current.account, check.apple_account, current.token
+    assert found is not None, "token_take stores only a check that asked Apple"
     if previous is not None and previous.admin_apple_id not in ("", found.admin_id):
         audit_record(
             action=AuditEvent.Action.APPLE_ID_CHANGED,
@@ -356,7 +361,7 @@ def _taken_record(
     server_token: ServerToken,
     previous: ServerToken | None,
     previous_expiry: datetime | None,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     file_name: str,
 ) -> None:
     if previous is None:

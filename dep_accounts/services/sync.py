@@ -16,12 +16,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -33,16 +32,22 @@ from dep_accounts.apple import schema as apple_schema
 from dep_accounts.encryption import SecretDecryptionError
 from dep_accounts.errors import DomainError
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
-from dep_accounts.selectors import licence_current
 from dep_accounts.services.apple_access import (
     dep_client_for_token,
+    licence_blocker,
     server_token_credentials,
     sync_blocker,
 )
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.device_upsert import devices_page_upsert
 from dep_accounts.services.expiry import account_state_set, banner_refresh
+from dep_accounts.services.licence import (
+    LicenceLimitError,
+    licence_devices_admit,
+    licence_limit_reached,
+)
 from dep_accounts.services.webhooks import webhooks_emit_sync_failed
+from dep_accounts.users import User
 from mdmportal.celery import AfterCommitTask
 
 logger = logging.getLogger(__name__)
@@ -90,7 +95,7 @@ class SyncOutcome:
     message: str
 
 
-def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+def account_sync_request(*, account: DEPAccount, actor: User | None) -> None:
     """'Sync now': check the account may sync, then queue the sync once the request commits."""
     blocker = sync_blocker(account=account)
     if blocker:
@@ -104,7 +109,7 @@ def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None)
     transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
 
 
-def account_full_resync_request(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+def account_full_resync_request(*, account: DEPAccount, actor: User | None) -> None:
     """'Full re-sync': discard the device cursor, so the next sync fetches every device from
     Apple and removes those Apple no longer lists, then queue that sync."""
     blocker = sync_blocker(account=account)
@@ -141,7 +146,7 @@ def _queued_until(now: datetime) -> datetime:
     return now + timedelta(seconds=settings.DEP_SYNC_QUEUED_SECONDS)
 
 
-def _sync_queue(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+def _sync_queue(*, account: DEPAccount, actor: User | None) -> None:
     # An admin's request always queues; the mark keeps the dispatcher from adding another.
     DEPAccount.objects.filter(pk=account.pk).update(sync_queued_until=_queued_until(timezone.now()))
     try:
@@ -172,8 +177,7 @@ def accounts_due_for_sync(*, now: datetime | None = None, lock: bool = False) ->
     running or queued for them. `lock` (inside a transaction) locks them against a concurrent
     dispatcher, and skips those it holds."""
     now = now or timezone.now()
-    licence = licence_current()
-    if licence is None or licence.is_expired(now):
+    if licence_blocker(now=now):
         return []
     due = []
     candidates = DEPAccount.objects.filter(
@@ -388,6 +392,7 @@ def devices_sync(
         _queued_clear(account)
         return SyncOutcome(result=Result.FAILED, devices_seen=0, message=blocker)
     current = account.server_tokens.filter(is_current=True).first()
+    assert current is not None, "sync_blocker lets through only an account with a token"
     try:
         client = dep_client_for_token(server_token_credentials(current))
     except SecretDecryptionError as exc:
@@ -430,6 +435,9 @@ def devices_sync(
         )
         if account.state in (State.REJECTED, State.TERMS_NOT_ACCEPTED):
             account_state_set(account=account, state=State.OK, detail="")
+    except LicenceLimitError as exc:
+        outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, exc.message)
+        banner_refresh(now=now)
     except apple_client.TokenRejectedError as exc:
         account_state_set(account=account, state=State.REJECTED, detail=exc.message)
         outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, exc.message)
@@ -471,7 +479,14 @@ def _pages_save(client: apple_client.DEPClient, account: DEPAccount, now: dateti
     for attempt in range(2):
         try:
             for page, phase in _pages(client, account, now):
+                admitted, held_back = licence_devices_admit(account=account, devices=page.devices)
+                if held_back:
+                    # The cursor stays before this page, so a sync after the upgrade takes the
+                    # devices held back; those admitted from it are stored now.
+                    page = replace(page, devices=tuple(admitted), cursor="")
                 new_serials += _page_save(account=account, page=page, phase=phase, now=now)
+                if held_back:
+                    raise licence_limit_reached()
         except CursorStuckError as stuck:
             if attempt:
                 raise CursorStuckError(status=stuck.status) from stuck
@@ -486,6 +501,7 @@ def _default_profile_assign(
 ) -> None:
     """Assign the default profile to every device still waiting for it, in Apple's batches."""
     profile = account.default_profile
+    assert profile is not None, "called only for an account with a default profile"
     pending = DEPDevice.objects.filter(
         account=account, default_profile_pending=True, removed_at__isnull=True
     )

@@ -25,6 +25,7 @@ from dep_accounts.services.sync import (
     account_sync_request,
 )
 from dep_accounts.services.verdict import AppleIDChangedError, Confirmations, Refusal
+from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import admin_required, viewer_required
 from dep_accounts.views.account_rows import account_rows
 from dep_accounts.views.staging import (
@@ -75,7 +76,7 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @admin_required
-def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def account_edit(request: SignedInRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     form = AccountEditForm(request.POST or None, request.FILES or None, account=account)
     context = {"account": account, "form": form, "abm_url": settings.APPLESIM_ABM_URL}
@@ -116,7 +117,7 @@ def _token_upload(
 
 
 def _token_take(
-    request: HttpRequest, form: AccountEditForm, account: DEPAccount, upload: TokenUpload | None
+    request: SignedInRequest, form: AccountEditForm, account: DEPAccount, upload: TokenUpload | None
 ) -> ServerToken | None:
     if upload is None:
         return None
@@ -152,7 +153,7 @@ def account_public_key(request: HttpRequest, pk: int) -> HttpResponse:
 
 @admin_required
 @require_POST
-def account_sync(request: HttpRequest, pk: int) -> HttpResponse:
+def account_sync(request: SignedInRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     try:
         account_sync_request(account=account, actor=request.user)
@@ -165,7 +166,7 @@ def account_sync(request: HttpRequest, pk: int) -> HttpResponse:
 
 @admin_required
 @require_POST
-def account_full_resync(request: HttpRequest, pk: int) -> HttpResponse:
+def account_full_resync(request: SignedInRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     try:
         account_full_resync_request(account=account, actor=request.user)

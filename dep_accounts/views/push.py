@@ -25,6 +25,7 @@ from dep_accounts.services.push.intake import (
 )
 from dep_accounts.services.push.verdict import REPLACE_WORD, PushConfirmations, TopicChangedError
 from dep_accounts.services.verdict import AppleIDChangedError, Refusal
+from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import admin_required, viewer_required
 from dep_accounts.views.staging import StagedFile, files_stage, files_unstage, staged_names
 
@@ -48,7 +49,7 @@ def push_certificate(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 @require_POST
-def push_request(request: HttpRequest) -> HttpResponse:
+def push_request(request: SignedInRequest) -> HttpResponse:
     try:
         signed_request = push_request_make(actor=request.user)
     except VendorCertificateMissingError as exc:
@@ -62,10 +63,10 @@ def push_request(request: HttpRequest) -> HttpResponse:
 
 
 @admin_required
-def push_edit(request: HttpRequest) -> HttpResponse:
+def push_edit(request: SignedInRequest) -> HttpResponse:
     push = push_certificate_current()
     form = PushCertificateForm(request.POST or None, request.FILES or None)
-    context = {"push": push, "form": form, "replace_word": REPLACE_WORD}
+    context: dict[str, object] = {"push": push, "form": form, "replace_word": REPLACE_WORD}
     if request.method == "POST" and form.is_valid():
         upload = _upload(request, form)
         if upload is None:
@@ -100,7 +101,7 @@ def _upload(request: HttpRequest, form: PushCertificateForm) -> TokenUpload | No
 
 
 def _intake(
-    request: HttpRequest, form: PushCertificateForm, upload: TokenUpload
+    request: SignedInRequest, form: PushCertificateForm, upload: TokenUpload
 ) -> PushCertificateUpload:
     confirmed = PushConfirmations(
         apple_id_changed=form.cleaned_data["apple_id_changed"],

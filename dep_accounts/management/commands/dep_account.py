@@ -15,7 +15,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -36,6 +35,7 @@ from dep_accounts.services.sync import (
     account_sync_request,
 )
 from dep_accounts.services.verdict import Confirmations, Refusal
+from dep_accounts.users import User
 
 
 class Command(BaseCommand):
@@ -215,7 +215,7 @@ def _account_get(account_id: int) -> DEPAccount:
     return account
 
 
-def _actor(username: str | None) -> AbstractBaseUser | None:
+def _actor(username: str | None) -> User | None:
     """The admin a change is recorded as done by; None for the portal itself."""
     if username is None:
         return None

@@ -194,6 +194,7 @@ class Command(BaseCommand):
         vendor, _headers = sim.call("pushcert/vendor", {"vendor_name": "mdmportal Demo"})
         # Configuration, like development-secrets.json: a seed that fails keeps it, harmlessly.
         path = _demo_vendor_path()
+        assert path is not None, "seeded only when the demo keeps its own vendor certificate"
         path.touch(mode=0o600)
         path.write_bytes(vendor)
         signed_request = push_request_make(actor=admin, organisation=ORGANISATION)

@@ -62,7 +62,7 @@ def sign_in_as(push: PushCertificate) -> str:
 def apns_banner_items(*, now: datetime) -> list[dict[str, str]]:
     """The push certificate's banner item, if it expires soon or has expired."""
     push = push_certificate_issued()
-    if push is None:
+    if push is None or push.expires_at is None:
         return []
     state, _ = push_state_for(expires_at=push.expires_at, now=now)
     if state == State.EXPIRED:

@@ -13,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -34,6 +33,7 @@ from dep_accounts.services.push.verdict import (
     push_verdict,
 )
 from dep_accounts.services.verdict import ConcurrentUploadError, Refusal, TokenFileError
+from dep_accounts.users import User
 
 EMPTY_CERTIFICATE_FILE = "This file is empty: the download did not finish. " + apns.UPLOAD_AGAIN
 NOTHING_CONFIRMED = PushConfirmations()
@@ -71,7 +71,7 @@ def push_certificate_current() -> PushCertificate | None:
 
 
 @sensitive_variables()
-def push_request_make(*, actor: AbstractBaseUser | None, organisation: str = "") -> bytes:
+def push_request_make(*, actor: User | None, organisation: str = "") -> bytes:
     """The signed push-certificate request; our key and CSR are made the first time only."""
     vendor = vendor_certificate()
     with transaction.atomic():
@@ -139,9 +139,7 @@ def push_certificate_read(upload: TokenUpload) -> bytes:
     )
 
 
-def push_refusal_record(
-    *, actor: AbstractBaseUser | None, refusal: Refusal, file_name: str
-) -> None:
+def push_refusal_record(*, actor: User | None, refusal: Refusal, file_name: str) -> None:
     refusal_record(
         account=None,
         actor=actor,
@@ -156,7 +154,7 @@ def push_refusal_record(
 def push_certificate_intake(
     *,
     upload: TokenUpload,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     apple_id: str = "",
     confirmations: PushConfirmations = NOTHING_CONFIRMED,
 ) -> PushCertificateUpload:
@@ -196,7 +194,7 @@ def _store(
     push: PushCertificate,
     candidate: PushCandidate,
     confirmations: PushConfirmations,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     file_name: str,
 ) -> PushCertificateUpload:
     now = timezone.now()
@@ -235,7 +233,7 @@ def _store(
 def _stored_record(
     previous: PushCurrent,
     stored: PushCertificateUpload,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     topic_replaced: bool,
     apple_id_changed: bool,
 ) -> None:

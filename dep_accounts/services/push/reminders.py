@@ -35,7 +35,7 @@ class PushReminder:
 def apns_reminders_due(*, now: datetime) -> list[PushReminder]:
     """The push certificate's reminder due now (30/14/7/3/1/0 days), if not already sent."""
     push = push_certificate_issued()
-    if push is None:
+    if push is None or push.expires_at is None:
         return []
     step = reminder_step(expires_at=push.expires_at, now=now)
     if step is None:
