@@ -24,6 +24,10 @@ SCENARIOS = {
     "expiry": "bench.expiry",
     "load": "bench.load",
     "renewal": "bench.renewal",
+    "dispatch": "bench.dispatch",
+    "feeds": "bench.feeds",
+    "changelist": "bench.changelist",
+    "scaleout": "bench.scaleout",
 }
 
 

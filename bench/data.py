@@ -107,6 +107,29 @@ def accounts_create(*, count: int, first: int = 0, now: datetime | None = None) 
     DEPAccount.objects.bulk_create(accounts, batch_size=500)
 
 
+def tokens_create(*, first_pk: int = 0) -> None:
+    """A current server token for each account from `first_pk` on, expiring with it."""
+    secrets = secret_encrypt(b"{}")
+    accounts = DEPAccount.objects.filter(pk__gte=first_pk).values_list(
+        "pk", "server_uuid", "token_expires_at", "admin_apple_id"
+    )
+    ServerToken.objects.bulk_create(
+        (
+            ServerToken(
+                account_id=pk,
+                secrets_encrypted=secrets,
+                access_token_expiry=expires_at,
+                consumer_key_fingerprint=f"SHA256:{pk:08d}",
+                server_uuid=server_uuid,
+                admin_apple_id=apple_id,
+            )
+            for pk, server_uuid, expires_at, apple_id in accounts
+            if expires_at is not None and server_uuid is not None
+        ),
+        batch_size=500,
+    )
+
+
 def statistics_refresh() -> None:
     """What autovacuum soon does after a bulk load or delete: plans as in steady operation."""
     with connection.cursor() as cursor:
@@ -117,16 +140,20 @@ def accounts_delete_from(first_pk: int) -> None:
     DEPAccount.objects.filter(pk__gte=first_pk).delete()
 
 
-def sim_account_create(control: SimControl) -> tuple[DEPAccount, str]:
-    """A DEP account whose current token is one applesim issued for a new MDM server."""
-    org_id = control.organisation_create("Bench Schools", apple_ids=["it.admin@bench.example"])
-    server_uuid = control.server_create(org_id, "Bench MDM")
+def sim_account_create(
+    control: SimControl, *, org_id: str | None = None, name: str = "Bench MDM"
+) -> tuple[DEPAccount, str]:
+    """A DEP account whose current token is one applesim issued for a new MDM server (of a new
+    organisation, or of `org_id`)."""
+    if org_id is None:
+        org_id = control.organisation_create("Bench Schools", apple_ids=["it.admin@bench.example"])
+    server_uuid = control.server_create(org_id, name)
     issued = control.token_credentials(server_uuid)
     credentials = ServerTokenCredentials.from_json(
         json.dumps({name: value for name, value in issued.items() if name != "filename"})
     )
     account = DEPAccount.objects.create(
-        server_name="Bench MDM",
+        server_name=name,
         server_uuid=server_uuid,
         org_name="Bench Schools",
         admin_apple_id="it.admin@bench.example",

@@ -2,9 +2,10 @@
 
 Requests per second on the DEP Accounts list (100 accounts, signed in) against a minimal
 Django view on the same server (bench.urls), with the same load generator in the same run:
-a fixed number of threads, each sending one request at a time on a new connection (gunicorn's
-sync workers close every connection) until a deadline. The blocks go minimal, list, list,
-minimal. Over plain HTTP the session cookie, Secure in production, is sent by hand.
+a fixed number of threads, each sending one request at a time on a new HTTP connection until a
+deadline. The blocks go minimal, list, list, minimal. Over plain HTTP the session cookie,
+Secure in production, is sent by hand. The server runs twice: with the settings' persistent
+database connections, then with CONN_MAX_AGE=0, a database connection per request.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from django.test import Client
 from django.urls import reverse
 
 from bench import data
-from bench.measure import Row, median, ms, process_peak_mb
+from bench.measure import Row, median, ms, percentile, process_peak_mb, ratio_text
 from bench.sizes import Size
+from bench.urls import MINIMAL_PATH
 from dep_accounts.services.expiry import banner_refresh
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-MINIMAL_PATH = "/bench/minimal/"
 WORKERS = 2
 
 
@@ -123,27 +124,18 @@ def _workers(master: int) -> list[int]:
     return [int(pid) for pid in children.read_text().split()] if children.exists() else []
 
 
-def scenario(size: Size, database: str) -> list[Row]:
-    if settings.ROOT_URLCONF != "bench.urls" or os.environ.get("DEBUG") != "false":
-        raise RuntimeError("The load scenario runs with bench.settings and DEBUG=false.")
-    call_command("collectstatic", interactive=False, verbosity=0)
-    client = Client()
-    client.force_login(data.admin_create())
-    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    data.licence_create()
-    data.accounts_create(count=size.load_accounts)
-    banner_refresh()
-    data.statistics_refresh()
-
+def _serve(size: Size, cookie: str, env: dict[str, str]) -> tuple[Load, Load, float, float]:
+    """gunicorn with `env` over the environment: the minimal view's load and the list's, the
+    peak RSS of a worker, and the load generator's share of a CPU."""
     port = _free_port()
     log = Path(settings.VAR_DIR) / "gunicorn.log"
     command = [sys.executable, "-m", "gunicorn", "mdmportal.wsgi:application"]
     options = ["--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS), "--log-level", "warning"]
-    with log.open("wb") as output:
+    with log.open("ab") as output:
         server = subprocess.Popen(
             [*command, *options],
             cwd=BASE_DIR,
-            env=os.environ.copy(),
+            env=os.environ | env,
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -175,21 +167,41 @@ def scenario(size: Size, database: str) -> list[Row]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
-
     for name, load in (("minimal view", minimal), ("list", listed)):
         if load.failures or not load.latencies:
             raise RuntimeError(f"The {name} failed {len(load.failures)} times: {load.failures[:3]}")
     client_cpu = (cpu_end.ru_utime + cpu_end.ru_stime - cpu_start.ru_utime - cpu_start.ru_stime) / (
         minimal.seconds + listed.seconds
     )
+    return minimal, listed, worker_peak, client_cpu
+
+
+def scenario(size: Size, database: str) -> list[Row]:
+    if settings.ROOT_URLCONF != "bench.urls" or os.environ.get("DEBUG") != "false":
+        raise RuntimeError("The load scenario runs with bench.settings and DEBUG=false.")
+    call_command("collectstatic", interactive=False, verbosity=0)
+    client = Client()
+    client.force_login(data.admin_create())
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    data.licence_create()
+    data.accounts_create(count=size.load_accounts)
+    banner_refresh()
+    data.statistics_refresh()
+
+    minimal, listed, worker_peak, client_cpu = _serve(size, cookie, {})
+    # The same server, each request opening and closing its own database connection.
+    closing_minimal, closing_list, _, _ = _serve(size, cookie, {"CONN_MAX_AGE": "0"})
+    database_settings = settings.DATABASES["default"]
     ratio = listed.rps / minimal.rps
     return [
         Row(
             key=f"load.{database}",
             scenario=f"6. Under load, gunicorn {WORKERS} workers, DEP Accounts list "
             f"({size.load_accounts} accounts), Postgres",
-            measured=f"{listed.rps:.0f} req/s (median {ms(median(listed.latencies))})",
-            baseline=f"minimal view {minimal.rps:.0f} req/s",
+            measured=f"{listed.rps:.0f} req/s, p50 {ms(median(listed.latencies))}, "
+            f"p95 {ms(percentile(listed.latencies, 95))}",
+            baseline=f"minimal view {minimal.rps:.0f} req/s, p50 "
+            f"{ms(median(minimal.latencies))}, p95 {ms(percentile(minimal.latencies, 95))}",
             ratio=f"{ratio:.0%}",
             target=">= 50% of the minimal view",
             met=ratio >= 0.5,
@@ -202,9 +214,29 @@ def scenario(size: Size, database: str) -> list[Row]:
                 "list_requests": len(listed.latencies),
                 "minimal_requests": len(minimal.latencies),
                 "list_median_seconds": median(listed.latencies),
+                "list_p95_seconds": percentile(listed.latencies, 95),
                 "minimal_median_seconds": median(minimal.latencies),
+                "minimal_p95_seconds": percentile(minimal.latencies, 95),
                 "load_generator_cpu_share": client_cpu,
-                "conn_max_age": settings.DATABASES["default"].get("CONN_MAX_AGE", 0),
+                "conn_max_age": database_settings["CONN_MAX_AGE"],
+                "conn_health_checks": database_settings["CONN_HEALTH_CHECKS"],
             },
-        )
+        ),
+        Row(
+            key=f"load_connections.{database}",
+            scenario=f"6b. Persistent connections (CONN_MAX_AGE="
+            f"{database_settings['CONN_MAX_AGE']}, health checks), list under load, Postgres",
+            measured=f"{listed.rps:.0f} req/s, p95 {ms(percentile(listed.latencies, 95))}",
+            baseline=f"CONN_MAX_AGE=0: {closing_list.rps:.0f} req/s, p95 "
+            f"{ms(percentile(closing_list.latencies, 95))}",
+            ratio=ratio_text(listed.rps / closing_list.rps),
+            target="more req/s than a connection per request",
+            met=listed.rps > closing_list.rps,
+            facts={
+                "list_rps": listed.rps,
+                "list_rps_conn_max_age_0": closing_list.rps,
+                "minimal_rps_conn_max_age_0": closing_minimal.rps,
+                "list_p95_seconds_conn_max_age_0": percentile(closing_list.latencies, 95),
+            },
+        ),
     ]

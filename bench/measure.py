@@ -53,6 +53,11 @@ def median(samples: list[float]) -> float:
     return statistics.median(samples)
 
 
+def percentile(samples: list[float], percent: int) -> float:
+    """The sample below which `percent` % of them fall (statistics' inclusive method)."""
+    return statistics.quantiles(samples, n=100, method="inclusive")[percent - 1]
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 

@@ -10,6 +10,8 @@ at one full page of accounts (50), which renders as many rows as 1,000 accounts 
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.db.models import Max
 from django.test import Client
 from django.urls import reverse
@@ -20,6 +22,8 @@ from bench.sizes import Size
 from dep_accounts.models import DEPAccount, DEPDevice
 from dep_accounts.services.expiry import banner_refresh
 from dep_accounts.views.accounts import ACCOUNTS_PER_PAGE
+from dep_accounts.views.devices import DEVICES_PER_PAGE
+from dep_accounts.views.keyset import Key
 
 
 def requests_timed(client: Client, url: str, count: int, expect: str) -> list[float]:
@@ -34,8 +38,9 @@ def requests_timed(client: Client, url: str, count: int, expect: str) -> list[fl
 class PageSizes:
     """The medians and query counts of one page at each size it was measured at."""
 
-    def __init__(self, client: Client, url: str, requests: int) -> None:
+    def __init__(self, client: Client, url: str, requests: int, row: bytes = b"<tr") -> None:
         self.client, self.url, self.requests = client, url, requests
+        self.row_marker = row
         self.seconds: dict[str, list[float]] = {}
         self.queries: dict[str, int] = {}
         self.rows: dict[str, int] = {}
@@ -46,7 +51,7 @@ class PageSizes:
         self.seconds.setdefault(label, []).extend(samples)
         self.queries[label] = query_count(lambda: self.client.get(self.url))
         # Table rows rendered, header included: the sizes must differ for parity to mean much.
-        self.rows[label] = self.client.get(self.url).content.count(b"<tr")
+        self.rows[label] = self.client.get(self.url).content.count(self.row_marker)
 
     def profile(self, name: str) -> None:
         profiled(name, lambda: [self.client.get(self.url) for _ in range(self.requests)])
@@ -86,6 +91,26 @@ class PageSizes:
         )
 
 
+def _profiles_row(profiles: PageSizes, size: Size, database: str) -> Row:
+    """The Enrollment Profiles page at many accounts against the DEP Accounts list there, and
+    in the queries it sends at a few."""
+    seconds = median(profiles.seconds["many"])
+    accounts_list = median(profiles.seconds["accounts_list"])
+    same_queries = profiles.queries["many"] == profiles.queries["few"]
+    return Row(
+        key=f"pages.profiles.{database}",
+        scenario=f"3. Enrollment Profiles page, {size.accounts_many:,} accounts, "
+        f"{DATABASE_LABELS[database]}",
+        measured=f"{ms(seconds)}, {profiles.queries['many']} queries",
+        baseline=f"DEP Accounts list {ms(accounts_list)}; "
+        f"{size.accounts_few} accounts: {profiles.queries['few']} queries",
+        ratio=ratio_text(seconds / accounts_list),
+        target="<= 1.3x the list, same queries",
+        met=seconds <= 1.3 * accounts_list and same_queries,
+        facts=profiles.facts(),
+    )
+
+
 def scenario(size: Size, database: str) -> list[Row]:
     label = DATABASE_LABELS[database]
     client = Client()
@@ -103,7 +128,11 @@ def scenario(size: Size, database: str) -> list[Row]:
         "devices": PageSizes(client, reverse("dep_accounts:devices"), size.page_requests),
         "audit": PageSizes(client, reverse("dep_accounts:audit_log"), size.page_requests),
     }
+    profiles = PageSizes(
+        client, reverse("dep_accounts:profiles"), size.page_requests, row=b'"card card-flush"'
+    )
     accounts.measure("few", "accounts-table")
+    profiles.measure("few", "card card-flush")
     for page in by_account.values():
         page.measure("few", "filter-bar")
     data.accounts_create(count=ACCOUNTS_PER_PAGE - size.accounts_few, first=size.accounts_few)
@@ -112,9 +141,18 @@ def scenario(size: Size, database: str) -> list[Row]:
     data.accounts_create(count=size.accounts_many - ACCOUNTS_PER_PAGE, first=ACCOUNTS_PER_PAGE)
     banner_refresh()
     accounts.measure("many", f"of {size.accounts_many} DEP accounts")
+    profiles.measure("many", "card card-flush")
+    # The DEP Accounts list at the same size, measured alternately with it.
+    profiles.seconds["accounts_list"] = list(accounts.seconds["many"])
+    for _ in range(2):
+        profiles.measure("many", "card card-flush")
+        profiles.seconds["accounts_list"] += requests_timed(
+            client, accounts.url, size.page_requests, "accounts-table"
+        )
     for page in by_account.values():
         page.measure("many", "filter-bar")
     accounts.profile(f"pages-accounts-{database}")
+    profiles.profile(f"pages-profiles-{database}")
     data.accounts_delete_from(extra_from)
     banner_refresh()
     accounts.measure("few", "accounts-table")
@@ -135,6 +173,20 @@ def scenario(size: Size, database: str) -> list[Row]:
         search.seconds.setdefault("all", []).extend(
             requests_timed(client, devices.url, size.page_requests, "<code>")
         )
+    # Page 900 through its Next link, as an admin paging through reaches it: after a key.
+    deep_number = min(900, size.devices_many // DEVICES_PER_PAGE - 1)
+    last_before = DEPDevice.objects.order_by("serial_number", "pk")[
+        (deep_number - 1) * DEVICES_PER_PAGE - 1
+    ]
+    after = Key(last_before.serial_number, last_before.pk)
+    deep_query = urlencode({"after": str(after), "page": deep_number})
+    deep = PageSizes(client, f"{devices.url}?{deep_query}", size.page_requests)
+    for _ in range(2):
+        deep.measure("deep", f"Page {deep_number} of")
+        deep.seconds.setdefault("first", []).extend(
+            requests_timed(client, devices.url, size.page_requests, "Page 1 of")
+        )
+    deep.queries["first"] = devices.queries["many"]
     devices.profile(f"pages-devices-{database}")
     data.devices_delete_from(extra_from)
     devices.measure("few", "<code>")
@@ -151,6 +203,7 @@ def scenario(size: Size, database: str) -> list[Row]:
             "one_page",
             f"{ACCOUNTS_PER_PAGE} accounts",
         ),
+        _profiles_row(profiles, size, database),
         *(
             page.row(
                 f"pages.{key}_accounts.{database}",
@@ -171,6 +224,13 @@ def scenario(size: Size, database: str) -> list[Row]:
             "unfiltered",
             limit=1.2,
             same_queries=False,
+        ),
+        deep.row(
+            f"pages.devices_deep.{database}",
+            f"3. Devices page {deep_number} (keyset), {size.devices_many:,} devices, {label}",
+            "deep",
+            "first",
+            "page 1",
         ),
         devices.row(
             f"pages.devices.{database}",

@@ -57,6 +57,14 @@ JOBS = [
     Job("expiry", "postgres"),
     Job("renewal", "sqlite"),
     Job("renewal", "postgres"),
+    Job("dispatch", "sqlite"),
+    Job("dispatch", "postgres"),
+    Job("feeds", "sqlite"),
+    Job("feeds", "postgres"),
+    Job("changelist", "sqlite"),
+    Job("changelist", "postgres"),
+    # Celery workers over Redis, as production runs them.
+    Job("scaleout", "postgres"),
     # Production's topology: DEBUG off, PostgreSQL, gunicorn.
     Job("load", "postgres"),
 ]

@@ -24,12 +24,17 @@ class Size:
     expiry_accounts_few: int
     expiry_accounts: int
     expiry_repeats: int
+    # How far the clock moves between two runs of the expiry task: the beat's hour at full size.
+    expiry_step_hours: int
     # 6: under load
     load_accounts: int
     load_seconds: float
     load_threads: int
     # 7: token renewal
     renewal_repeats: int
+    # 11: scale-out
+    scaleout_accounts: int
+    scaleout_devices: int
     child_timeout: float
 
 
@@ -49,10 +54,13 @@ SIZES = {
         expiry_accounts_few=100,
         expiry_accounts=10_000,
         expiry_repeats=7,
+        expiry_step_hours=1,
         load_accounts=100,
         load_seconds=6.0,
         load_threads=8,
         renewal_repeats=15,
+        scaleout_accounts=200,
+        scaleout_devices=500,
         child_timeout=900,
     ),
     "small": Size(
@@ -71,10 +79,14 @@ SIZES = {
         expiry_accounts_few=20,
         expiry_accounts=200,
         expiry_repeats=2,
+        # 200 accounts: an hour moves none of them.
+        expiry_step_hours=48,
         load_accounts=100,
         load_seconds=1.0,
         load_threads=4,
         renewal_repeats=3,
+        scaleout_accounts=4,
+        scaleout_devices=50,
         child_timeout=180,
     ),
 }

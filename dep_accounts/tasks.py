@@ -22,7 +22,7 @@ from dep_accounts.services.reminders import (
     reminders_send,
 )
 from dep_accounts.services.renewal.watch import guarded_renewals_check
-from dep_accounts.services.sync import account_sync, accounts_due_for_sync
+from dep_accounts.services.sync import syncs_dispatch
 
 
 @shared_task
@@ -49,9 +49,9 @@ def content_tokens_check_with_apple() -> None:
 
 @shared_task
 def syncs_dispatch_due() -> None:
-    """Every minute: queue a sync for each account whose interval or retry time has come."""
-    for account_id in accounts_due_for_sync():
-        account_sync.delay(account_id)
+    """Every minute and at each worker's start: queue a sync for each account whose interval or
+    retry time has come, unless one is queued or running already."""
+    syncs_dispatch()
 
 
 @shared_task

@@ -149,6 +149,11 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mdmportal.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Persistent connections: each gunicorn thread keeps its database connection for this many
+# seconds instead of opening one per request (Django docs, "Persistent connections"), and
+# checks it before reuse, so a database restart costs no failed request. 0 closes per request.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the web server and the worker share the embedded database.
     DATABASES["default"]["OPTIONS"] = {
@@ -309,6 +314,9 @@ APNS_VENDOR_CERTIFICATE_PASSWORD = env.str("APNS_VENDOR_CERTIFICATE_PASSWORD", d
 # after this long and the next sync resumes from the saved cursor. It must outlast the longest
 # wait for one page: three attempts at DEP_API_TIMEOUT_SECONDS plus Apple's Retry-After waits.
 DEP_SYNC_LEASE_SECONDS = env.int("DEP_SYNC_LEASE_SECONDS", default=180)
+# A queued sync marks its account so no dispatcher (another worker's start, an overlapping run)
+# queues a second one; the mark lapses after this long in case the broker lost the message.
+DEP_SYNC_QUEUED_SECONDS = env.int("DEP_SYNC_QUEUED_SECONDS", default=1800)
 # Incremental syncs can miss devices Apple never reports (fleetdm/fleet#49837) or removed: a
 # full fetch at this interval reconciles the account with Apple's list.
 DEP_FULL_FETCH_INTERVAL_DAYS = env.int("DEP_FULL_FETCH_INTERVAL_DAYS", default=7)

@@ -90,6 +90,8 @@ def test_text_is_escaped_folded_at_75_octets_and_lines_end_in_crlf(client_as, vi
     assert all(b"\n" not in line and b"\r" not in line for line in lines)
     assert max(len(line) for line in lines) <= 75
     assert any(line.startswith(b" ") for line in lines)
+    # Folded between characters, never inside one: every line is UTF-8 on its own.
+    assert all(line.decode() for line in lines if line)
     (event,) = Calendar.from_ical(raw).walk("VEVENT")
     assert str(event["summary"]) == f"DEP server token of {name} expires"
 

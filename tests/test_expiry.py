@@ -100,6 +100,37 @@ def test_the_expiry_refresh_costs_the_same_queries_for_3_and_300_accounts():
     assert queries_for(3) == queries_for(300)
 
 
+def test_the_expiry_refresh_writes_only_the_accounts_the_clock_moved():
+    fine = _account("fine", timedelta(days=90))
+    nearly = _account("nearly", timedelta(days=30, minutes=30))
+    _account("rejected", timedelta(days=3), state=State.REJECTED)
+    DEPAccount.objects.filter(pk=fine.pk).update(state=State.WARNING)
+
+    with time_machine.travel(NOW, tick=False):
+        assert token_states_refresh() == 1  # the stale one
+        assert token_states_refresh() == 0
+    with time_machine.travel(NOW + timedelta(hours=1), tick=False):
+        assert token_states_refresh() == 1
+    assert DEPAccount.objects.get(pk=fine.pk).state == State.OK
+    assert DEPAccount.objects.get(pk=nearly.pk).state == State.WARNING
+    with time_machine.travel(NOW + timedelta(days=4), tick=False):
+        assert token_states_refresh() == 1  # the rejected token expired
+    assert DEPAccount.objects.filter(state=State.EXPIRED).count() == 1
+
+
+def test_an_hour_with_no_new_reminder_costs_the_same_queries_for_3_and_300_tokens():
+    def queries_for(count: int) -> int:
+        DEPAccount.objects.all().delete()
+        for i in range(count):
+            _account(f"s{count}-{i}", timedelta(days=i % 30 + 1))
+        reminders_send(now=NOW)
+        with CaptureQueriesContext(connection) as ctx:
+            assert reminders_send(now=NOW + timedelta(minutes=30)) == 0
+        return len(ctx)
+
+    assert queries_for(3) == queries_for(300)
+
+
 @time_machine.travel(NOW, tick=False)
 def test_the_banner_lists_every_problem_most_urgent_first():
     _account("Later", timedelta(days=20))

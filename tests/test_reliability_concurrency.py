@@ -1,5 +1,6 @@
 """Concurrency and a lost broker: two uploads of one token at once, two beat processes sending
-reminders at once, and Redis going away and coming back under a running web process.
+reminders at once, two sync dispatchers at once, and Redis going away and coming back under a
+running web process.
 
 The races run in threads, each with its own database connection, on the test database (SQLite);
 `test_the_races_hold_on_postgres_too` runs them again on PostgreSQL, in a pytest of its own.
@@ -8,6 +9,7 @@ The races run in threads, each with its own database connection, on the test dat
 from __future__ import annotations
 
 import html
+import json
 import os
 import secrets
 import subprocess
@@ -31,12 +33,12 @@ from dep_accounts.selectors import banner_items
 from dep_accounts.services.accounts import account_create
 from dep_accounts.services.intake import token_check, token_take
 from dep_accounts.services.reminders import reminders_send
-from dep_accounts.services.sync import accounts_due_for_sync
+from dep_accounts.services.sync import accounts_due_for_sync, devices_sync, syncs_dispatch
 from dep_accounts.services.verdict import Intent
 from tests.processes import BASE_DIR, free_port, portal_env, wait_until
 
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
-RACE_TESTS = "test_two_uploads or test_two_beat"
+RACE_TESTS = "test_two_uploads or test_two_beat or test_two_dispatchers"
 # Set for the pytest of its own that runs the races on the embedded default's SQLite file.
 SQLITE_FILE = os.environ.get("MDMPORTAL_RACE_SQLITE_FILE", "")
 RACE_RUN = bool(SQLITE_FILE) or os.environ.get("DATABASE_URL", "").startswith("postgres")
@@ -187,6 +189,31 @@ def test_two_beat_processes_send_each_reminder_once(concurrent_database, abm, ad
     assert AuditEvent.objects.filter(action=AuditEvent.Action.REMINDER_SENT).count() == 6
 
 
+def test_two_dispatchers_at_once_queue_one_sync_per_due_account(
+    concurrent_database, broker, dep_account, abm, admin, licence
+):
+    second = account_create(actor=admin)
+    token_take(
+        account=second,
+        check=token_check(
+            account=second,
+            token_file=abm.token_for(second, server_uuid=abm.server_add("Shelbyville MDM")),
+        ),
+        actor=admin,
+        intent=Intent.ADD,
+    )
+    due = sorted([dep_account.pk, second.pk])
+
+    # Two workers starting together, each dispatching at its start.
+    queued = _race(syncs_dispatch, syncs_dispatch)
+
+    assert sorted(queued[0] + queued[1]) == due
+    assert broker.syncs_queued() == due
+    # The beat's dispatch a minute later, while those syncs still wait in the queue.
+    assert syncs_dispatch(now=timezone.now() + timedelta(minutes=1)) == []
+    assert broker.syncs_queued() == due
+
+
 def _postgres_reachable() -> None:
     try:
         psycopg.connect(f"{POSTGRES}/postgres", connect_timeout=3).close()
@@ -215,7 +242,7 @@ def test_the_races_hold_on_the_embedded_and_the_production_database(database, tm
         check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert "3 passed" in completed.stdout, completed.stdout
+    assert "4 passed" in completed.stdout, completed.stdout
 
 
 @pytest.fixture
@@ -274,6 +301,16 @@ class RedisBroker:
 
     def queued(self) -> int:
         return redis.Redis.from_url(self.url).llen("celery")
+
+    def syncs_queued(self) -> list[int]:
+        """The account of each sync waiting in the queue, sorted, repeats kept."""
+        messages = redis.Redis.from_url(self.url).lrange("celery", 0, -1)
+        headers = [json.loads(message)["headers"] for message in messages]
+        return sorted(
+            int(header["argsrepr"].strip("(),"))
+            for header in headers
+            if header["task"] == "dep_accounts.services.sync.account_sync"
+        )
 
 
 def _broker_use(app, url: str) -> None:
@@ -347,3 +384,36 @@ def test_with_redis_down_pages_render_and_sync_now_says_why_then_work_resumes(
     response = client.post(sync_url, follow=True)
     assert "Sync of “Springfield MDM” requested" in response.content.decode()
     assert broker.queued() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_sync_is_queued_again_only_once_it_has_run_or_its_mark_has_lapsed(
+    broker, dep_account, licence, settings
+):
+    account = dep_account
+    now = timezone.now()
+    assert syncs_dispatch(now=now) == [account.pk]
+    assert syncs_dispatch(now=now + timedelta(minutes=5)) == []
+    assert broker.syncs_queued() == [account.pk]
+
+    # The broker lost the message: once the mark lapses, the dispatcher queues it again.
+    lapsed = now + timedelta(seconds=settings.DEP_SYNC_QUEUED_SECONDS + 1)
+    assert syncs_dispatch(now=lapsed) == [account.pk]
+    assert broker.syncs_queued() == [account.pk, account.pk]
+
+    # The sync runs: the mark is gone, and the account is due again after its interval only.
+    assert devices_sync(account=account).result == DEPAccount.SyncResult.OK
+    account.refresh_from_db()
+    assert account.sync_queued_until is None
+    assert syncs_dispatch() == []
+    assert syncs_dispatch(now=timezone.now() + timedelta(minutes=61)) == [account.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_sync_is_queued_for_an_account_whose_sync_is_running(broker, dep_account, licence):
+    DEPAccount.objects.filter(pk=dep_account.pk).update(
+        sync_lock_until=timezone.now() + timedelta(minutes=2)
+    )
+    assert syncs_dispatch() == []
+    assert syncs_dispatch(now=timezone.now() + timedelta(minutes=3)) == [dep_account.pk]
+    assert broker.syncs_queued() == [dep_account.pk]

@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from dep_accounts.context_processors import banner
 from dep_accounts.encryption import secret_decrypt
@@ -23,6 +24,7 @@ from dep_accounts.services.apple_access import server_token_credentials
 from dep_accounts.services.expiry import banner_refresh
 from dep_accounts.services.intake import token_check, token_take
 from dep_accounts.services.verdict import Intent
+from dep_accounts.templatetags.console import ago
 from tests import accessible
 from tests.edit_page import account_snapshot, edit_form, edit_url
 
@@ -714,3 +716,19 @@ def test_token_custodians_are_grouped_by_apple_id_with_a_count_and_dates(
     assert f"Changed from it.admin@springfield.example to {deputy}, confirmed by alex.admin" in (
         page
     )
+
+
+@pytest.mark.parametrize(
+    "elapsed",
+    [timedelta(seconds=s) for s in (59, 60, 61, 3599, 3600, 86399, 86400, 604800)]
+    + [timedelta(days=d, hours=5) for d in (6, 7, 13, 27, 28, 40, 400)],
+)
+def test_a_last_sync_reads_as_timesince_would_say_it(elapsed):
+    now = timezone.now()
+    with time_machine.travel(now, tick=False):
+        expected = (
+            "just now"
+            if elapsed.total_seconds() < 60
+            else f"{timesince(now - elapsed, depth=1)} ago"
+        )
+        assert ago(now - elapsed) == expected

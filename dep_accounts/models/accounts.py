@@ -72,6 +72,9 @@ class DEPAccount(models.Model):
     sync_cursor_at = models.DateTimeField(null=True, blank=True)
     sync_fetch_started_at = models.DateTimeField(null=True, blank=True)
     sync_lock_until = models.DateTimeField(null=True, blank=True)
+    # A sync is waiting in the queue for this account: no other is queued until it runs or this
+    # lapses (its message lost with a broker that forgot it).
+    sync_queued_until = models.DateTimeField(null=True, blank=True)
     sync_retry_at = models.DateTimeField(null=True, blank=True)
     sync_failures = models.PositiveIntegerField(default=0)
     last_sync_started_at = models.DateTimeField(null=True, blank=True)
@@ -103,7 +106,11 @@ class DEPAccount(models.Model):
     class Meta:
         verbose_name = "DEP account"
         ordering = [models.F("token_expires_at").asc(nulls_last=True), "id"]
-        indexes = [models.Index(fields=["token_expires_at"])]
+        indexes = [
+            models.Index(fields=["token_expires_at"]),
+            # The hourly expiry task reads only the accounts whose state the clock has moved.
+            models.Index(fields=["state", "token_expires_at"], name="dep_account_state_expiry"),
+        ]
         permissions = [("manage_dep_accounts", "Can upload tokens and change DEP accounts")]
 
     def __str__(self) -> str:
@@ -114,7 +121,12 @@ class DEPAccount(models.Model):
 
     @property
     def name(self) -> str:
-        return self.display_name or self.server_name or f"DEP account {self.pk}"
+        return self.name_of(self.display_name, self.server_name, self.pk)
+
+    @staticmethod
+    def name_of(display_name: str, server_name: str, pk: int | None) -> str:
+        """The name an account goes by, from its columns (for reads that load no model)."""
+        return display_name or server_name or f"DEP account {pk}"
 
     def days_left(self, now: datetime | None = None) -> int | None:
         if self.token_expires_at is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -40,12 +40,27 @@ def token_state_for(*, expires_at: datetime | None, now: datetime) -> tuple[str,
 
 
 def token_states_refresh(*, now: datetime | None = None) -> int:
-    """Recompute every account's expiry state in one UPDATE; Apple's verdicts stay until expiry."""
+    """Recompute the expiry state of the accounts the clock has moved, in one UPDATE, and
+    return how many changed; Apple's verdicts stay until expiry.
+
+    Only rows whose state is out of date are written: each branch of the filter is a range of
+    the (state, token expiry) index, so an hour that moves three accounts touches three rows.
+    """
     now = now or timezone.now()
     critical = now + timedelta(days=settings.DEP_TOKEN_CRITICAL_DAYS)
     warning = now + timedelta(days=settings.DEP_TOKEN_WARNING_DAYS)
     apple_verdicts = [State.REJECTED, State.TERMS_NOT_ACCEPTED]
-    return DEPAccount.objects.filter(token_expires_at__isnull=False).update(
+    out_of_date = (
+        Q(state=State.AWAITING_TOKEN)
+        | Q(state=State.OK, token_expires_at__lte=warning)
+        | Q(state=State.WARNING, token_expires_at__lte=critical)
+        | Q(state=State.WARNING, token_expires_at__gt=warning)
+        | Q(state=State.CRITICAL, token_expires_at__lte=now)
+        | Q(state=State.CRITICAL, token_expires_at__gt=critical)
+        | Q(state=State.EXPIRED, token_expires_at__gt=now)
+        | Q(state__in=apple_verdicts, token_expires_at__lte=now)
+    )
+    return DEPAccount.objects.filter(out_of_date, token_expires_at__isnull=False).update(
         state=Case(
             When(token_expires_at__lte=now, then=Value(State.EXPIRED)),
             When(state__in=apple_verdicts, then=F("state")),

@@ -58,6 +58,8 @@ Phase = DEPAccount.SyncPhase
 
 PAGE_LIMIT = 1000
 ASSIGN_BATCH = 1000
+# Accounts marked queued per UPDATE: SQLite takes a bounded number of parameters.
+DISPATCH_BATCH = 1000
 # Apple may ask to wait; a wait this short is spent in the task, a longer one is rescheduled.
 MAX_INLINE_WAIT_SECONDS = 10.0
 UNAVAILABLE_BACKOFF = [timedelta(minutes=m) for m in (1, 5, 15, 60)]
@@ -140,12 +142,19 @@ def account_full_resync_request(*, account: DEPAccount, actor: User | None) -> N
     transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
 
 
+def _queued_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=settings.DEP_SYNC_QUEUED_SECONDS)
+
+
 def _sync_queue(*, account: DEPAccount, actor: User | None) -> None:
+    # An admin's request always queues; the mark keeps the dispatcher from adding another.
+    DEPAccount.objects.filter(pk=account.pk).update(sync_queued_until=_queued_until(timezone.now()))
     try:
         account_sync.delay(account.pk)
     except BrokerUnreachableError as exc:
         logger.warning("Sync of DEP account %s not queued: %s", account.pk, exc)
         # Due now: the dispatcher queues it once the broker answers again.
+        DEPAccount.objects.filter(pk=account.pk).update(sync_queued_until=None)
         DEPAccount.objects.filter(pk=account.pk, sync_retry_at__isnull=True).update(
             sync_retry_at=timezone.now()
         )
@@ -163,15 +172,21 @@ def _sync_queue(*, account: DEPAccount, actor: User | None) -> None:
         ) from exc
 
 
-def accounts_due_for_sync(*, now: datetime | None = None) -> list[int]:
-    """Accounts whose automatic sync interval has passed and that may call Apple."""
+def accounts_due_for_sync(*, now: datetime | None = None, lock: bool = False) -> list[int]:
+    """Accounts whose automatic sync interval has passed and that may call Apple, with no sync
+    running or queued for them. `lock` (inside a transaction) locks them against a concurrent
+    dispatcher, and skips those it holds."""
     now = now or timezone.now()
     if licence_blocker(now=now):
         return []
     due = []
     candidates = DEPAccount.objects.filter(
-        state__in=[State.OK, State.WARNING, State.CRITICAL, State.TERMS_NOT_ACCEPTED]
+        Q(sync_lock_until__isnull=True) | Q(sync_lock_until__lt=now),
+        Q(sync_queued_until__isnull=True) | Q(sync_queued_until__lt=now),
+        state__in=[State.OK, State.WARNING, State.CRITICAL, State.TERMS_NOT_ACCEPTED],
     )
+    if lock:
+        candidates = candidates.select_for_update(skip_locked=True)
     rows = candidates.values_list(
         "pk", "auto_sync", "last_sync_at", "sync_interval_minutes", "sync_retry_at"
     )
@@ -184,9 +199,44 @@ def accounts_due_for_sync(*, now: datetime | None = None) -> list[int]:
     return due
 
 
+def syncs_dispatch(*, now: datetime | None = None) -> list[int]:
+    """Queue one sync for each due account and mark it queued; return the accounts queued.
+
+    Every worker's start and every minute's beat dispatch, on as many hosts as run workers: the
+    mark, taken under a lock on PostgreSQL (SQLite's write lock on the embedded one), makes
+    overlapping dispatchers queue each account once, until its sync has run or the mark lapses.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = accounts_due_for_sync(now=now, lock=True)
+        _queued_marks_set(due, _queued_until(now))
+    for index, account_id in enumerate(due):
+        try:
+            account_sync.delay(account_id)
+        except BrokerUnreachableError:
+            # Not queued: the next dispatch takes them once the broker answers again.
+            _queued_marks_set(due[index:], None)
+            raise
+    return due
+
+
+def _queued_marks_set(account_ids: list[int], until: datetime | None) -> None:
+    for start in range(0, len(account_ids), DISPATCH_BATCH):
+        DEPAccount.objects.filter(pk__in=account_ids[start : start + DISPATCH_BATCH]).update(
+            sync_queued_until=until
+        )
+
+
 def _lease_until() -> datetime:
     """A sync holds its account for this long past its last page; a dead worker's lease lapses."""
     return timezone.now() + timedelta(seconds=settings.DEP_SYNC_LEASE_SECONDS)
+
+
+def _queued_clear(account: DEPAccount) -> None:
+    """The queued sync has run, if only to find it cannot sync: the next may be queued."""
+    DEPAccount.objects.filter(pk=account.pk, sync_queued_until__isnull=False).update(
+        sync_queued_until=None
+    )
 
 
 def _lease_take(account: DEPAccount, now: datetime) -> bool:
@@ -194,6 +244,7 @@ def _lease_take(account: DEPAccount, now: datetime) -> bool:
         Q(sync_lock_until__isnull=True) | Q(sync_lock_until__lt=now), pk=account.pk
     ).update(
         sync_lock_until=_lease_until(),
+        sync_queued_until=None,
         last_sync_started_at=now,
         last_sync_result=Result.RUNNING,
         last_sync_message="",
@@ -338,6 +389,7 @@ def devices_sync(
     now = timezone.now()
     blocker = sync_blocker(account=account, now=now)
     if blocker:
+        _queued_clear(account)
         return SyncOutcome(result=Result.FAILED, devices_seen=0, message=blocker)
     current = account.server_tokens.filter(is_current=True).first()
     assert current is not None, "sync_blocker lets through only an account with a token"
@@ -345,6 +397,7 @@ def devices_sync(
         client = dep_client_for_token(server_token_credentials(current))
     except SecretDecryptionError as exc:
         logger.error("Server token of DEP account %s cannot be decrypted", account.pk)
+        _queued_clear(account)
         return SyncOutcome(result=Result.FAILED, devices_seen=0, message=str(exc))
     if not _lease_take(account, now):
         lease_until = DEPAccount.objects.values_list("sync_lock_until", flat=True).get(

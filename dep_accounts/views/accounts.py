@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils.dateformat import format as date_format
 from django.utils.http import content_disposition_header
 from django.utils.timezone import localtime
@@ -26,6 +27,7 @@ from dep_accounts.services.sync import (
 from dep_accounts.services.verdict import AppleIDChangedError, Confirmations, Refusal
 from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import admin_required, viewer_required
+from dep_accounts.views.account_rows import account_rows
 from dep_accounts.views.staging import (
     StagedFile,
     files_stage,
@@ -43,7 +45,13 @@ EDIT_TEMPLATE = "dep_accounts/account_edit.html"
 @viewer_required
 def account_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(dep_accounts_list(), ACCOUNTS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "dep_accounts/account_list.html", {"page": page})
+    context = {
+        "page": page,
+        "rows": account_rows(page.object_list),
+        # The edit icon of every row, rendered once.
+        "pencil": render_to_string("icons/pencil.svg"),
+    }
+    return render(request, "dep_accounts/account_list.html", context)
 
 
 @viewer_required

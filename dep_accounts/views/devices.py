@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -11,6 +10,7 @@ from dep_accounts.forms import DeviceFilterForm
 from dep_accounts.models import DEPDevice
 from dep_accounts.selectors import accounts_named, device_total
 from dep_accounts.views.access import viewer_required
+from dep_accounts.views.keyset import keyset_page
 
 DEVICES_PER_PAGE = 100
 DEVICE_LIST_FIELDS = (
@@ -36,12 +36,18 @@ DEVICE_LIST_FIELDS = (
 def device_list(request: HttpRequest) -> HttpResponse:
     form = DeviceFilterForm(request.GET)
     devices = DEPDevice.objects.select_related("account").only(*DEVICE_LIST_FIELDS)
-    paginator = Paginator(devices, DEVICES_PER_PAGE)
     if form.is_valid():
-        paginator = Paginator(_devices_filtered(devices, form.cleaned_data), DEVICES_PER_PAGE)
-        if _unfiltered(form.cleaned_data):
-            paginator.count = device_total()
-    page = paginator.get_page(request.GET.get("page"))
+        devices = _devices_filtered(devices, form.cleaned_data)
+        count = device_total() if _unfiltered(form.cleaned_data) else devices.count()
+    else:
+        count = devices.count()
+    page = keyset_page(
+        devices,
+        request.GET,
+        order_field="serial_number",
+        per_page=DEVICES_PER_PAGE,
+        count=count,
+    )
     return render(request, "dep_accounts/device_list.html", {"form": form, "page": page})
 
 

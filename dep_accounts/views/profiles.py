@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,6 +19,8 @@ from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import admin_required, viewer_required
 
 ASSIGN_CANDIDATES_SHOWN = 200
+# A card per account, with its profiles: a page holds half as many as the DEP Accounts list.
+PROFILE_ACCOUNTS_PER_PAGE = 25
 FAILURES_SHOWN = 10
 
 
@@ -26,12 +29,13 @@ def profile_list(request: HttpRequest) -> HttpResponse:
     accounts = DEPAccount.objects.exclude(state=DEPAccount.State.AWAITING_TOKEN).prefetch_related(
         Prefetch("profiles", queryset=EnrollmentProfile.objects.order_by("name", "id"))
     )
+    page = Paginator(accounts, PROFILE_ACCOUNTS_PER_PAGE).get_page(request.GET.get("page"))
     licence_problem = licence_blocker()
     rows = [
         (account, sync_blocker(account=account, licence_problem=licence_problem))
-        for account in accounts
+        for account in page
     ]
-    return render(request, "dep_accounts/profile_list.html", {"rows": rows})
+    return render(request, "dep_accounts/profile_list.html", {"rows": rows, "page": page})
 
 
 @admin_required
