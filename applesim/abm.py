@@ -23,7 +23,8 @@ from html import escape
 from applesim import inventory
 from applesim.apps_books import AppsBooks
 from applesim.credential_pages import abm_locations_handle, apps_books_section
-from applesim.store import SimError, SimStore, timestamp_parse
+from applesim.database import SimError, timestamp_parse
+from applesim.store import SimStore
 from applesim.web import Request, Response, html_response, redirect
 
 STYLE = """

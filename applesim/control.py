@@ -43,9 +43,10 @@ from collections.abc import Callable
 from typing import Any
 
 from applesim import inventory
+from applesim.database import SimError, timestamp, timestamp_parse
 from applesim.dep import DEPService
 from applesim.faults import FaultScripts
-from applesim.store import SimError, SimStore, timestamp, timestamp_parse
+from applesim.store import SimStore
 from applesim.web import Request, Response, json_response
 
 RESET_TOKEN_CODES = ("token_rejected", "signature_invalid")

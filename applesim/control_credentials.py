@@ -33,8 +33,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from applesim.apps_books import AppsBooks
+from applesim.database import SimError, timestamp_parse
 from applesim.pushcerts import PushCertificates, certificate_filename, certificate_json
-from applesim.store import SimError, timestamp_parse
 from applesim.web import Request, Response, json_response
 
 

@@ -18,8 +18,9 @@ from html import escape
 
 from applesim import abm
 from applesim.apps_books import AppsBooks
+from applesim.database import SimError
 from applesim.pushcerts import PushCertificates, certificate_filename
-from applesim.store import SimError, SimStore
+from applesim.store import SimStore
 from applesim.web import Request, Response, html_response, redirect
 
 LOCATION_PATH = re.compile(r"/abm/locations/(?P<uid>\d+)/token")
