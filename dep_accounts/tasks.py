@@ -12,7 +12,8 @@ from dep_accounts.services import outbox, webhooks
 from dep_accounts.services.expiry import banner_refresh, token_states_refresh
 from dep_accounts.services.reminders import licence_reminders_send, reminders_send
 from dep_accounts.services.renewal.watch import guarded_renewals_check
-from dep_accounts.services.sync import account_sync, accounts_due_for_sync
+from dep_accounts.services.sync import account_sync
+from dep_accounts.services.sync_requests import accounts_due_for_sync
 
 
 @shared_task

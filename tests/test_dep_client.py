@@ -11,14 +11,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from applesim.testing import RunningSim, sim_start
-from dep_accounts.apple.client import (
+from dep_accounts.apple.client import DEPClient
+from dep_accounts.apple.dep_errors import (
     AccessDeniedError,
     AppleRequestError,
     AppleUnavailableError,
     CursorExhaustedError,
     CursorExpiredError,
     CursorInvalidError,
-    DEPClient,
     TermsNotSignedError,
     ThrottledError,
     TokenRejectedError,
