@@ -3,20 +3,13 @@ bare round trip to applesim.
 
 Each renewal takes a token file applesim has just issued for the account's public key (the
 download is not timed: it stands for the admin's download in ABM) and goes through
-`token_renew`, as the Edit page does. The baseline is the same client's call to Apple alone:
+`token_intake`, as the Edit page does. The baseline is the same client's call to Apple alone:
 a new DEPClient from the token's credentials asking for /account (its OAuth session included),
 as `token_check` does. Each round trip follows its renewal, with the token it stored.
 """
 
 from __future__ import annotations
 
-from dep_accounts.services.token_upload import server_token_upload
-from dep_accounts.services.tokens import (
-    account_create,
-    dep_client_for_token,
-    server_token_credentials,
-    token_renew,
-)
 from django.conf import settings
 
 from applesim.testing import sim_start
@@ -24,6 +17,14 @@ from bench import data
 from bench.measure import DATABASE_LABELS, Row, median, ms, profiled, ratio_text, timed
 from bench.sizes import Size
 from dep_accounts.models import DEPAccount
+from dep_accounts.services.accounts import account_create
+from dep_accounts.services.apple_access import dep_client_for_token, server_token_credentials
+from dep_accounts.services.intake import TokenFile, token_intake
+
+
+def token_renew(*, account: DEPAccount, token_file: bytes) -> None:
+    """What the Edit page's Save does with an uploaded file."""
+    token_intake(account=account, upload=TokenFile("renewal.p7m", token_file), actor=None)
 
 
 def scenario(size: Size, database: str) -> list[Row]:
@@ -38,9 +39,7 @@ def scenario(size: Size, database: str) -> list[Row]:
         account = account_create(actor=None)
         control.sign_in(org_id=org_id, apple_id="it@bench.example")
         control.public_key_upload(server_uuid, account.key_pair.certificate_pem.encode())
-        server_token_upload(
-            account=account, token_file=control.token_download(server_uuid), actor=None
-        )
+        token_renew(account=account, token_file=control.token_download(server_uuid))
 
         def round_trip() -> None:
             current = account.server_tokens.get(is_current=True)
@@ -50,7 +49,7 @@ def scenario(size: Size, database: str) -> list[Row]:
         for repeat in range(size.renewal_repeats + 1):
             token_file = control.token_download(server_uuid)
             renew = lambda token_file=token_file: token_renew(  # noqa: E731
-                account=account, token_file=token_file, actor=None
+                account=account, token_file=token_file
             )
             if repeat == 0:  # warm-up, untimed
                 renew()
@@ -61,9 +60,7 @@ def scenario(size: Size, database: str) -> list[Row]:
             trips.append(timed(round_trip)[0])
         profiled(
             f"renewal-{database}",
-            lambda: token_renew(
-                account=account, token_file=control.token_download(server_uuid), actor=None
-            ),
+            lambda: token_renew(account=account, token_file=control.token_download(server_uuid)),
         )
     finally:
         sim.stop()
