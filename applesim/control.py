@@ -47,7 +47,7 @@ from applesim.database import SimError, timestamp, timestamp_parse
 from applesim.dep import DEPService
 from applesim.faults import FaultScripts
 from applesim.store import SimStore
-from applesim.web import Request, Response, json_response
+from applesim.web import Request, Response, attachment_response, json_response
 
 RESET_TOKEN_CODES = ("token_rejected", "signature_invalid")
 
@@ -229,12 +229,7 @@ class ControlAPI:
         )
         if issued.p7m is None:
             return json_response({**issued.credentials, "filename": issued.filename})
-        return Response(
-            200,
-            issued.p7m,
-            "application/pkcs7-mime",
-            {"Content-Disposition": f'attachment; filename="{issued.filename}"'},
-        )
+        return attachment_response(issued.p7m, "application/pkcs7-mime", issued.filename)
 
     def devices_add(self, request: Request, server_uuid: str) -> Response:
         count = _field(self._body(request), "count", int)

@@ -35,7 +35,7 @@ from urllib.parse import unquote
 from applesim.apps_books import AppsBooks
 from applesim.database import SimError, timestamp_parse
 from applesim.pushcerts import PushCertificates, certificate_filename, certificate_json
-from applesim.web import Request, Response, json_response
+from applesim.web import Request, Response, attachment_response, json_response
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -99,12 +99,7 @@ class CredentialsControl:
         issued = self.apps_books.token_download(
             uid, validity_days=_field(body, "validity_days", int, 365), issued_at=issued_at
         )
-        return Response(
-            200,
-            issued.content,
-            "application/octet-stream",
-            {"Content-Disposition": f'attachment; filename="{issued.filename}"'},
-        )
+        return attachment_response(issued.content, "application/octet-stream", issued.filename)
 
     def mdm_info_set(self, request: Request, uid: str) -> Response:
         mdm_info = _body(request).get("mdm_info")
@@ -148,11 +143,11 @@ class CredentialsControl:
             row = self.push_certificates.renew(
                 apple_id=apple_id, topic=_field(body, "topic", str), request=signed_request
             )
-        return Response(
-            201 if topic is None else 200,
+        return attachment_response(
             bytes(row["pem"]),
             "application/x-pem-file",
-            {"Content-Disposition": f'attachment; filename="{certificate_filename(row)}"'},
+            certificate_filename(row),
+            201 if topic is None else 200,
         )
 
     def push_list(self, request: Request, apple_id: str) -> Response:
