@@ -30,6 +30,7 @@ from dep_accounts.services.api_tokens import (
 )
 from dep_accounts.services.apple_access import server_token_credentials
 from dep_accounts.services.verdict import WrongServerError
+from tests import accessible
 from tests.token_corpus import DEEP_JSON, p7m_encrypted
 
 pytestmark = pytest.mark.django_db
@@ -724,8 +725,10 @@ def test_the_page_needs_a_signed_in_user_with_a_role(client, client_as, nobody):
 
 
 def test_the_user_menu_links_to_the_page(client_as, viewer):
-    page = client_as(viewer).get(reverse("dep_accounts:dashboard")).content.decode()
-    assert f'href="{reverse("dep_accounts:me")}"' in page
+    menu_links = accessible.hrefs(
+        accessible.page(client_as(viewer).get(reverse("dep_accounts:dashboard")))
+    )
+    assert reverse("dep_accounts:me") in menu_links
 
 
 def test_an_api_token_with_an_expiry_date_is_refused_from_that_day(client_as, admin):

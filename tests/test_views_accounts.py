@@ -29,6 +29,7 @@ from tests.edit_page import account_snapshot, edit_form, edit_url
 pytestmark = pytest.mark.django_db
 
 State = DEPAccount.State
+LIST_TABLE = "DEP accounts, soonest token expiry first"
 
 
 def _account_with_token(abm, admin, *, validity_days: int = 365) -> DEPAccount:
@@ -70,8 +71,8 @@ def test_the_dep_accounts_list_costs_the_same_queries_for_3_and_30_accounts(clie
         assert client.get(reverse("dep_accounts:list")).status_code == 200
     _accounts_listed(27, start=3)
     with CaptureQueriesContext(connection) as thirty:
-        page = client.get(reverse("dep_accounts:list")).content.decode()
-    assert page.count('class="row-title"') == 30
+        listing = accessible.page(client.get(reverse("dep_accounts:list")))
+    assert len(accessible.rows(listing, LIST_TABLE)) == 30
     assert len(thirty) == len(three)
 
 
@@ -85,11 +86,12 @@ def test_the_list_shows_soonest_expiry_first_with_days_left_and_state(client_as,
         server_name="Sooner MDM", server_uuid="sooner", display_name="Main campus",
         state=State.CRITICAL, token_expires_at=now + timedelta(days=5, hours=1), device_count=3,
     )  # fmt: skip
-    page = client_as(viewer).get(reverse("dep_accounts:list")).content.decode()
-    assert page.index("Sooner MDM") < page.index("Later MDM")
-    assert "Main campus" in page
-    assert "5 days left" in page
-    assert "tone-critical" in page and "badge-critical" in page
+    sooner, later = accessible.rows(
+        accessible.page(client_as(viewer).get(reverse("dep_accounts:list"))), LIST_TABLE
+    )
+    assert sooner[0].startswith("Sooner MDM Main campus") and later[0].startswith("Later MDM")
+    assert "5 days left" in sooner[3]
+    assert sooner[-1] == State.CRITICAL.label
 
 
 def test_the_server_name_cell_reveals_an_edit_button_for_admins(client_as, admin):
@@ -97,11 +99,10 @@ def test_the_server_name_cell_reveals_an_edit_button_for_admins(client_as, admin
         server_name="Springfield MDM", server_uuid="u1", state=State.OK,
         token_expires_at=timezone.now() + timedelta(days=90),
     )  # fmt: skip
-    page = client_as(admin).get(reverse("dep_accounts:list")).content.decode()
-    assert (
-        f'<a class="edit-button" href="{edit_url(account)}" aria-label="Edit Springfield MDM" '
-        'title="Edit">'
-    ) in page
+    listing = accessible.page(client_as(admin).get(reverse("dep_accounts:list")))
+    edit = accessible.find(listing, "link", "Edit Springfield MDM")
+    assert accessible.attribute(edit, "href") == edit_url(account)
+    assert accessible.attribute(edit, "title") == "Edit"
 
 
 def test_accounts_awaiting_a_token_link_to_the_add_flow(client_as, admin):
@@ -123,9 +124,10 @@ def test_adding_a_dep_account_end_to_end(client_as, admin, abm):
     add_token_url = reverse("dep_accounts:add_token", args=[account.pk])
     assert response.status_code == 302 and response.url == add_token_url
 
-    steps = client.get(add_token_url).content.decode()
+    response = client.get(add_token_url)
+    steps = response.content.decode()
     public_key_url = reverse("dep_accounts:public_key", args=[account.pk])
-    assert f'href="{public_key_url}"' in steps
+    assert public_key_url in accessible.hrefs(accessible.page(response))
     assert "Download Token" in steps and "Upload public key" in steps
     assert "Downloading a new server token will reset your existing one" in steps
 
@@ -161,8 +163,9 @@ def test_adding_a_dep_account_end_to_end(client_as, admin, abm):
     assert account.server_tokens.get().file_name == "Springfield MDM_Token_smime.p7m"
     assert f"dep_accounts.staged_token.{account.pk}" not in client.session
     assert "Added “Springfield MDM”" in client.get(confirmed.url).content.decode()
-    listing = client.get(reverse("dep_accounts:list")).content.decode()
-    assert f'href="{account.get_absolute_url()}">Springfield MDM</a>' in listing
+    listing = accessible.page(client.get(reverse("dep_accounts:list")))
+    link = accessible.find(listing, "link", "Springfield MDM")
+    assert accessible.attribute(link, "href") == account.get_absolute_url()
 
 
 def test_the_add_steps_of_an_account_that_has_its_token_open_the_account(
@@ -261,9 +264,9 @@ def test_the_add_steps_link_to_the_simulated_abm_only_in_the_demo(client_as, adm
     settings.APPLESIM_ABM_URL = ""
     assert b"Demo: Apple Business Manager is simulated" not in client.get(url).content
     settings.APPLESIM_ABM_URL = "http://127.0.0.1:8001/abm/"
-    page = client.get(url).content.decode()
-    assert "Demo: Apple Business Manager is simulated at" in page
-    assert 'href="http://127.0.0.1:8001/abm/"' in page
+    response = client.get(url)
+    assert "Demo: Apple Business Manager is simulated at" in response.content.decode()
+    assert "http://127.0.0.1:8001/abm/" in accessible.hrefs(accessible.page(response))
 
 
 def test_the_edit_page_links_to_the_simulated_abm_only_in_the_demo(
@@ -280,21 +283,19 @@ def test_the_edit_page_links_to_the_simulated_abm_only_in_the_demo(
         in page
     )
     settings.APPLESIM_ABM_URL = "http://127.0.0.1:8001/abm/"
-    page = client.get(edit_url(dep_account)).content.decode()
-    assert "Demo: Apple Business Manager is simulated at" in page
-    assert 'href="http://127.0.0.1:8001/abm/"' in page
+    response = client.get(edit_url(dep_account))
+    assert "Demo: Apple Business Manager is simulated at" in response.content.decode()
+    assert "http://127.0.0.1:8001/abm/" in accessible.hrefs(accessible.page(response))
 
 
 def test_the_add_steps_use_apples_current_wording_and_name_the_older_once(client_as, admin):
     account = account_create(actor=admin)
-    page = client_as(admin).get(reverse("dep_accounts:add_token", args=[account.pk])).content
-    text = page.decode()
+    response = client_as(admin).get(reverse("dep_accounts:add_token", args=[account.pk]))
+    text = response.content.decode()
 
     assert (
-        " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} ".join(
-            ["<strong>Devices</strong>", "<strong>Management Services</strong>"]
-        )
-        in text
+        "Devices \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} Management Services"
+        in accessible.text(accessible.page(response))
     )
     assert text.count("Your MDM Servers") == 1
     assert "Springfield_MDM_Token_2025-06-01T09-30-00Z_smime.p7m" in text
@@ -333,15 +334,17 @@ def test_sync_now_is_disabled_with_the_reason_when_the_token_is_expired(
     DEPAccount.objects.filter(pk=dep_account.pk).update(
         state=State.EXPIRED, state_detail="The server token expired on 2026-01-01."
     )
-    page = client_as(admin).get(dep_account.get_absolute_url()).content.decode()
-    assert 'disabled aria-describedby="sync-unavailable"' in page
-    assert "The server token expired on 2026-01-01." in page
+    tree = accessible.page(client_as(admin).get(dep_account.get_absolute_url()))
+    sync_now = accessible.find(tree, "button", "Sync now")
+    assert accessible.attribute(sync_now, "disabled") is not None
+    assert accessible.description(tree, sync_now) == "The server token expired on 2026-01-01."
 
 
 def test_sync_now_is_disabled_until_the_subscription_is_renewed(client_as, admin, dep_account):
-    page = client_as(admin).get(dep_account.get_absolute_url()).content.decode()
-    assert 'disabled aria-describedby="sync-unavailable"' in page
-    assert "licence" in page
+    tree = accessible.page(client_as(admin).get(dep_account.get_absolute_url()))
+    sync_now = accessible.find(tree, "button", "Sync now")
+    assert accessible.attribute(sync_now, "disabled") is not None
+    assert "licence" in accessible.description(tree, sync_now)
 
 
 def test_sync_now_queues_a_sync_and_says_so(client_as, admin, dep_account, licence):
@@ -452,7 +455,7 @@ def test_renewal_refuses_a_token_for_another_mdm_server_showing_both_side_by_sid
     assert page.index("Other MDM") < page.index("This account")
     assert other_uuid in page and dep_account.server_uuid in page
     assert "Add it as a new DEP account instead" in page
-    assert f'href="{reverse("dep_accounts:add")}"' in page
+    assert reverse("dep_accounts:add") in accessible.hrefs(accessible.page(response))
     assert "Other MDM" in response.context["form"].errors["token_file"][0]
     assert account_snapshot(dep_account) == before
 
