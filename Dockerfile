@@ -4,7 +4,6 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY mdmportal mdmportal
 COPY dep_accounts dep_accounts
-COPY applesim applesim
 COPY templates templates
 COPY static static
 COPY manage.py gunicorn.conf.py ./

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest import mock
 
 from django.test import Client, RequestFactory
 from django.urls import reverse
@@ -27,11 +28,8 @@ from dep_accounts.services.expiry import banner_refresh
 @contextmanager
 def banner_off() -> Iterator[None]:
     """The context processor runs, but finds no banner and sends no query."""
-    context_processors.banner_items = list
-    try:
+    with mock.patch.object(context_processors, "banner_items", list):
         yield
-    finally:
-        context_processors.banner_items = banner_items
 
 
 def _measure(client: Client, admin, size: Size, label: str) -> dict[str, object]:

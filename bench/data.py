@@ -13,10 +13,11 @@ import random
 import uuid
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import Group
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -30,6 +31,7 @@ from dep_accounts.roles import ADMINS
 from dep_accounts.services.device_upsert import DEVICE_FIELDS
 from dep_accounts.services.expiry import token_state_for
 from dep_accounts.services.licence import licence_document_issue, licence_install
+from dep_accounts.users import User
 
 GOLDEN = 0.6180339887498949
 MODELS = (
@@ -45,7 +47,7 @@ MODELS = (
 )
 
 
-def admin_create() -> AbstractBaseUser:
+def admin_create() -> User:
     """A member of the admins group, as an admin signs in: not a superuser, whose permission
     checks would skip the queries every other user's requests send. Staff, so that the same
     user may open Django's own admin pages the list is compared with."""
@@ -153,13 +155,13 @@ def device_values(device: apple_schema.Device) -> dict[str, object]:
 
 
 @cache
-def _device_table() -> tuple[list[str], frozenset[str], dict[str, object]]:
+def _device_table() -> tuple[list[str], frozenset[str], dict[str, Any]]:
     """Every column of a device row, the datetime ones, and the defaults of those Apple lacks."""
     fields = [field for field in DEPDevice._meta.concrete_fields if not field.primary_key]
-    columns = [field.column for field in fields]
-    datetimes = frozenset(f.column for f in fields if isinstance(f, models.DateTimeField))
+    columns = [str(field.column) for field in fields]
+    datetimes = frozenset(str(f.column) for f in fields if isinstance(f, models.DateTimeField))
     from_sync = {"account_id", "serial_number", *DEVICE_FIELDS, "removed_at", "updated_at"}
-    defaults = {f.column: f.get_default() for f in fields if f.column not in from_sync}
+    defaults = {str(f.column): f.get_default() for f in fields if f.column not in from_sync}
     return columns, datetimes, defaults
 
 
@@ -169,7 +171,7 @@ def device_columns() -> list[str]:
 
 def device_upsert_values(
     account_id: int, device: apple_schema.Device, now: datetime
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The columns the product's page upsert writes for a device, in its order."""
     return {
         "account_id": account_id,
@@ -184,7 +186,7 @@ def device_upsert_values(
 def device_row(account_id: int, device: apple_schema.Device, now: datetime) -> tuple:
     """A device as a raw INSERT of every column takes it, through the backend's adapters."""
     columns, datetimes, defaults = _device_table()
-    values = {
+    values: dict[str, Any] = {
         **defaults,
         "account_id": account_id,
         "serial_number": device.serial_number,

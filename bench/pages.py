@@ -94,7 +94,7 @@ def scenario(size: Size, database: str) -> list[Row]:
     data.accounts_create(count=size.accounts_few)
     banner_refresh()
     extra_from = DEPAccount.objects.aggregate(last=Max("pk"))["last"] + 1
-    account = DEPAccount.objects.order_by("pk").first()
+    account = DEPAccount.objects.earliest("pk")
     data.devices_create(account=account, count=size.devices_few)
 
     accounts = PageSizes(client, reverse("dep_accounts:list"), size.page_requests)

@@ -22,9 +22,8 @@ from dep_accounts.services.apple_access import dep_client_for_token, server_toke
 from dep_accounts.services.intake import TokenFile, token_intake
 
 
-def token_renew(*, account: DEPAccount, token_file: bytes) -> None:
-    """What the Edit page's Save does with an uploaded file."""
-    token_intake(account=account, upload=TokenFile("renewal.p7m", token_file), actor=None)
+def _upload(account: DEPAccount, token_file: bytes) -> None:
+    token_intake(account=account, upload=TokenFile("smime.p7m", token_file), actor=None)
 
 
 def scenario(size: Size, database: str) -> list[Row]:
@@ -39,7 +38,7 @@ def scenario(size: Size, database: str) -> list[Row]:
         account = account_create(actor=None)
         control.sign_in(org_id=org_id, apple_id="it@bench.example")
         control.public_key_upload(server_uuid, account.key_pair.certificate_pem.encode())
-        token_renew(account=account, token_file=control.token_download(server_uuid))
+        _upload(account, control.token_download(server_uuid))
 
         def round_trip() -> None:
             current = account.server_tokens.get(is_current=True)
@@ -48,9 +47,7 @@ def scenario(size: Size, database: str) -> list[Row]:
         renewals, trips = [], []
         for repeat in range(size.renewal_repeats + 1):
             token_file = control.token_download(server_uuid)
-            renew = lambda token_file=token_file: token_renew(  # noqa: E731
-                account=account, token_file=token_file
-            )
+            renew = lambda token_file=token_file: _upload(account, token_file)  # noqa: E731
             if repeat == 0:  # warm-up, untimed
                 renew()
                 round_trip()
@@ -60,7 +57,7 @@ def scenario(size: Size, database: str) -> list[Row]:
             trips.append(timed(round_trip)[0])
         profiled(
             f"renewal-{database}",
-            lambda: token_renew(account=account, token_file=control.token_download(server_uuid)),
+            lambda: _upload(account, control.token_download(server_uuid)),
         )
     finally:
         sim.stop()

@@ -231,7 +231,9 @@ def scenario(size: Size, database: str) -> list[Row]:
         if database == "postgres":
             staging_create()
 
-        ours, floors, ours_growth = [], [], []
+        ours: list[float] = []
+        floors: list[float] = []
+        ours_growth = []
         cpu: dict[str, list[float]] = {"ours": [], "floor": []}
         for repeat in range(size.sync_repeats):
             for way in ("ours", "floor") if repeat % 2 else ("floor", "ours"):

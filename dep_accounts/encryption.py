@@ -45,7 +45,7 @@ def secret_encrypt(plaintext: bytes) -> bytes:
     return _current().encrypt(plaintext)
 
 
-def secret_decrypt(ciphertext: bytes) -> bytes:
+def secret_decrypt(ciphertext: bytes | memoryview) -> bytes:
     try:
         return _current().decrypt(bytes(ciphertext))
     except InvalidToken as exc:
@@ -55,7 +55,7 @@ def secret_decrypt(ciphertext: bytes) -> bytes:
         ) from exc
 
 
-def secret_reencrypt(ciphertext: bytes) -> bytes:
+def secret_reencrypt(ciphertext: bytes | memoryview) -> bytes:
     """The same secret, encrypted under the newest key."""
     try:
         return _current().rotate(bytes(ciphertext))

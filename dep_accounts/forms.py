@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -15,6 +16,8 @@ from django.utils import timezone
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, EnrollmentProfile
 from dep_accounts.plain_text import name_validate
 from dep_accounts.services.intake import TokenFile
+from dep_accounts.services.push.verdict import APPLE_ID_CHANGED_LABEL as PUSH_APPLE_ID_CHANGED_LABEL
+from dep_accounts.services.push.verdict import REPLACE_WORD
 from dep_accounts.services.verdict import APPLE_ID_CHANGED_LABEL
 
 LICENCE_MAX_BYTES = 64 * 1024
@@ -185,10 +188,13 @@ class AccountEditForm(forms.Form):
             | {"notification_emails": "\n".join(account.notification_email_list)},
         )
         super().__init__(*args, **kwargs)
-        self.fields["default_profile"].queryset = account.profiles.all()
+        default_profile = self.fields["default_profile"]
+        assert isinstance(default_profile, forms.ModelChoiceField)
+        default_profile.queryset = account.profiles.all()
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("assign_default_profile") and not cleaned.get("default_profile"):
             self.add_error(
                 "default_profile", "Choose the profile to assign to new devices, or untick it."
@@ -226,12 +232,13 @@ class ProfileForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["account"].queryset = DEPAccount.objects.exclude(
-            state=DEPAccount.State.AWAITING_TOKEN
-        )
+        account = self.fields["account"]
+        assert isinstance(account, forms.ModelChoiceField)
+        account.queryset = DEPAccount.objects.exclude(state=DEPAccount.State.AWAITING_TOKEN)
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         # Apple refuses (FLAGS_INVALID) an unsupervised profile whose MDM cannot be removed.
         if not cleaned.get("is_supervised") and not cleaned.get("is_mdm_removable"):
             self.add_error(
@@ -264,13 +271,16 @@ class ProfileAssignForm(forms.Form):
 
     def __init__(self, *args, candidates: list[DEPDevice], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["devices"].choices = [
+        devices = self.fields["devices"]
+        assert isinstance(devices, forms.MultipleChoiceField)
+        devices.choices = [
             (d.serial_number, f"{d.serial_number} · {d.model or d.device_family}")
             for d in candidates
         ]
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         typed = (cleaned.get("serials") or "").replace(",", " ").upper().split()
         serials = list(dict.fromkeys([*typed, *cleaned.get("devices", [])]))
         if not serials:
@@ -296,8 +306,9 @@ class LicenceForm(forms.Form):
             )
         return upload
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         upload, pasted = cleaned.get("licence_file"), (cleaned.get("document") or "").strip()
         if self.errors:
             return cleaned
@@ -342,4 +353,29 @@ class AuditFilterForm(forms.Form):
     )
     action = forms.ChoiceField(
         choices=[("", "All actions"), *AuditEvent.Action.choices], required=False
+    )
+
+
+class PushCertificateForm(forms.Form):
+    """Edit APNs Certificate: the issued .pem, the Apple ID it was made with, confirmations."""
+
+    certificate_file = forms.FileField(
+        label="Upload Certificate",
+        required=False,
+        allow_empty_file=True,
+        widget=forms.FileInput(attrs={"accept": ".pem,.cer,.crt", "class": "file-input"}),
+    )
+    apple_id = forms.EmailField(
+        label="Apple ID used at the Apple Push Certificates Portal",
+        required=False,
+        max_length=254,
+        help_text="Needed for the first certificate; leave empty to keep the one recorded.",
+    )
+    apple_id_changed = forms.BooleanField(label=PUSH_APPLE_ID_CHANGED_LABEL, required=False)
+    topic_confirmation = forms.CharField(
+        label="Replace the topic on purpose",
+        required=False,
+        max_length=200,
+        help_text=f"Only to replace the push topic: type {REPLACE_WORD} or the new topic. Every "
+        "enrolled device must then enroll again.",
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser
+
+from dep_accounts.users import User
 
 ADMINS = "admins"
 VIEWERS = "viewers"
@@ -19,11 +21,11 @@ _VIEW_CODENAMES = [
 ]
 
 
-def can_view(user: AbstractBaseUser | AnonymousUser) -> bool:
+def can_view(user: User | AnonymousUser) -> bool:
     return user.is_authenticated and user.has_perm(VIEW_PERMISSION)
 
 
-def can_manage(user: AbstractBaseUser | AnonymousUser) -> bool:
+def can_manage(user: User | AnonymousUser) -> bool:
     return user.is_authenticated and user.has_perm(MANAGE_PERMISSION)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from django.conf import settings
 from django.db.models import F, Q, QuerySet, Sum
@@ -13,10 +14,11 @@ from dep_accounts.models import (
     AuditEvent,
     Banner,
     DEPAccount,
+    DEPDevice,
     OutboundEmail,
-    ServerToken,
     SubscriptionLicence,
 )
+from dep_accounts.users import User
 
 State = DEPAccount.State
 
@@ -97,10 +99,32 @@ class TokenCustodian:
     is_current: bool
 
 
-def token_custodians(server_tokens: Iterable[ServerToken]) -> list[TokenCustodian]:
+class CustodiedUpload(Protocol):
+    """What the custodian history reads of an upload: a server token's or a push certificate's."""
+
+    @property
+    def pk(self) -> int: ...
+
+    @property
+    def admin_apple_id(self) -> str: ...
+
+    @property
+    def uploaded_at(self) -> datetime: ...
+
+    @property
+    def uploaded_by(self) -> User | None: ...
+
+    @property
+    def apple_id_change_confirmed(self) -> bool: ...
+
+    @property
+    def is_current(self) -> bool: ...
+
+
+def token_custodians(server_tokens: Iterable[CustodiedUpload]) -> list[TokenCustodian]:
     """Who downloaded the tokens, in upload order: one entry per run of the same Apple ID,
     with each change of Apple ID marked."""
-    runs: list[list[ServerToken]] = []
+    runs: list[list[CustodiedUpload]] = []
     for token in sorted(server_tokens, key=lambda t: (t.uploaded_at, t.pk)):
         if runs and runs[-1][0].admin_apple_id == token.admin_apple_id:
             runs[-1].append(token)
@@ -127,9 +151,15 @@ def token_custodians(server_tokens: Iterable[ServerToken]) -> list[TokenCustodia
     return custodians
 
 
-def accounts_named(text: str) -> QuerySet[DEPAccount]:
-    """DEP accounts whose name (the admin's or Apple's MDM server name) contains `text`."""
+def accounts_named(text: str) -> QuerySet[DEPAccount, int]:
+    """The pks of the DEP accounts whose name (the admin's or Apple's MDM server name) contains
+    `text`, for an `account__in` filter."""
     text = text.strip()
     return DEPAccount.objects.filter(
         Q(display_name__icontains=text) | Q(server_name__icontains=text)
-    ).values("pk")
+    ).values_list("pk", flat=True)
+
+
+def licence_devices_stored() -> int:
+    """The devices the licence counts: every device of every DEP account not removed."""
+    return DEPDevice.objects.filter(removed_at__isnull=True).count()

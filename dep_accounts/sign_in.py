@@ -14,13 +14,13 @@ from allauth.mfa.models import Authenticator
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialLogin
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from dep_accounts.encryption import secret_decrypt, secret_encrypt
 from dep_accounts.services import sso
+from dep_accounts.users import User
 
 SSO_PROVIDER_SESSION_KEY = "sso_provider_id"
 # The role is worked out before allauth's login stages (a TOTP code may come in between) and
@@ -39,9 +39,7 @@ class AccountAdapter(DefaultAccountAdapter):
         # Local users are made by an admin; nobody signs themselves up.
         return False
 
-    def pre_login(
-        self, request: HttpRequest, user: AbstractBaseUser, **kwargs
-    ) -> HttpResponse | None:
+    def pre_login(self, request: HttpRequest, user: User, **kwargs) -> HttpResponse | None:
         signal_kwargs = kwargs.get("signal_kwargs") or {}
         password = "sociallogin" not in signal_kwargs
         if password and not settings.LOCAL_LOGIN and not user.is_superuser:
@@ -94,7 +92,7 @@ class MFAAdapter(DefaultMFAAdapter):
 
 
 @receiver(user_logged_in)
-def sign_in_record(sender, request: HttpRequest, user: AbstractBaseUser, **kwargs) -> None:
+def sign_in_record(sender, request: HttpRequest, user: User, **kwargs) -> None:
     """Apply the IdP's role on every SSO sign-in; audit every sign-in."""
     sociallogin = kwargs.get("sociallogin")
     if sociallogin is not None:

@@ -10,6 +10,8 @@ from celery import shared_task
 
 from dep_accounts.services import outbox, webhooks
 from dep_accounts.services.expiry import banner_refresh, token_states_refresh
+from dep_accounts.services.push.expiry import push_state_refresh
+from dep_accounts.services.push.reminders import apns_reminders_send
 from dep_accounts.services.reminders import licence_reminders_send, reminders_send
 from dep_accounts.services.renewal.watch import guarded_renewals_check
 from dep_accounts.services.sync import account_sync
@@ -18,10 +20,12 @@ from dep_accounts.services.sync_requests import accounts_due_for_sync
 
 @shared_task
 def token_expiry_refresh() -> None:
-    """Hourly: token expiry states, the banner, the reminders and licence webhooks due."""
+    """Hourly: token and push certificate states, the banner, reminders, licence webhooks."""
     token_states_refresh()
+    push_state_refresh()
     banner_refresh()
     reminders_send()
+    apns_reminders_send()
     licence_reminders_send()
     webhooks.webhooks_emit_licence_expiring()
 

@@ -5,6 +5,7 @@ from django.urls import path
 from dep_accounts import views
 from dep_accounts.views import email, monitoring
 from dep_accounts.views.me import me
+from dep_accounts.views.push import push_certificate, push_edit, push_request
 from dep_accounts.views.renewal import (
     account_start_renewal,
     account_terms_check,
@@ -76,4 +77,9 @@ urlpatterns += [
         account_terms_check,
         name="terms_check",
     ),
+]
+urlpatterns += [
+    path("admin/apns/", push_certificate, name="push"),
+    path("admin/apns/edit/", push_edit, name="push_edit"),
+    path("admin/apns/request/", push_request, name="push_request"),
 ]

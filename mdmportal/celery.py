@@ -13,7 +13,8 @@ class AfterCommitTask(Task):
     TransactionAwareTask): a worker must never look for rows that are not there yet. Outside
     a transaction it is queued at once, and a broker error reaches the caller."""
 
-    def apply_async(self, *args, **kwargs) -> None:
+    # Returns None, not Celery's AsyncResult: the task does not exist until the commit.
+    def apply_async(self, *args, **kwargs) -> None:  # type: ignore[override]
         transaction.on_commit(lambda: super(AfterCommitTask, self).apply_async(*args, **kwargs))
 
 

@@ -288,6 +288,16 @@ APPLESIM_ABM_URL = env.str("APPLESIM_ABM_URL", default="")
 DEP_TOKEN_WARNING_DAYS = env.int("DEP_TOKEN_WARNING_DAYS", default=30)
 DEP_TOKEN_CRITICAL_DAYS = env.int("DEP_TOKEN_CRITICAL_DAYS", default=7)
 DEP_REMINDER_DAYS = [30, 14, 7, 3, 1, 0]
+# The MDM vendor certificate that signs push-certificate requests (Apple, "Setting Up Push
+# Notifications for Your MDM Customers"): the path of a PEM bundle (its private key, the
+# certificate, Apple's intermediate and root) or of a PKCS#12 file. It is a file, so
+# APNS_VENDOR_CERTIFICATE_FILE names the same path. The demo keeps one applesim issued in var/.
+APNS_VENDOR_CERTIFICATE = (
+    environ.Env().str("APNS_VENDOR_CERTIFICATE_FILE", default="")
+    or environ.Env().str("APNS_VENDOR_CERTIFICATE", default="")
+    or (str(VAR_DIR / "apns-vendor-certificate.pem") if DEBUG else "")
+)
+APNS_VENDOR_CERTIFICATE_PASSWORD = env.str("APNS_VENDOR_CERTIFICATE_PASSWORD", default="")
 # A sync renews its lease on the account with every page; a killed worker's lease lapses
 # after this long and the next sync resumes from the saved cursor. It must outlast the longest
 # wait for one page: three attempts at DEP_API_TIMEOUT_SECONDS plus Apple's Retry-After waits.
@@ -314,12 +324,15 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "celery-broker"
-    for _sub in ("out", "processed"):
+    # kombu's filesystem transport writes its exchange table to "control/" in the working
+    # directory unless told otherwise: keep it with the rest of the broker under var/.
+    for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

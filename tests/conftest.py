@@ -1,5 +1,6 @@
-"""Fixtures shared by the tests: applesim over a real socket, users in each role, DEP accounts
-whose tokens were issued by applesim's ABM and uploaded through the real services."""
+"""Fixtures shared by the tests: users in each role, DEP accounts whose tokens were issued by
+applesim's ABM and uploaded through the real services. `sim`, applesim over a real socket, comes
+from applesim's own pytest plugin."""
 
 from __future__ import annotations
 
@@ -19,13 +20,10 @@ def _fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-@pytest.fixture(scope="session")
-def sim() -> Iterator[RunningSim]:
-    from applesim.testing import sim_start
-
-    running = sim_start()
-    yield running
-    running.stop()
+@pytest.fixture(autouse=True)
+def _no_vendor_certificate(settings) -> None:
+    """No MDM vendor certificate unless a test sets one (`push_portal`): not the demo's in var/."""
+    settings.APNS_VENDOR_CERTIFICATE = ""
 
 
 @dataclass
@@ -202,3 +200,41 @@ def keys(admin, viewer, nobody) -> dict[str, str]:
         "revoked": revoked.key,
         "bad": "mdmp_" + "x" * 40,
     }
+
+
+@dataclass
+class PushPortal:
+    """applesim's Apple Push Certificates Portal, with the portal's vendor certificate set."""
+
+    sim: RunningSim
+    apple_id: str
+
+    def create(self, signed_request: bytes, *, apple_id: str | None = None) -> bytes:
+        """Create a Certificate (a new topic) for the signed request; the issued .pem."""
+        return self.sim.control.push_certificate_create(apple_id or self.apple_id, signed_request)
+
+    def renew(self, signed_request: bytes, *, topic: str, apple_id: str | None = None) -> bytes:
+        return self.sim.control.push_certificate_renew(
+            apple_id or self.apple_id, topic, signed_request
+        )
+
+    def first_certificate(self, admin):
+        """Request, Create at Apple and upload: the portal's first push certificate."""
+        from dep_accounts.services.intake import TokenFile
+        from dep_accounts.services.push.intake import push_certificate_intake, push_request_make
+
+        pem = self.create(push_request_make(actor=admin))
+        return push_certificate_intake(
+            upload=TokenFile("MDM_Certificate.pem", pem), actor=admin, apple_id=self.apple_id
+        )
+
+
+@pytest.fixture
+def push_portal(abm: ABM, settings, tmp_path) -> PushPortal:
+    """After `abm`'s reset: a reset makes Apple's CAs anew, and the vendor certificate with it."""
+    sim = abm.sim
+    vendor = tmp_path / "apns-vendor.pem"
+    vendor.write_bytes(sim.control.push_vendor_issue("Springfield MDM Vendor"))
+    settings.APNS_VENDOR_CERTIFICATE = str(vendor)
+    settings.APNS_VENDOR_CERTIFICATE_PASSWORD = ""
+    return PushPortal(sim=sim, apple_id="push.admin@springfield.example")

@@ -549,3 +549,33 @@ def test_every_component_is_closed_to_keys_it_does_not_describe():
     for name, schema in OPENAPI["components"]["schemas"].items():
         assert schema["additionalProperties"] is False, name
         assert set(schema["required"]) <= set(schema["properties"]), name
+
+
+# Found by fuzzing (tests/test_fuzz_api.py): each request below got a 500 or an HTML page.
+@pytest.mark.parametrize("account", ["²", "١٢", "99999999999999999999999"])
+def test_an_audit_log_filter_on_an_account_id_that_is_no_id_is_400(api, keys, account):
+    response = api.get(reverse("api:audit_log"), key=keys["admin"], account=account)
+
+    assert response.status_code == 400
+    assert "id of a DEP account" in response.json()["error"]
+
+
+@pytest.mark.parametrize("name", ["dep_account", "dep_account_public_key", "dep_account_sync"])
+def test_an_account_id_past_what_a_database_holds_is_404(api, keys, name):
+    path = reverse(f"api:{name}", args=[10**22])
+    method = "POST" if name == "dep_account_sync" else "GET"
+
+    response = api.request(method, path, key=keys["admin"])
+
+    assert response.status_code == 404
+
+
+def test_a_malformed_multipart_form_is_a_400_in_json_not_an_html_page(api, keys, dep_account):
+    broken = b"[" * 5000
+    for url in (_list_url(), _url("dep_account_token", dep_account)):
+        response = api.post(
+            url, key=keys["admin"], data=broken, content_type="multipart/form-data; boundary=x"
+        )
+        assert response.status_code == 400
+        assert response["Content-Type"] == "application/json"
+        assert "could not be read as a form" in response.json()["error"]

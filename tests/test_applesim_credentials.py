@@ -102,7 +102,7 @@ def test_the_push_certificates_portal_creates_renews_and_downloads(
 
     created = browser.post(sim.url + "/pushcert/create", files={"request": ("req.txt", request)})
     assert "Created." in created.text
-    topic = re.search(r'id="topic">([^<]+)<', created.text)[1]  # type: ignore[index]
+    topic = re.search(r'id="topic">([^<]+)<', created.text)[1]
     download = browser.get(sim.url + f"/pushcert/certificates/{topic}/download")
     assert download.headers["Content-Disposition"] == (
         'attachment; filename="MDM_Springfield MDM Vendor_Certificate.pem"'

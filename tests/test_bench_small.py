@@ -19,7 +19,13 @@ import pytest
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASES = ("sqlite", "postgres")
 SYNC_ROWS = ("floor", "naive", "http", "memory", "incremental")
-PAGE_ROWS = ("accounts", "accounts_page", "devices", "devices_accounts", "audit_accounts")
+PAGE_ROWS: tuple[str, ...] = (
+    "accounts",
+    "accounts_page",
+    "devices",
+    "devices_accounts",
+    "audit_accounts",
+)
 PAGE_ROWS += ("devices_search",)
 ROWS = [
     *(f"sync.{row}.{db}" for row in SYNC_ROWS for db in DATABASES),
@@ -103,12 +109,6 @@ def test_the_sync_database_part_is_held_to_its_floor_and_beats_bulk_create(bench
         # bulk_create builds a model instance per device, measured over every one of them.
         assert facts["naive_seconds"] > ours, facts
         assert bench_rows[f"sync.naive.{database}"]["met"] == (facts["naive_seconds"] >= 2 * ours)
-
-
-def test_the_http_sync_costs_at_least_its_fetch(bench_rows):
-    for database in DATABASES:
-        facts = bench_rows[f"sync.floor.{database}"]["facts"]
-        assert facts["end_to_end_seconds"] > facts["fetch_seconds"], facts
 
 
 def test_a_renewal_costs_at_least_its_round_trip_to_apple(bench_rows):

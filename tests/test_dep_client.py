@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import pytest
 from applesim.testing import RunningSim, sim_start
 from dep_accounts.apple.client import DEPClient
 from dep_accounts.apple.dep_errors import (
+    THROTTLE_WAIT_LIMIT,
     AccessDeniedError,
     AppleRequestError,
     AppleUnavailableError,
@@ -391,3 +393,96 @@ def test_secrets_never_show_in_repr_or_errors(apple: Apple) -> None:
     assert repr(client) == f"DEPClient(base_url={apple.sim.url!r})"
     shown = repr(client) + str(rejected.value) + repr(rejected.value)
     assert not any(secret in shown for secret in wrong.values())
+
+
+JSON = "application/json;charset=UTF8"
+
+
+# Found by fuzzing (tests/test_fuzz_dep_client.py): each answer below raised something other
+# than a DEPError, or gave a result whose fields were not the types they promise.
+def test_json_nested_deeper_than_python_recurses_is_not_apples_answer(
+    apple: Apple, client: DEPClient
+) -> None:
+    deep = {"status": 200, "body": "[" * 100_000, "content_type": JSON}
+    apple.sim.control.faults_set("account", [deep])
+
+    with pytest.raises(AppleUnavailableError, match="not JSON"):
+        client.account()
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        {"serial_number": None},
+        {"serial_number": ["C02XK1JHJG5H"]},
+        {"serial_number": "C02XK1JHJG5H", "model": {"name": "MacBook Air"}},
+        {"serial_number": "C02XK1JHJG5H", "op_type": True},
+    ],
+)
+def test_a_device_record_of_the_wrong_shape_is_an_unexpected_answer(
+    apple: Apple, client: DEPClient, device: dict
+) -> None:
+    body = json.dumps({"devices": [device], "cursor": "MTY4", "more_to_follow": False})
+    apple.sim.control.faults_set(
+        "server_devices", [{"status": 200, "body": body, "content_type": JSON}]
+    )
+
+    with pytest.raises(AppleUnavailableError, match="unexpected shape"):
+        client.devices_fetch()
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"server_uuid": None}, AppleUnavailableError),
+        ({"server_uuid": "A1", "org_name": ["Springfield"]}, AppleUnavailableError),
+        ({"server_uuid": "A1", "urls": [{"uri": "/x", "limit": {"maximum": "many"}}]}, None),
+        ({"server_uuid": "A1", "org_id": 1234567}, None),
+    ],
+)
+def test_an_account_answer_of_the_wrong_shape_is_refused_or_read_as_text(
+    apple: Apple, client: DEPClient, answer: dict, error: type[Exception] | None
+) -> None:
+    if answer.get("urls"):
+        error = AppleUnavailableError
+    fault = {"status": 200, "body": json.dumps(answer), "content_type": JSON}
+    apple.sim.control.faults_set("account", [fault])
+
+    if error is not None:
+        with pytest.raises(error, match="unexpected shape"):
+            client.account()
+    else:
+        assert client.account().org_id == "1234567"
+
+
+@pytest.mark.parametrize(
+    ("answer", "wait"),
+    [
+        ({"devices": {"C02XK1JHJG5H": "THROTTLED"}, "retry_after_seconds": -5}, 0),
+        ({"devices": {"C02XK1JHJG5H": "THROTTLED"}, "retry_after_seconds": "5"}, None),
+        ({"devices": {"C02XK1JHJG5H": ["SUCCESS"]}}, None),
+        ({"devices": "C02XK1JHJG5H"}, None),
+    ],
+)
+def test_a_profile_assignment_of_the_wrong_shape_is_refused_or_waits_no_less_than_zero(
+    apple: Apple, client: DEPClient, answer: dict, wait: int | None
+) -> None:
+    fault = {"status": 200, "body": json.dumps(answer), "content_type": JSON}
+    apple.sim.control.faults_set("profile_assign", [fault])
+
+    if wait is None:
+        with pytest.raises(AppleUnavailableError, match="unexpected shape"):
+            client.profile_assign(profile_uuid="88A6E7E1", serials=["C02XK1JHJG5H"])
+    else:
+        assignment = client.profile_assign(profile_uuid="88A6E7E1", serials=["C02XK1JHJG5H"])
+        assert assignment.retry_after_seconds == wait
+
+
+def test_a_retry_after_of_centuries_is_taken_as_a_day(apple: Apple, client: DEPClient) -> None:
+    forever = {"count": 3, "status": 429, "headers": {"Retry-After": "99999999999999999999"}}
+    apple.sim.control.faults_set("account", [forever])
+
+    with pytest.raises(ThrottledError) as throttled:
+        client.account()
+
+    assert throttled.value.retry_after == THROTTLE_WAIT_LIMIT

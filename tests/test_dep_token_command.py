@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from applesim.tokens import server_token_credentials_new, server_token_issue
 from dep_accounts.apple.keypair import key_pair_generate
 
-REAL = Path(__file__).resolve().parents[2] / "shared/fixtures/apple-real-token"
+REAL = Path(__file__).resolve().parent / "fixtures" / "apple-real-token"
 
 
 def _inspect(*args: str) -> tuple[dict, str]:

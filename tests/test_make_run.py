@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,15 @@ def dep_accounts(var_dir: Path) -> list[str]:
         return [name for (name,) in rows]
 
 
+def push_certificates(var_dir: Path) -> list[tuple[str, str, str]]:
+    """(topic, Apple ID, expiry) of each push certificate, as sqlite3 shows them."""
+    with closing(sqlite3.connect(var_dir / "mdmportal.sqlite3")) as connection:
+        rows = connection.execute(
+            "SELECT topic, apple_id, expires_at FROM dep_accounts_pushcertificate"
+        )
+        return list(rows)
+
+
 def make_run(env: dict[str, str], port: int, applesim_port: int) -> subprocess.CompletedProcess:
     # -o: the virtualenv the tests run in counts as installed, whatever its time stamp.
     return subprocess.run(
@@ -90,7 +100,8 @@ def make_run(env: dict[str, str], port: int, applesim_port: int) -> subprocess.C
             f"APPLESIM_PORT={applesim_port}",
             f"MAIL_PORT={free_port()}",
         ],
-        env=env,
+        # As an admin types it, even when the tests themselves run under `make test`.
+        env={k: v for k, v in env.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")},
         cwd=BASE_DIR,
         capture_output=True,
         text=True,
@@ -108,7 +119,12 @@ def test_a_busy_port_stops_make_run_with_one_line_and_nothing_seeded(
     started = time.monotonic()
     completed = make_run(env, ports["PORT"], ports["APPLESIM_PORT"])
 
-    said = [line for line in completed.stderr.splitlines() if not line.startswith("make: ***")]
+    # The one line besides make's own and the DEBUG warning every process gives at start.
+    said = [
+        line
+        for line in completed.stderr.splitlines()
+        if not line.startswith("make: ***") and "DEBUG IS ON" not in line
+    ]
     name = "web" if taken == "PORT" else "applesim"
     assert completed.returncode != 0
     assert len(said) == 1, completed.stderr
@@ -160,13 +176,16 @@ def test_a_seed_that_fails_half_way_keeps_nothing_and_the_next_start_seeds_it_al
         check=False,
     )
     assert failed.returncode != 0
-    assert failed.stderr.strip().splitlines() == [
+    # The one line besides the DEBUG warning every process gives at start.
+    errors = [line for line in failed.stderr.splitlines() if "DEBUG IS ON" not in line]
+    assert errors == [
         f"CommandError: The demo was not seeded (nothing was kept): applesim did not answer at "
         f"{nothing_listens} (Connection refused). Start it (python -m applesim) or set "
         "DEP_API_URL to where it runs."
     ]
     assert users(var_dir) == []
     assert not (var_dir / "demo-admin-password").exists()
+    assert push_certificates(var_dir) == []
 
     applesim_port = free_port()
     processes.applesim(applesim_port, var_dir / "applesim.sqlite3")
@@ -176,6 +195,14 @@ def test_a_seed_that_fails_half_way_keeps_nothing_and_the_next_start_seeds_it_al
     assert sorted(users(var_dir)) == ["admin", "viewer"]
     assert dep_accounts(var_dir) == ["Springfield district"]
     assert seeded.splitlines()[-1].startswith(f"Sign in as admin / {password} ")
+    [(topic, apple_id, expires_at)] = push_certificates(var_dir)
+    assert topic.startswith("com.apple.mgmt.External.")
+    assert apple_id == "it.admin@springfield.example"
+    days_left = datetime.fromisoformat(expires_at).replace(tzinfo=UTC) - datetime.now(UTC)
+    assert 39 <= days_left.days <= 40
+    # Seeding again adds nothing: the push certificate is there.
+    manage(env | {"DEP_API_URL": f"http://127.0.0.1:{applesim_port}"}, "seed_demo")
+    assert push_certificates(var_dir) == [(topic, apple_id, expires_at)]
 
 
 def test_make_run_ends_with_the_url_the_credentials_and_how_to_stop(env, var_dir, processes):

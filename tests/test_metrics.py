@@ -121,7 +121,8 @@ def test_a_scrape_costs_the_same_queries_for_one_and_many_accounts(client, db):
     with CaptureQueriesContext(connection) as many:
         _scrape(client)
 
-    assert len(one) == len(many) == 2
+    # The accounts, the licence and the push certificate.
+    assert len(one) == len(many) == 3
 
 
 def test_metrics_need_the_bearer_token(client, admin):
@@ -141,3 +142,12 @@ def test_metrics_do_not_exist_without_a_metrics_token(client, settings):
 
     assert client.get(reverse("metrics")).status_code == 404
     assert client.get(reverse("metrics"), HTTP_AUTHORIZATION="Bearer ").status_code == 404
+
+
+def test_the_push_certificate_has_its_expiry_under_the_apns_kind(client, push_portal, admin):
+    first = push_portal.first_certificate(admin)
+    families = _families(_scrape(client))
+    labels = (("apple_id", push_portal.apple_id), ("kind", "apns"), ("name", first.topic))
+    expiry = _samples(families["mdmportal_credential_expiry_timestamp_seconds"])
+    assert expiry == {labels: first.expires_at.timestamp()}
+    assert _samples(families["mdmportal_credential_days_left"])[labels] in (364, 365)

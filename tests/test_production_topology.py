@@ -2,7 +2,8 @@
 Celery worker, Celery beat and applesim as separate processes, configured by environment
 variables only, as `.env` configures the containers.
 
-Needs this machine's PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379); `.ci/run` starts them.
+Needs this machine's PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379); `make test` starts
+them.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _services_reachable() -> None:
     except (psycopg.Error, redis.RedisError) as exc:
         pytest.fail(
             f"The production topology needs PostgreSQL on 127.0.0.1:5432 and Redis on "
-            f"127.0.0.1:6379 ({exc}). `.ci/run` starts them."
+            f"127.0.0.1:6379 ({exc}). `make test` starts them."
         )
 
 

@@ -86,6 +86,10 @@ CONSOLE: dict[str, Row] = {
     "bulk_renew_confirm":   ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     "start_renewal":        ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     "terms_check":          ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
+    "push":                 ((LOGIN, LOGIN), (403, 403), (200, 403), (200, 200), (200, 200)),
+    "push_edit":            ((LOGIN, LOGIN), (403, 403), (403, 403), (200, 200), (200, 200)),
+    # Without a vendor certificate the admin is sent back with the operator's message.
+    "push_request":         ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     "email_test":           ((LOGIN, LOGIN), (403, 403), (403, 403), (405, 302), (405, 302)),
     # The demo's caught emails exist only with DEBUG on; the tests run with it off.
     "outbox":               ((LOGIN, LOGIN), (403, 403), (403, 403), (404, 404), (404, 404)),
@@ -125,6 +129,9 @@ API: dict[str, Row] = {
     "api:dep_account_public_key": NO_SESSION,
     "api:dep_account_token":      NO_SESSION,
     "api:dep_account_sync":       NO_SESSION,
+    "api:push_certificate":         NO_SESSION,
+    "api:push_certificate_request": NO_SESSION,
+    "api:push_certificate_upload":  NO_SESSION,
     "api:audit_log":              NO_SESSION,
     "api:openapi":                ((200, 405),) * len(ROLES),
 }
@@ -231,7 +238,7 @@ DJANGO_ADMIN_NOT_STAFF: dict[str, tuple[int | str, int | str]] = {
 }
 
 # What the lead quotes: URL x role x method combinations checked by the table test.
-URLS_CHECKED = 134
+URLS_CHECKED = 140
 COMBINATIONS_CHECKED = URLS_CHECKED * len(ROLES) * len(METHODS)
 
 

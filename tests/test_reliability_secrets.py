@@ -25,10 +25,17 @@ from django.test import Client
 from django.urls import get_resolver, reverse
 
 from dep_accounts.encryption import SecretDecryptionError, encrypted_fields, secret_decrypt
-from dep_accounts.models import DEPAccount, EnrollmentProfile, KeyPair, ServerToken
+from dep_accounts.models import (
+    DEPAccount,
+    EnrollmentProfile,
+    KeyPair,
+    PushCertificate,
+    ServerToken,
+)
 from dep_accounts.services.accounts import account_create
 from dep_accounts.services.apple_access import server_token_credentials
 from dep_accounts.services.intake import TokenFile, token_check, token_intake, token_take
+from dep_accounts.services.push.intake import push_request_make
 from dep_accounts.services.sync import devices_sync
 from dep_accounts.services.verdict import Intent
 from dep_accounts.services.webhooks import webhook_create
@@ -55,6 +62,8 @@ PAGES = {
     "dep_accounts:calendar": None,
     "dep_accounts:webhooks": None,
     "dep_accounts:bulk_renew": None,
+    "dep_accounts:push": None,
+    "dep_accounts:push_edit": None,
 }
 POST_ONLY = {"dep_accounts:add_confirm", "dep_accounts:sync", "dep_accounts:profile_make_default"}
 POST_ONLY |= {"dep_accounts:webhook_change"}
@@ -64,6 +73,7 @@ POST_ONLY |= {
     "dep_accounts:terms_check",
     "dep_accounts:full_resync",
     "dep_accounts:email_test",
+    "dep_accounts:push_request",
 }
 # The demo's caught emails: only with DEBUG on, and the tests run with it off (404).
 DEMO_ONLY = {"dep_accounts:outbox"}
@@ -101,7 +111,7 @@ class Run:
         return response
 
 
-def _run(*, abm, admin, client: Client) -> tuple[Run, dict[str, DEPAccount]]:
+def _run(*, abm, admin, client: Client, push_portal=None) -> tuple[Run, dict[str, DEPAccount]]:
     """Add, renew and sync DEP accounts the ways an admin and the worker do."""
     run = Run(client)
     client.force_login(admin)
@@ -171,6 +181,18 @@ def _run(*, abm, admin, client: Client) -> tuple[Run, dict[str, DEPAccount]]:
         {"token_file": _upload(abm.token_for(ogdenville, server_uuid=ogdenville_uuid))},
     )
     assert any(key.startswith("dep_accounts.staged_token.") for key, _ in client.session.items())
+    # The push certificate: requested, created at Apple, uploaded, then refused on a new topic.
+    if push_portal is not None:
+        signed_request = run.post(reverse("dep_accounts:push_request")).content
+        first = push_portal.create(signed_request)
+        edit = {"certificate_file": _upload(first, "MDM_Certificate.pem")}
+        edit["apple_id"] = push_portal.apple_id
+        assert run.post(reverse("dep_accounts:push_edit"), edit).status_code == 302
+        another = push_portal.create(signed_request)
+        refused = run.post(
+            reverse("dep_accounts:push_edit"), {"certificate_file": _upload(another, "b.pem")}
+        )
+        assert "instead of “Renew”" in refused.content.decode()
     return run, {"account": springfield, "awaiting": ogdenville, "profile": profile}
 
 
@@ -189,6 +211,13 @@ def _secrets() -> dict[str, str]:
             # The last line of a PEM body can be a few characters: too short to mean anything.
             if len(line) >= 32:
                 found[f"line {number} of the private key of account {key_pair.account_id}"] = line
+    for push in PushCertificate.objects.all():
+        pem = secret_decrypt(push.private_key_encrypted).decode()
+        found["private key of the push certificate"] = pem.strip()
+        body = [line for line in pem.splitlines() if line and not line.startswith("-----")]
+        for number, line in enumerate(body):
+            if len(line) >= 32:
+                found[f"line {number} of the push certificate's private key"] = line
     assert all(len(value) >= 32 for value in found.values())
     return found
 
@@ -252,10 +281,10 @@ def test_every_console_page_is_searched_for_secrets():
 
 
 def test_no_secret_is_in_the_database_logs_pages_or_django_admin_after_a_run(
-    abm, admin, licence, client, django_user_model, caplog
+    abm, push_portal, admin, licence, client, django_user_model, caplog
 ):
     caplog.set_level(logging.DEBUG)
-    run, objects = _run(abm=abm, admin=admin, client=client)
+    run, objects = _run(abm=abm, admin=admin, client=client, push_portal=push_portal)
     for name, kind in PAGES.items():
         args = [objects[kind].pk] if kind else []
         assert run.get(reverse(name, args=args)).status_code == 200, name
@@ -284,8 +313,8 @@ def test_no_secret_is_in_the_database_logs_pages_or_django_admin_after_a_run(
     assert not leaks, "\n".join(leaks)
     server_tokens = ServerToken.objects.count()
     key_pairs = KeyPair.objects.count()
-    assert (server_tokens, key_pairs) == (4, 3)
-    assert len(secrets) > server_tokens * 4 + key_pairs * 20
+    assert (server_tokens, key_pairs, PushCertificate.objects.count()) == (4, 3, 1)
+    assert len(secrets) > server_tokens * 4 + (key_pairs + 1) * 20
     assert len(run.responses) >= 25
     assert len(admin_pages) > 2 * 2 * DEVICES_PER_SERVER
     assert any(record.levelno == logging.DEBUG for record in records)
@@ -332,6 +361,8 @@ def test_every_binary_column_is_an_encrypted_field_that_rotation_covers():
                 assert (model, field.name) in covered, f"{model.__name__}.{field.name}"
     assert {(m.__name__, f) for m, f in covered} == {
         ("KeyPair", "private_key_encrypted"),
+        ("PushCertificate", "private_key_encrypted"),
+        ("PushCertificate", "csr_encrypted"),
         ("ServerToken", "secrets_encrypted"),
         ("Webhook", "secret_encrypted"),
     }
@@ -346,7 +377,7 @@ def _decrypts_with(key: str, ciphertext: bytes) -> bool:
 
 
 def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_go(
-    synced_account, abm, admin, settings
+    synced_account, abm, push_portal, admin, settings
 ):
     account = synced_account
     old_keys = list(settings.SECRETS_ENCRYPTION_KEYS)
@@ -364,6 +395,7 @@ def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_g
     assert older and not any(_decrypts_with(new_key, c) for c in older)
 
     settings.SECRETS_ENCRYPTION_KEYS = old_keys
+    push_portal.first_certificate(admin)
     webhook, webhook_secret = webhook_create(
         url="https://hooks.springfield.example/", events=["sync.failed"], actor=admin
     )
@@ -372,14 +404,16 @@ def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_g
     call_command("rotate_encryption_keys", stdout=output)
     assert output.getvalue().splitlines()[0] == (
         "Re-encrypted under the newest key: 1 key pair (private_key_encrypted), "
-        "2 server tokens (secrets_encrypted), 1 webhook (secret_encrypted)."
+        "2 server tokens (secrets_encrypted), 1 push certificate (private_key_encrypted), "
+        "1 push certificate (csr_encrypted), 1 webhook (secret_encrypted)."
     )
-    assert len(_ciphertexts()) == 4
+    assert len(_ciphertexts()) == 6
     assert all(_decrypts_with(new_key, c) for c in _ciphertexts())
     assert not any(_decrypts_with(key, c) for key in old_keys for c in _ciphertexts())
 
     # The old key removed: everything still decrypts, and the account still works with Apple.
     settings.SECRETS_ENCRYPTION_KEYS = [new_key]
+    assert push_request_make(actor=admin)
     webhook.refresh_from_db()
     assert secret_decrypt(webhook.secret_encrypted) == webhook_secret.encode()
     credentials_after = [server_token_credentials(t) for t in ServerToken.objects.all()]
@@ -403,6 +437,8 @@ def test_rotating_the_encryption_key_re_encrypts_everything_so_the_old_key_can_g
     for key_pair in KeyPair.objects.all():
         with pytest.raises(SecretDecryptionError):
             secret_decrypt(key_pair.private_key_encrypted)
+    with pytest.raises(SecretDecryptionError):
+        push_request_make(actor=admin)
 
 
 def test_sign_in_secrets_stay_out_of_the_database_logs_and_pages(

@@ -34,7 +34,7 @@ from dep_accounts.apple.token import (
     server_token_check_usable,
 )
 
-REAL_TOKEN_DIR = Path(__file__).resolve().parents[2] / "shared/fixtures/apple-real-token"
+REAL_TOKEN_DIR = Path(__file__).resolve().parent / "fixtures" / "apple-real-token"
 ISSUED_AT = datetime(2025, 1, 17, 11, 2, 21, 803000, tzinfo=UTC)
 EXPIRY = datetime(2026, 1, 17, 11, 2, 21, tzinfo=UTC)
 CREDENTIALS = server_token_credentials_new(issued_at=ISSUED_AT)

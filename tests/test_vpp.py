@@ -54,14 +54,14 @@ class Location:
     waits: list[float]
 
     def token(self, **kwargs: object) -> bytes:
-        return self.sim.control.vpp_token_download(self.uid, **kwargs)  # type: ignore[arg-type]
+        return self.sim.control.vpp_token_download(self.uid, **kwargs)
 
     def client(self, content: bytes, **kwargs: object) -> AppsBooksClient:
         return AppsBooksClient(
             content_token=content_token_decode(content),
             base_url=self.sim.url + "/mdm/v2",
             sleep=self.waits.append,
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
 

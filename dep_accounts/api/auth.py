@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
@@ -19,10 +20,11 @@ from django.views.decorators.debug import sensitive_variables
 from dep_accounts.errors import DomainError
 from dep_accounts.roles import can_view
 from dep_accounts.services.api_tokens import api_token_authenticate
+from dep_accounts.users import User
 from dep_accounts.views.access import bearer_credential
 
 View = Callable[..., HttpResponse]
-Permission = Callable[[AbstractBaseUser], bool]
+Permission = Callable[[User], bool]
 
 
 class APIError(DomainError):
@@ -47,7 +49,12 @@ def _unauthenticated(message: str) -> JsonResponse:
 
 def _csrf_rejection(request: HttpRequest) -> HttpResponse | None:
     """The console's CSRF check, for a request that did not authenticate with a key."""
-    return CsrfViewMiddleware(lambda request: HttpResponse()).process_view(request, None, (), {})
+    return CsrfViewMiddleware(_no_response).process_view(request, _no_response, (), {})
+
+
+def _no_response(request: HttpRequest) -> HttpResponse:
+    """The view the CSRF check is asked about: not marked exempt, and never called."""
+    return HttpResponse()
 
 
 def api_endpoint(**permissions: Permission) -> Callable[[View], View]:
@@ -77,9 +84,8 @@ def api_endpoint(**permissions: Permission) -> Callable[[View], View]:
                     "mistyped. Create a new one on your page in mdmportal."
                 )
             request.user = api_token.user
-            request.api_token = api_token
             try:
-                check = permissions.get(request.method)
+                check = permissions.get(request.method or "")
                 if check is None:
                     response = APIError(
                         405,
@@ -95,6 +101,15 @@ def api_endpoint(**permissions: Permission) -> Callable[[View], View]:
                 return view(request, *args, **kwargs)
             except APIError as exc:
                 return exc.response()
+            except (MultiPartParserError, SuspiciousOperation) as exc:
+                # Django would answer a malformed or oversized form with its HTML 400 page.
+                return APIError(
+                    400,
+                    "invalid",
+                    f"The request body could not be read as a form ({exc}). Send a well-formed "
+                    "multipart/form-data form, or the file alone as the body with its own "
+                    "Content-Type.",
+                ).response()
 
         return wrapper
 

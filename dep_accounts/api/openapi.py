@@ -16,6 +16,8 @@ from dep_accounts.api.representations import (
     AuditEventEntry,
     Error,
     Page,
+    PushCertificateDetail,
+    PushCertificateRefused,
     SyncQueued,
     TokenRefused,
     TooLarge,
@@ -186,6 +188,7 @@ PATHS = {
                 "200": _response("The token was taken: the updated account.", _of(AccountDetail)),
                 **_AUTH_ERRORS,
                 "404": _error("NotFound"),
+                "400": _error("Invalid"),
                 "413": _response("The file is larger than a server token can be.", _of(TooLarge)),
                 "415": _response("The body is neither a .p7m file nor a form.", _of(Error)),
                 "422": _response("The token was refused; nothing changed.", _of(TokenRefused)),
@@ -204,6 +207,99 @@ PATHS = {
                 "409": _response(
                     "The account cannot sync now (licence, token state); the message says why.",
                     _of(Error),
+                ),
+            },
+        }
+    },
+    "/push-certificate/": {
+        "get": {
+            "operationId": "pushCertificateRead",
+            "summary": "The MDM push (APNs) certificate with the history of its uploads",
+            "responses": {
+                "200": _response("The push certificate.", _of(PushCertificateDetail)),
+                **_AUTH_ERRORS,
+                "404": _response("No push certificate was requested yet.", _of(Error)),
+            },
+        }
+    },
+    "/push-certificate/request": {
+        "post": {
+            "operationId": "pushCertificateRequest",
+            "summary": "The signed push-certificate request to upload at Apple",
+            "description": "The portal's key and CSR are made on the first call and kept; the "
+            "request is signed with the MDM vendor certificate. Upload it at the Apple Push "
+            "Certificates Portal (Renew on the current certificate). Admins only.",
+            "responses": {
+                "200": {
+                    "description": "Base64 of Apple's plist (PushCertRequestCSR, "
+                    "PushCertCertificateChain, PushCertSignature).",
+                    "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+                },
+                **_AUTH_ERRORS,
+                "409": _response("No usable MDM vendor certificate is configured.", _of(Error)),
+            },
+        }
+    },
+    "/push-certificate/certificate": {
+        "post": {
+            "operationId": "pushCertificateUpload",
+            "summary": "Upload the push certificate Apple issued: the first one, or a renewal",
+            "description": "The same rules and messages as the console's Edit APNs Certificate "
+            "page: issued for the portal's key, not expired, not older than the current one, "
+            "with the current topic (unless `replace_topic` confirms it) and by the same Apple "
+            "ID (unless `apple_id_changed`). Admins only.",
+            "parameters": [
+                {
+                    "name": name,
+                    "in": "query",
+                    "description": description + " (also accepted as a multipart form field).",
+                    "schema": schema,
+                }
+                for name, description, schema in (
+                    (
+                        "apple_id",
+                        "The Apple ID used at the Apple Push Certificates Portal; required "
+                        "for the first certificate",
+                        {"type": "string", "format": "email"},
+                    ),
+                    (
+                        "apple_id_changed",
+                        "Confirm that another Apple ID now manages the certificate",
+                        {"type": "boolean", "default": False},
+                    ),
+                    (
+                        "replace_topic",
+                        "Replace the topic on purpose: REPLACE or the new topic",
+                        {"type": "string"},
+                    ),
+                )
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-pem-file": {"schema": {"type": "string"}},
+                    "application/octet-stream": {"schema": {"type": "string"}},
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["certificate_file"],
+                            "properties": {
+                                "certificate_file": {"type": "string"},
+                                "apple_id": {"type": "string"},
+                                "apple_id_changed": {"type": "boolean"},
+                                "replace_topic": {"type": "string"},
+                            },
+                        }
+                    },
+                },
+            },
+            "responses": {
+                "200": _response("The certificate was taken.", _of(PushCertificateDetail)),
+                **_AUTH_ERRORS,
+                "413": _response("The file is larger than a certificate can be.", _of(TooLarge)),
+                "415": _response("The body is neither a .pem file nor a form.", _of(Error)),
+                "422": _response(
+                    "The certificate was refused; nothing changed.", _of(PushCertificateRefused)
                 ),
             },
         }
@@ -254,7 +350,8 @@ OPENAPI = {
     "info": {
         "title": "mdmportal API",
         "version": "1",
-        "description": "DEP accounts, server token renewal, sync and the audit log, for "
+        "description": "DEP accounts, server token renewal, sync, the APNs push certificate "
+        "and the audit log, for "
         "scripts. Authenticate with an API token created on your page in the portal: "
         "`Authorization: Bearer mdmp_…`. Viewers read; admins also change things. Errors "
         "are JSON: `error` (what to do next) and `code` (stable, for scripts).",

@@ -1,4 +1,5 @@
-"""What the API and `manage.py dep_account --json` print: accounts, audit events, errors.
+"""What the API and `manage.py dep_account|push_certificate --json` print: accounts, the push
+certificate, audit events, errors.
 
 Plain dicts of public values: no secret of a server token or key pair ever enters them. Their
 TypedDicts are the one description of each shape: api/openapi.py derives its schemas from them.
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Generic, Literal, NotRequired, TypedDict, TypeVar
+from typing import Annotated, Generic, Literal, NotRequired, TypedDict, TypeVar, overload
 
 from django.urls import reverse
 
 from dep_accounts.api.json_schema import RFC3339, URI, Schema
-from dep_accounts.models import AuditEvent, DEPAccount, ServerToken
+from dep_accounts.models import AuditEvent, DEPAccount, PushCertificate, ServerToken
+from dep_accounts.services.push import verdict as push_rules
 from dep_accounts.services.verdict import Refusal
 
 # Turns a path of the portal into the absolute URL a script can follow.
@@ -152,6 +154,14 @@ class SyncQueued(TypedDict):
     status: Literal["queued"]
 
 
+@overload
+def rfc3339(moment: datetime) -> str: ...
+
+
+@overload
+def rfc3339(moment: datetime | None) -> str | None: ...
+
+
 def rfc3339(moment: datetime | None) -> str | None:
     if moment is None:
         return None
@@ -224,10 +234,107 @@ def audit_event_representation(event: AuditEvent) -> AuditEventEntry:
         # No actor: the portal itself (a scheduled task, a command without --user).
         "actor": event.actor_name or None,
         "account_id": event.account_id,
-        "account_name": event.account.name if event.account_id else None,
+        "account_name": event.account.name if event.account is not None else None,
         "action": event.action,
         "action_label": event.get_action_display(),
         "outcome": event.outcome,
         "message": event.message,
         "details": event.details,
+    }
+
+
+class PushCertificateLinks(TypedDict):
+    self: URI
+    request: Annotated[
+        URI, Schema(description="POST: the signed push-certificate request to upload at Apple.")
+    ]
+    certificate: Annotated[URI, Schema(description="Where to POST the .pem Apple issues.")]
+    console: URI
+
+
+class PushCertificateHistoryEntry(TypedDict):
+    """One uploaded push certificate: public facts only (the key never leaves the portal)."""
+
+    uploaded_at: RFC3339
+    uploaded_by: Annotated[str | None, Schema(description=BY_THE_PORTAL)]
+    apple_id: str
+    topic: str
+    serial_number: str
+    expires_at: RFC3339
+    topic_replaced: Annotated[bool, Schema(description="Replaced the topic, confirmed on purpose.")]
+    is_current: bool
+
+
+class PushCertificateDetail(TypedDict):
+    topic: Annotated[
+        str, Schema(description="The push topic devices are enrolled with; empty until uploaded.")
+    ]
+    serial_number: str
+    apple_id: Annotated[
+        str, Schema(description="The Apple ID used at the Apple Push Certificates Portal.")
+    ]
+    state: Annotated[str, Schema(enum=PushCertificate.State.values)]
+    state_detail: str
+    expires_at: RFC3339 | None
+    days_left: int | None
+    links: PushCertificateLinks
+    history: Annotated[list[PushCertificateHistoryEntry], Schema(description="Newest first.")]
+
+
+class PushCertificateRefused(TypedDict):
+    """A push certificate that was not taken; nothing was changed."""
+
+    error: str
+    code: Annotated[str, Schema(enum=refusal_codes())]
+    current_topic: NotRequired[
+        Annotated[str, Schema(description="topic_changed: the topic devices are enrolled with.")]
+    ]
+    found_topic: NotRequired[
+        Annotated[
+            str,
+            Schema(
+                description="topic_changed: this file's topic. Upload again with "
+                f"replace_topic={push_rules.REPLACE_WORD} (or this topic) if the replacement "
+                "is intended."
+            ),
+        ]
+    ]
+    sign_in_apple_id: NotRequired[
+        Annotated[str, Schema(description="topic_changed: the Apple ID to renew with.")]
+    ]
+    previous_apple_id: NotRequired[str]
+    found_apple_id: NotRequired[str]
+
+
+def push_certificate_representation(
+    push: PushCertificate, *, absolute: Absolute
+) -> PushCertificateDetail:
+    """The push certificate with its upload history, newest first."""
+    return {
+        "topic": push.topic,
+        "serial_number": push.serial_number,
+        "apple_id": push.apple_id,
+        "state": push.state,
+        "state_detail": push.state_detail,
+        "expires_at": rfc3339(push.expires_at),
+        "days_left": push.days_left(),
+        "links": {
+            "self": absolute(reverse("api:push_certificate")),
+            "request": absolute(reverse("api:push_certificate_request")),
+            "certificate": absolute(reverse("api:push_certificate_upload")),
+            "console": absolute(reverse("dep_accounts:push")),
+        },
+        "history": [
+            {
+                "uploaded_at": rfc3339(upload.uploaded_at),
+                "uploaded_by": upload.uploaded_by.get_username() if upload.uploaded_by else None,
+                "apple_id": upload.apple_id,
+                "topic": upload.topic,
+                "serial_number": upload.serial_number,
+                "expires_at": rfc3339(upload.expires_at),
+                "topic_replaced": upload.topic_replaced,
+                "is_current": upload.is_current,
+            }
+            for upload in push.uploads.select_related("uploaded_by")
+        ],
     }

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.uploadedfile import SimpleUploadedFile, UploadedFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
@@ -28,7 +28,7 @@ from dep_accounts.plain_text import name_validate
 from dep_accounts.roles import can_manage, can_view
 from dep_accounts.selectors import audit_events, dep_accounts_list
 from dep_accounts.services.accounts import account_create
-from dep_accounts.services.intake import token_intake
+from dep_accounts.services.intake import TokenUpload, token_intake
 from dep_accounts.services.sync import SyncUnavailableError
 from dep_accounts.services.sync_requests import account_sync_request
 from dep_accounts.services.verdict import (
@@ -38,6 +38,7 @@ from dep_accounts.services.verdict import (
     TokenTooLargeError,
     WrongServerError,
 )
+from dep_accounts.users import SignedInRequest
 
 PER_PAGE = 100
 TOKEN_CONTENT_TYPES = {"application/pkcs7-mime", "application/octet-stream"}
@@ -48,8 +49,12 @@ def _json(body: Mapping[str, object], status: int = 200) -> JsonResponse:
     return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
 
 
+# The largest id a database column holds; SQLite raises OverflowError past it.
+ID_MAX = 2**63 - 1
+
+
 def _account_get(account_id: int) -> DEPAccount:
-    account = DEPAccount.objects.filter(pk=account_id).first()
+    account = DEPAccount.objects.filter(pk=account_id).first() if account_id <= ID_MAX else None
     if account is None:
         raise APIError(404, "not_found", f"There is no DEP account with id {account_id}.")
     return account
@@ -64,7 +69,7 @@ def _page(request: HttpRequest, items, represent) -> dict:
 
     def link(number: int) -> str:
         query = request.GET.copy()
-        query["page"] = number
+        query["page"] = str(number)
         return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
     return {
@@ -76,7 +81,7 @@ def _page(request: HttpRequest, items, represent) -> dict:
 
 
 @api_endpoint(GET=can_view, POST=can_manage)
-def dep_accounts(request: HttpRequest) -> JsonResponse:
+def dep_accounts(request: SignedInRequest) -> JsonResponse:
     if request.method == "POST":
         return _account_create(request)
     absolute = request.build_absolute_uri
@@ -85,7 +90,7 @@ def dep_accounts(request: HttpRequest) -> JsonResponse:
     )
 
 
-def _account_create(request: HttpRequest) -> JsonResponse:
+def _account_create(request: SignedInRequest) -> JsonResponse:
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
@@ -120,7 +125,8 @@ def dep_account(request: HttpRequest, account_id: int) -> JsonResponse:
 
 @api_endpoint(GET=can_view)
 def dep_account_public_key(request: HttpRequest, account_id: int) -> HttpResponse:
-    key_pair = KeyPair.objects.only("certificate_pem").filter(account=account_id).first()
+    key_pairs = KeyPair.objects.only("certificate_pem").filter(account=account_id)
+    key_pair = key_pairs.first() if account_id <= ID_MAX else None
     if key_pair is None:
         raise APIError(404, "not_found", f"There is no DEP account with id {account_id}.")
     response = HttpResponse(key_pair.certificate_pem, content_type="application/x-pem-file")
@@ -132,7 +138,7 @@ def dep_account_public_key(request: HttpRequest, account_id: int) -> HttpRespons
 
 @api_endpoint(POST=can_manage)
 @sensitive_variables("token_file")
-def dep_account_token(request: HttpRequest, account_id: int) -> JsonResponse:
+def dep_account_token(request: SignedInRequest, account_id: int) -> JsonResponse:
     account = _account_get(account_id)
     upload = _token_file(request)
     apple_id_changed = (
@@ -149,7 +155,7 @@ def dep_account_token(request: HttpRequest, account_id: int) -> JsonResponse:
     return _json(account_detail_representation(account, absolute=request.build_absolute_uri))
 
 
-def _token_file(request: HttpRequest) -> UploadedFile:
+def _token_file(request: HttpRequest) -> TokenUpload:
     """The uploaded .p7m, as a multipart field or the whole body; its size is the intake's."""
     if request.content_type == "multipart/form-data":
         upload = request.FILES.get("token_file")
@@ -167,7 +173,9 @@ def _token_file(request: HttpRequest) -> UploadedFile:
         )
     if upload is None:
         raise APIError(422, "bad_file", "Choose the .p7m file you downloaded from ABM.")
-    return upload
+    # django-stubs types UploadedFile's name and size as optional (a file built by hand may lack
+    # them); the multipart parser and _RawUpload always set both.
+    return upload  # type: ignore[return-value]
 
 
 class _RawUpload(SimpleUploadedFile):
@@ -197,7 +205,7 @@ def _refusal_details(exc: Refusal) -> dict:
 
 
 @api_endpoint(POST=can_manage)
-def dep_account_sync(request: HttpRequest, account_id: int) -> JsonResponse:
+def dep_account_sync(request: SignedInRequest, account_id: int) -> JsonResponse:
     account = _account_get(account_id)
     try:
         account_sync_request(account=account, actor=request.user)
@@ -209,7 +217,10 @@ def dep_account_sync(request: HttpRequest, account_id: int) -> JsonResponse:
 @api_endpoint(GET=can_view)
 def audit_log(request: HttpRequest) -> JsonResponse:
     account_id = request.GET.get("account", "")
-    if account_id and not account_id.isdigit():
+    # isdigit() alone takes "²", which int() refuses.
+    if account_id and (
+        not (account_id.isascii() and account_id.isdigit()) or int(account_id) > ID_MAX
+    ):
         raise APIError(400, "invalid", "“account” must be the id of a DEP account.")
     action = request.GET.get("action", "")
     if action and action not in AuditEvent.Action.values:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
@@ -181,6 +182,7 @@ def vendor_certificate_load(data: bytes, *, password: bytes | None = None) -> Ve
     """The MDM vendor certificate from PEM (key, certificate, chain in any order) or PKCS#12."""
     if len(data) > VENDOR_FILE_MAX_BYTES:
         raise VendorCertificateError("The MDM vendor certificate file is too large.")
+    key: PrivateKeyTypes | None
     try:
         if b"-----BEGIN" in data:
             key = serialization.load_pem_private_key(_pem_blocks(data, "PRIVATE KEY"), password)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from types import TracebackType
 from typing import Any, Self
 
 import requests
 from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth1
+from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.exceptions import TimeoutError as TransportTimeoutError
 from urllib3.response import BaseHTTPResponse
@@ -32,6 +34,10 @@ from dep_accounts.apple.schema import (
     account_parse,
     device_parse,
     page_parse,
+    profile_assignment_parse,
+    profile_defined_parse,
+    results_parse,
+    text_parse,
 )
 
 # 10: the portal reads mdm_migration_deadline (v8), THROTTLED (v9) and retry_after_seconds (v10).
@@ -59,9 +65,10 @@ class _AppleRetry(Retry):
         self,
         method: str | None = None,
         url: str | None = None,
-        *args: Any,
         response: BaseHTTPResponse | None = None,
-        **kwargs: Any,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
     ) -> Self:
         if response is not None:
             try:
@@ -69,8 +76,9 @@ class _AppleRetry(Retry):
             except InvalidHeader:
                 wait = None
             if wait is not None and wait > self.wait_limit:
-                raise MaxRetryError(kwargs.get("_pool"), url or "", ResponseError("wait too long"))
-        return super().increment(method, url, *args, response=response, **kwargs)
+                # urllib3 itself raises MaxRetryError without a pool (its own ignore, retry.py).
+                raise MaxRetryError(_pool, url or "", ResponseError("wait too long"))  # type: ignore[arg-type]
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 class DEPClient:
@@ -165,7 +173,8 @@ class DEPClient:
     def _json(self, response: requests.Response) -> Any:
         try:
             return response.json()
-        except ValueError:
+        # Nesting deeper than Python's recursion limit is not Apple's JSON (a crafted answer).
+        except (ValueError, RecursionError):
             raise AppleUnavailableError(
                 "Apple's DEP web service answered with something that is not JSON. "
                 "Nothing was changed; it will be tried again later.",
@@ -231,7 +240,7 @@ class DEPClient:
         def parse(raw: dict[str, Any]) -> dict[str, DeviceDetail]:
             details = {}
             for serial, detail in raw["devices"].items():
-                status = detail.get("response_status") or ""
+                status = text_parse(detail.get("response_status"))
                 device = (
                     device_parse({"serial_number": serial, **detail})
                     if status == "SUCCESS"
@@ -245,9 +254,7 @@ class DEPClient:
     # https://developer.apple.com/documentation/devicemanagement/define-profile
     def profile_define(self, profile: dict[str, Any]) -> ProfileDefined:
         answer = self._call("POST", "/profile", body=profile)
-        return self._parsed(
-            lambda raw: ProfileDefined(raw["profile_uuid"], dict(raw.get("devices") or {})), answer
-        )
+        return self._parsed(profile_defined_parse, answer)
 
     # https://developer.apple.com/documentation/devicemanagement/fetch-profile
     def profile_get(self, profile_uuid: str) -> dict[str, Any]:
@@ -262,12 +269,7 @@ class DEPClient:
         body = {"profile_uuid": profile_uuid, "devices": list(serials)}
         answer = self._call("PUT", "/profile/devices", body=body)
         return self._parsed(
-            lambda raw: ProfileAssignment(
-                raw.get("profile_uuid") or profile_uuid,
-                dict(raw["devices"]),
-                raw.get("retry_after_seconds"),
-            ),
-            answer,
+            lambda raw: profile_assignment_parse(raw, profile_uuid=profile_uuid), answer
         )
 
     # https://developer.apple.com/documentation/devicemanagement/clear-device-profile
@@ -279,4 +281,4 @@ class DEPClient:
         if profile_uuid:
             body["profile_uuid"] = profile_uuid
         answer = self._call("DELETE", "/profile/devices", body=body)
-        return self._parsed(lambda raw: dict(raw["devices"]), answer)
+        return self._parsed(lambda raw: results_parse(raw["devices"]), answer)

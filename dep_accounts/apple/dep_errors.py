@@ -12,6 +12,8 @@ from dep_accounts.apple.retry_after import retry_after_seconds
 
 # Apple's 429 need not say how long to wait; then the next try waits a minute.
 THROTTLE_WAIT_DEFAULT = 60.0
+# A longer wait asked for is taken as a day: the sync is rescheduled, never put off for years.
+THROTTLE_WAIT_LIMIT = 86_400.0
 # Checked in this order, case-sensitively: the first found anywhere in an error body is Apple's
 # code, whatever the status, quoting, trailing newline or "DEP auth error: 403 Forbidden: " prefix.
 # The lower-case ones are what Apple's live service answers for tokens (docs/apple-answers.md):
@@ -125,6 +127,8 @@ def dep_error(response: requests.Response, *, on_session: bool) -> DEPError:
     """The DEPError for one of Apple's refusals."""
     status, code = response.status_code, apple_code(response.text)
     wait = retry_after_seconds(response.headers.get("Retry-After"))
+    if wait is not None:
+        wait = min(wait, THROTTLE_WAIT_LIMIT)
     if status == 429 or (status == 503 and wait is not None):
         retry_after = THROTTLE_WAIT_DEFAULT if wait is None else wait
         return ThrottledError(retry_after=retry_after, status=status, code=code)

@@ -1,7 +1,7 @@
 """The .p7m (CMS enveloped data) ABM wraps a server token in: reading, recipients, decrypting.
 
 Pure functions: bytes in, dataclasses out, ServerTokenError subclasses for anything an admin can
-fix. The file format is described in docs: apple-dep.md sections 1, 2 and 9.
+fix. The file format is described in docs/apple-dep.md sections 1, 2 and 9.
 """
 
 from __future__ import annotations
@@ -68,13 +68,14 @@ def server_token_decrypt(
     `key_validated` says the key is one key_pair_generate made and checked, kept encrypted
     since: its RSA consistency check (about 30 ms for 2048 bits) is not repeated.
     """
+    # Read first: loading the RSA key costs more than refusing most files that are not tokens.
+    content_info = _content_info_load(_cms_ber(data))
     # The key pair is the portal's own; a broken one is a bug, not something the admin can fix.
     private_key = serialization.load_pem_private_key(
         private_key_pem, password=None, unsafe_skip_rsa_key_validation=key_validated
     )
     if not isinstance(private_key, rsa.RSAPrivateKey):
         raise ValueError("private_key_pem is not an RSA key")
-    content_info = _content_info_load(_cms_ber(data))
     if certificate_pem is None:
         certificate = _certificate_for_recipient(content_info, private_key=private_key)
     else:
@@ -188,10 +189,10 @@ def _cms_ber(data: bytes) -> bytes:
     if _looks_like_cms(data):
         return data
     if text.startswith(b"-----BEGIN "):
-        body = re.search(rb"-----BEGIN (?:PKCS7|CMS)-----(.*?)(?:-----END |$)", text, re.DOTALL)
-        if body is None:
+        pem = re.search(rb"-----BEGIN (?:PKCS7|CMS)-----(.*?)(?:-----END |$)", text, re.DOTALL)
+        if pem is None:
             raise _not_a_server_token("a PEM file of another kind")
-        return _base64_decode_damaged(body.group(1))
+        return _base64_decode_damaged(pem.group(1))
     # MIME header fields, folded or not, ending in CRLF or LF; the body is what follows them.
     headers = re.match(rb"(?:[!-9;-~]+:[^\n]*\n(?:[ \t][^\n]*\n)*)+", text + b"\n")
     if headers is not None:

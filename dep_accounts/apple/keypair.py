@@ -1,6 +1,6 @@
 """The DEP account's key pair: an RSA key, and the certificate ABM takes as its public key.
 
-Pure functions, no Django. See docs: apple-dep.md section 1.
+Pure functions, no Django. See docs/apple-dep.md section 2.
 """
 
 from __future__ import annotations

@@ -16,4 +16,6 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())

@@ -1,7 +1,7 @@
 """What a decrypted server token holds, and every way a server token can be unusable.
 
 Pure functions: bytes in, dataclasses out, ServerTokenError subclasses for anything an admin can
-fix. The payload is described in docs: apple-dep.md section 2; envelope.py opens the .p7m.
+fix. The payload is described in docs/apple-dep.md section 1; envelope.py opens the .p7m.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import requests
@@ -258,7 +259,7 @@ class AppsBooksClient:
                     "Try again in a moment."
                 )
             version = answer.get("versionId")
-            count = self._parsed(lambda raw, count=count: _assets_add(count, raw), answer)
+            count = self._parsed(partial(_assets_add, count), answer)
             next_index = answer.get("nextPageIndex")
             if not isinstance(next_index, int):
                 return count

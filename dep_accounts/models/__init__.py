@@ -14,6 +14,7 @@ from dep_accounts.models.accounts import (
     ServerToken,
     calendar_days_until,
 )
+from dep_accounts.models.apns import PushCertificate, PushCertificateUpload
 from dep_accounts.models.audit import AuditEvent, Banner
 from dep_accounts.models.automation import APIToken, CalendarFeed, Webhook, WebhookDelivery
 from dep_accounts.models.devices import DEPDevice, EnrollmentProfile
@@ -30,6 +31,8 @@ __all__ = [
     "EnrollmentProfile",
     "KeyPair",
     "OutboundEmail",
+    "PushCertificate",
+    "PushCertificateUpload",
     "ReminderSent",
     "ServerToken",
     "SubscriptionLicence",

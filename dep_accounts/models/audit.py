@@ -32,6 +32,11 @@ class AuditEvent(models.Model):
         ROLE_CHANGED = "role_changed", "Role changed"
         USER_DEACTIVATED = "user_deactivated", "User deactivated"
         TWO_FACTOR_CHANGED = "two_factor_changed", "Two-factor authentication changed"
+        PUSH_REQUESTED = "push_requested", "Push certificate request signed"
+        PUSH_UPLOADED = "push_uploaded", "Push certificate uploaded"
+        PUSH_RENEWED = "push_renewed", "Push certificate renewed"
+        PUSH_REJECTED = "push_rejected", "Push certificate upload rejected"
+        PUSH_TOPIC_REPLACED = "push_topic_replaced", "Push topic replaced"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "Succeeded"

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -23,6 +22,7 @@ from icalendar import Alarm, Calendar, Event
 from dep_accounts.links import portal_url
 from dep_accounts.models import CalendarFeed, DEPAccount, ServerToken
 from dep_accounts.roles import can_view
+from dep_accounts.users import User
 
 ALARM_DAYS = (30, 7)
 
@@ -39,17 +39,17 @@ def calendar_feed_url(secret: str) -> str:
 
 
 @sensitive_variables("secret")
-def calendar_feed_replace(*, user: AbstractBaseUser) -> str:
+def calendar_feed_replace(*, user: User) -> str:
     """A new secret for the user's feed, returned here and never again; the old URL stops."""
     secret = secrets.token_urlsafe(32)
     with transaction.atomic():
-        CalendarFeed.objects.filter(user=user).delete()
-        CalendarFeed.objects.create(user=user, secret_hash=_secret_hash(secret))
+        CalendarFeed.objects.filter(user_id=user.pk).delete()
+        CalendarFeed.objects.create(user_id=user.pk, secret_hash=_secret_hash(secret))
     return secret
 
 
 @sensitive_variables("secret")
-def calendar_feed_owner(*, secret: str) -> AbstractBaseUser | None:
+def calendar_feed_owner(*, secret: str) -> User | None:
     """The active user who may see DEP accounts and owns the feed with this secret, if any."""
     feed = (
         CalendarFeed.objects.select_related("user")

@@ -1,5 +1,6 @@
 """The Prometheus metrics at /metrics: token expiry, state and last sync of each DEP account,
-and the licence's expiry, read in two queries whatever the number of accounts."""
+the licence's expiry and the push certificate's (under a `kind` label), read in three queries
+whatever the number of accounts."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from dep_accounts.models import DEPAccount
 from dep_accounts.selectors import licence_current
+from dep_accounts.services.push.expiry import apns_credential_rows
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
@@ -67,9 +69,10 @@ class PortalCollector:
         for account in accounts:
             account_id = str(account.pk)
             labels = [account_id, account.server_name, account.org_name]
-            if account.token_expires_at is not None:
+            days = account.days_left(self.now)
+            if account.token_expires_at is not None and days is not None:
                 expiry.add_metric(labels, account.token_expires_at.timestamp())
-                days_left.add_metric(labels, account.days_left(self.now))
+                days_left.add_metric(labels, days)
             for value in State.values:
                 state.add_metric(
                     [account_id, account.server_name, value], float(account.state == value)
@@ -97,6 +100,27 @@ class PortalCollector:
                 licence.valid_until.timestamp(),
             )
         yield licence_expiry
+        yield from self._credentials()
+
+    def _credentials(self) -> Iterator[Metric]:
+        """Apple's other yearly credentials, one `kind` label for each (the push certificate)."""
+        labels = ["kind", "name", "apple_id"]
+        expiry = GaugeMetricFamily(
+            "mdmportal_credential_expiry_timestamp_seconds",
+            "When the credential (kind: apns) expires, as a Unix time.",
+            labels=labels,
+        )
+        days_left = GaugeMetricFamily(
+            "mdmportal_credential_days_left",
+            "Calendar days until the credential expires (0 on the day, negative after).",
+            labels=labels,
+        )
+        for row in apns_credential_rows():
+            if row.expires_at is not None and row.days_left is not None:
+                values = [row.kind, row.name, row.apple_id]
+                expiry.add_metric(values, row.expires_at.timestamp())
+                days_left.add_metric(values, row.days_left)
+        yield from (expiry, days_left)
 
 
 def metrics_exposition(*, now: datetime | None = None) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
@@ -10,10 +9,11 @@ from dep_accounts.apple import keypair as apple_keypair
 from dep_accounts.encryption import secret_encrypt
 from dep_accounts.models import AuditEvent, DEPAccount, KeyPair
 from dep_accounts.services.audit import audit_record
+from dep_accounts.users import User
 
 
 @sensitive_variables()
-def account_create(*, actor: AbstractBaseUser | None, display_name: str = "") -> DEPAccount:
+def account_create(*, actor: User | None, display_name: str = "") -> DEPAccount:
     """A new DEP account awaiting its first token, with the key pair ABM encrypts tokens for."""
     with transaction.atomic():
         account = DEPAccount.objects.create(display_name=display_name)
@@ -26,7 +26,7 @@ def account_create(*, actor: AbstractBaseUser | None, display_name: str = "") ->
     return account
 
 
-def account_update(*, account: DEPAccount, actor: AbstractBaseUser | None, **fields) -> DEPAccount:
+def account_update(*, account: DEPAccount, actor: User | None, **fields) -> DEPAccount:
     """Change an account's display name, sync options or notification contacts."""
     changed = [name for name, value in fields.items() if getattr(account, name) != value]
     if not changed:

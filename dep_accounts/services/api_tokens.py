@@ -12,12 +12,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.models import APIToken, AuditEvent
 from dep_accounts.services.audit import audit_record
+from dep_accounts.users import User
 
 KEY_SCHEME = "mdmp_"
 # 30 random bytes: 40 URL-safe characters after the scheme.
@@ -42,7 +42,7 @@ def _key_hash(key: str) -> str:
 
 @sensitive_variables("key")
 def api_token_create(
-    *, user: AbstractBaseUser, name: str, expires_at: datetime | None = None
+    *, user: User, name: str, expires_at: datetime | None = None
 ) -> APITokenCreated:
     """A new API token for `user`; the returned key is never stored and cannot be shown again."""
     key = KEY_SCHEME + secrets.token_urlsafe(KEY_RANDOM_BYTES)
@@ -64,7 +64,7 @@ def api_token_create(
     return APITokenCreated(api_token=api_token, key=key)
 
 
-def api_token_revoke(*, api_token: APIToken, actor: AbstractBaseUser) -> APIToken:
+def api_token_revoke(*, api_token: APIToken, actor: User) -> APIToken:
     """Revoke an API token for good; revoking it again changes nothing."""
     if api_token.revoked_at is not None:
         return api_token

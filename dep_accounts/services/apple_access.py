@@ -48,6 +48,11 @@ def licence_blocker(*, now: datetime | None = None) -> str:
             f"The subscription licence expired on {licence.valid_until:%-d %b %Y}: "
             "renew the subscription first."
         )
+    if licence.valid_from > (now or timezone.now()):
+        return (
+            f"The subscription licence starts on {licence.valid_from:%-d %b %Y}: DEP accounts "
+            "sync from that day. Upload a licence valid today on the Subscription page."
+        )
     if not licence_is_valid(licence):
         return (
             "The installed subscription licence does not match its signature: upload the "

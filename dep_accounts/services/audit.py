@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser
 
 from dep_accounts.models import AuditEvent, DEPAccount
+from dep_accounts.users import User
 
 
-def actor_user(actor: AbstractBaseUser | AnonymousUser | None) -> AbstractBaseUser | None:
+def actor_user(actor: User | AnonymousUser | None) -> User | None:
     """The user to store as who did something: nobody for the system or an anonymous caller."""
     return actor if actor is not None and actor.is_authenticated else None
 
@@ -16,7 +17,7 @@ def audit_record(
     *,
     action: str,
     message: str,
-    actor: AbstractBaseUser | AnonymousUser | None = None,
+    actor: User | AnonymousUser | None = None,
     account: DEPAccount | None = None,
     outcome: str = AuditEvent.Outcome.SUCCESS,
     details: dict | None = None,

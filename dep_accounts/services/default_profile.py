@@ -21,6 +21,7 @@ def default_profile_assign(
 ) -> None:
     """Assign the default profile to every device still waiting for it, in Apple's batches."""
     profile = account.default_profile
+    assert profile is not None, "called only for an account with a default profile"
     pending = DEPDevice.objects.filter(
         account=account, default_profile_pending=True, removed_at__isnull=True
     )

@@ -7,12 +7,12 @@ per device; README's bench table has the full-sync timings it is held to (`make 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 
-from django.db import connection
+from django.db import connection, models
 
 from dep_accounts.apple import schema as apple_schema
 from dep_accounts.models import DEPAccount, DEPDevice
@@ -90,12 +90,18 @@ def _device_rows(
     ]
 
 
+def _max_length(name: str) -> int:
+    field = DEPDevice._meta.get_field(name)
+    assert isinstance(field, models.CharField) and field.max_length is not None
+    return field.max_length
+
+
 @cache
 def _column_lengths() -> dict[str, int]:
-    return {name: DEPDevice._meta.get_field(name).max_length for name in _TEXT_FIELDS}
+    return {name: _max_length(name) for name in _TEXT_FIELDS}
 
 
-SERIAL_LENGTH = DEPDevice._meta.get_field("serial_number").max_length
+SERIAL_LENGTH = _max_length("serial_number")
 
 
 def _fitted(device: apple_schema.Device) -> apple_schema.Device:
@@ -121,7 +127,7 @@ def _latest_by_serial(devices: Iterable[apple_schema.Device]) -> list[apple_sche
 
 
 def devices_page_upsert(
-    *, account: DEPAccount, devices: list[apple_schema.Device], now: datetime
+    *, account: DEPAccount, devices: Sequence[apple_schema.Device], now: datetime
 ) -> tuple[list[str], int]:
     """Store one page of Apple's device list; return the serials new to the account and how
     many devices it removed. Runs inside the caller's transaction, with the page's cursor."""

@@ -14,9 +14,10 @@ from django.db.models import Case, Count, F, IntegerField, Value, When, Window
 from django.urls import reverse
 from django.utils import timezone
 
-from dep_accounts.models import AuditEvent, Banner, DEPAccount
-from dep_accounts.selectors import email_problem, licence_current
+from dep_accounts.models import AuditEvent, Banner, DEPAccount, SubscriptionLicence
+from dep_accounts.selectors import email_problem, licence_current, licence_devices_stored
 from dep_accounts.services.audit import audit_record
+from dep_accounts.services.push.expiry import apns_banner_items
 from dep_accounts.services.webhooks import webhooks_emit_account_state
 
 State = DEPAccount.State
@@ -88,7 +89,7 @@ _URGENCY = {
     State.CRITICAL: 3,
     State.WARNING: 4,
 }
-_LEVEL = {
+_LEVEL: dict[str, str] = {
     State.REJECTED: "critical",
     State.EXPIRED: "critical",
     State.TERMS_NOT_ACCEPTED: "critical",
@@ -99,7 +100,9 @@ _LEVEL = {
 
 def old_token_reset_text(account: DEPAccount, *, now: datetime) -> str:
     """What a guarded renewal says once Apple rejects the old token: upload the new one now."""
-    minutes = max(int((now - account.old_token_rejected_at).total_seconds() // 60), 0)
+    rejected_at = account.old_token_rejected_at
+    assert rejected_at is not None, "only for an account whose old token Apple rejected"
+    minutes = max(int((now - rejected_at).total_seconds() // 60), 0)
     if minutes == 0:
         ago = "less than a minute ago"
     elif minutes < 120:
@@ -197,15 +200,16 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "view_url": list_url,
             }
         )
+    items += apns_banner_items(now=now)
     alerted = DEPAccount.objects.exclude(sync_alert="").only(
         "id", "display_name", "server_name", "sync_alert"
     )
-    for account in alerted[:BANNER_ACCOUNTS_SHOWN]:
-        detail_url = reverse("dep_accounts:detail", args=[account.pk])
+    for stalled in alerted[:BANNER_ACCOUNTS_SHOWN]:
+        detail_url = reverse("dep_accounts:detail", args=[stalled.pk])
         items.append(
             {
                 "level": "warning",
-                "text": f"Devices of “{account.name}” are not syncing: {account.sync_alert}",
+                "text": f"Devices of “{stalled.name}” are not syncing: {stalled.sync_alert}",
                 "action": "See the account",
                 "url": detail_url,
                 "view_url": detail_url,
@@ -241,6 +245,7 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
                 "url": licence_url,
             }
         )
+    items += licence_banner_items(licence, now=now)
     problem = email_problem(now=now)
     if problem:
         audit_url = reverse("dep_accounts:audit_log")
@@ -253,3 +258,38 @@ def banner_items_compute(*, now: datetime) -> list[dict[str, str]]:
             }
         )
     return items
+
+
+def licence_limit_text(*, stored: int, device_limit: int) -> str:
+    return (
+        f"{stored:,} of {device_limit:,} devices: upgrade the licence. Devices beyond the "
+        "licence's limit are not synced from Apple; those stored so far stay."
+    )
+
+
+def licence_banner_items(licence: SubscriptionLicence | None, *, now: datetime) -> list[dict]:
+    """The banner's lines on a licence that is not valid yet or whose device limit is reached."""
+    if licence is None or licence.is_expired(now):
+        return []
+    url = reverse("dep_accounts:subscription")
+    if licence.valid_from > now:
+        return [
+            {
+                "level": "critical",
+                "text": f"The subscription licence starts on {licence.valid_from:%-d %b %Y}: "
+                "DEP accounts cannot be synced until then.",
+                "action": "Upload a licence valid today",
+                "url": url,
+            }
+        ]
+    stored = licence_devices_stored()
+    if stored < licence.device_limit:
+        return []
+    return [
+        {
+            "level": "critical",
+            "text": licence_limit_text(stored=stored, device_limit=licence.device_limit),
+            "action": "Upgrade the licence",
+            "url": url,
+        }
+    ]

@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Protocol
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
@@ -46,6 +45,7 @@ from dep_accounts.services.verdict import (
     TokenTooLargeError,
     verdict,
 )
+from dep_accounts.users import User
 
 EMPTY_TOKEN_FILE = (
     "This file is empty: the download did not finish. In Apple Business Manager, click "
@@ -57,8 +57,12 @@ NOTHING_CONFIRMED = Confirmations()
 class TokenUpload(Protocol):
     """A file as it arrives: Django's uploads and `TokenFile` both are one."""
 
-    name: str
-    size: int
+    # Read-only, so that the frozen `TokenFile` is one too.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
 
     def read(self) -> bytes: ...
 
@@ -90,14 +94,24 @@ class TokenFile:
 @sensitive_variables()
 def token_read(upload: TokenUpload) -> bytes:
     """The file's bytes; one too large for a server token is refused before it is read."""
-    if upload.size > settings.DEP_TOKEN_MAX_BYTES:
-        raise TokenTooLargeError(
-            f"This file is {filesizeformat(upload.size)}; a server token is about 2 KB. Choose "
-            "the .p7m file that Download Token in Apple Business Manager saved."
-        )
+    return upload_read(
+        upload,
+        max_bytes=settings.DEP_TOKEN_MAX_BYTES,
+        too_large="This file is {size}; a server token is about 2 KB. Choose the .p7m file that "
+        "Download Token in Apple Business Manager saved.",
+        empty=EMPTY_TOKEN_FILE,
+    )
+
+
+@sensitive_variables()
+def upload_read(upload: TokenUpload, *, max_bytes: int, too_large: str, empty: str) -> bytes:
+    """Any credential file's bytes: past `max_bytes` (`too_large` names {size}) it is refused
+    unread, and an empty one is refused with `empty`."""
+    if upload.size > max_bytes:
+        raise TokenTooLargeError(too_large.format(size=filesizeformat(upload.size)))
     content = upload.read()
     if not content:
-        raise TokenFileError(EMPTY_TOKEN_FILE)
+        raise TokenFileError(empty)
     return content
 
 
@@ -183,7 +197,7 @@ def token_preview(
     *,
     account: DEPAccount,
     upload: TokenUpload,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     intent: Intent = Intent.ANY,
     confirmations: Confirmations = NOTHING_CONFIRMED,
 ) -> TokenPreview:
@@ -207,7 +221,7 @@ def token_intake(
     *,
     account: DEPAccount,
     upload: TokenUpload,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     intent: Intent = Intent.ANY,
     confirmations: Confirmations = NOTHING_CONFIRMED,
 ) -> ServerToken:
@@ -232,7 +246,7 @@ def token_take(
     *,
     account: DEPAccount,
     check: TokenCheck,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     file_name: str = "",
     intent: Intent = Intent.ANY,
     confirmations: Confirmations = NOTHING_CONFIRMED,
@@ -267,13 +281,19 @@ def token_take(
 
 
 def refusal_record(
-    *, account: DEPAccount | None, actor: AbstractBaseUser | None, refusal: Refusal, file_name: str
+    *,
+    account: DEPAccount | None,
+    actor: User | None,
+    refusal: Refusal,
+    file_name: str,
+    action: str = AuditEvent.Action.TOKEN_REJECTED,
+    what: str = "Token upload",
 ) -> None:
-    """The one trace of a refused token file, whichever entry point it came through."""
+    """The one trace of a refused credential file, whichever entry point it came through."""
     audit_record(
-        action=AuditEvent.Action.TOKEN_REJECTED,
+        action=action,
         outcome=AuditEvent.Outcome.FAILURE,
-        message=f"Token upload rejected: {refusal.message}",
+        message=f"{what} rejected: {refusal.message}",
         actor=actor,
         account=account,
         details={"reason": refusal.code, "file_name": file_name[:255]},
@@ -285,12 +305,13 @@ def _token_store(
     *,
     current: Current,
     check: TokenCheck,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     file_name: str,
     apple_id_change_confirmed: bool,
 ) -> ServerToken:
     now = timezone.now()
     account, found, previous = current.account, check.apple_account, current.token
+    assert found is not None, "token_take stores only a check that asked Apple"
     if previous is not None and previous.admin_apple_id not in ("", found.admin_id):
         audit_record(
             action=AuditEvent.Action.APPLE_ID_CHANGED,
@@ -340,7 +361,7 @@ def _taken_record(
     server_token: ServerToken,
     previous: ServerToken | None,
     previous_expiry: datetime | None,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     file_name: str,
 ) -> None:
     if previous is None:

@@ -11,28 +11,34 @@ import base64
 import binascii
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from dep_accounts.apple import schema as apple_schema
 from dep_accounts.errors import DomainError
-from dep_accounts.models import AuditEvent, SubscriptionLicence
-from dep_accounts.selectors import licence_current
+from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, SubscriptionLicence
+from dep_accounts.selectors import licence_current, licence_devices_stored
 from dep_accounts.services.audit import actor_user, audit_record
-from dep_accounts.services.expiry import banner_refresh
+from dep_accounts.services.expiry import banner_refresh, licence_limit_text
+from dep_accounts.users import User
 
 PREFIX = "mdmportal-licence-v1."
 
 
 class LicenceError(DomainError):
     """A licence file that cannot be installed; `message` says why."""
+
+
+class LicenceLimitError(LicenceError):
+    """A sync stopped at the licence's device limit; the devices stored so far stay."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ def licence_document_verify(document: str, *, public_key: str) -> LicenceTerms:
 
 
 def licence_install(
-    *, document: str, actor: AbstractBaseUser | None, replace: bool = False
+    *, document: str, actor: User | None, replace: bool = False
 ) -> SubscriptionLicence:
     """Verify a licence document and make it the current licence.
 
@@ -173,3 +179,43 @@ def licence_is_valid(licence: SubscriptionLicence) -> bool:
     except LicenceError:
         return False
     return (terms.valid_until, terms.device_limit) == (licence.valid_until, licence.device_limit)
+
+
+def licence_limit_reached() -> LicenceLimitError:
+    """The error that stops a sync at the current licence's device limit."""
+    licence = licence_current()
+    assert licence is not None, "a sync stops at the limit only under a licence"
+    return LicenceLimitError(
+        licence_limit_text(stored=licence_devices_stored(), device_limit=licence.device_limit)
+    )
+
+
+def licence_devices_admit(
+    *, account: DEPAccount, devices: Sequence[apple_schema.Device]
+) -> tuple[list[apple_schema.Device], int]:
+    """The devices of one page of Apple's the licence lets the portal store, in Apple's order,
+    and how many new devices it holds back. Changes to stored devices and removals always pass:
+    only a device new to the portal counts against the limit."""
+    licence = licence_current()
+    if licence is None:
+        return list(devices), 0
+    serials = {d.serial_number for d in devices}
+    known = set(
+        DEPDevice.objects.filter(
+            account=account, serial_number__in=serials, removed_at__isnull=True
+        ).values_list("serial_number", flat=True)
+    )
+    room = licence.device_limit - licence_devices_stored()
+    admitted: list[apple_schema.Device] = []
+    new: set[str] = set()
+    held_back: set[str] = set()
+    for device in devices:
+        serial = device.serial_number
+        if device.op_type == "deleted" or serial in known or serial in new:
+            admitted.append(device)
+        elif len(new) < room:
+            new.add(serial)
+            admitted.append(device)
+        else:
+            held_back.add(serial)
+    return admitted, len(held_back)

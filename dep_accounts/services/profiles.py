@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils.translation import ngettext
 
@@ -20,6 +19,7 @@ from dep_accounts.services.apple_access import (
 from dep_accounts.services.audit import actor_user, audit_record
 from dep_accounts.services.default_profile import ASSIGN_BATCH
 from dep_accounts.services.sync import SyncUnavailableError
+from dep_accounts.users import User
 
 
 class ProfileError(DomainError):
@@ -43,7 +43,7 @@ def _client_for(account: DEPAccount) -> apple_client.DEPClient:
 def profile_create(
     *,
     account: DEPAccount,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     name: str,
     url: str,
     is_supervised: bool = True,
@@ -96,7 +96,7 @@ def profile_create(
 
 
 def profile_make_default(
-    *, profile: EnrollmentProfile, actor: AbstractBaseUser | None, assign_to_new_devices: bool
+    *, profile: EnrollmentProfile, actor: User | None, assign_to_new_devices: bool
 ) -> None:
     account = profile.account
     with transaction.atomic():
@@ -113,7 +113,7 @@ def profile_make_default(
 
 
 def profile_assign(
-    *, profile: EnrollmentProfile, serials: list[str], actor: AbstractBaseUser | None
+    *, profile: EnrollmentProfile, serials: list[str], actor: User | None
 ) -> ProfileAssignOutcome:
     """Assign the profile at Apple to the given devices of its account."""
     account = profile.account

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
 from dep_accounts.models import AuditEvent
 from dep_accounts.roles import ADMINS, VIEWERS
 from dep_accounts.services.audit import audit_record
+from dep_accounts.users import User
 
 ROLE_NAMES = {ADMINS: "admin", VIEWERS: "viewer"}
 
@@ -64,7 +65,7 @@ def sso_role_for_claims(*, mapping: RoleMapping, claims: dict) -> str | None:
 
 @transaction.atomic
 def sso_sign_in_refuse(
-    *, mapping: RoleMapping, username: str, claims: dict, user: AbstractBaseUser | None
+    *, mapping: RoleMapping, username: str, claims: dict, user: User | None
 ) -> None:
     """Record that the provider vouched for someone whose claims grant no role.
 
@@ -100,7 +101,7 @@ def sso_sign_in_refuse(
 
 
 @transaction.atomic
-def sso_sign_in_apply(*, user: AbstractBaseUser, mapping: RoleMapping, role: str) -> None:
+def sso_sign_in_apply(*, user: User, mapping: RoleMapping, role: str) -> None:
     """Give the user exactly the role the provider's claims grant, and audit the sign-in."""
     portal_groups = Group.objects.filter(name__in=[ADMINS, VIEWERS])
     before = sorted(user.groups.filter(name__in=[ADMINS, VIEWERS]).values_list("name", flat=True))
@@ -125,7 +126,7 @@ def sso_sign_in_apply(*, user: AbstractBaseUser, mapping: RoleMapping, role: str
     )
 
 
-def password_sign_in_record(*, user: AbstractBaseUser, two_factor: bool) -> None:
+def password_sign_in_record(*, user: User, two_factor: bool) -> None:
     audit_record(
         action=AuditEvent.Action.SIGN_IN,
         actor=user,
@@ -137,7 +138,7 @@ def password_sign_in_record(*, user: AbstractBaseUser, two_factor: bool) -> None
     )
 
 
-def password_sign_in_refuse(*, user: AbstractBaseUser) -> None:
+def password_sign_in_refuse(*, user: User) -> None:
     audit_record(
         action=AuditEvent.Action.SIGN_IN_REFUSED,
         outcome=AuditEvent.Outcome.FAILURE,
@@ -149,7 +150,7 @@ def password_sign_in_refuse(*, user: AbstractBaseUser) -> None:
     )
 
 
-def totp_enrolment_record(*, user: AbstractBaseUser, recovery_codes: int) -> None:
+def totp_enrolment_record(*, user: User, recovery_codes: int) -> None:
     audit_record(
         action=AuditEvent.Action.TWO_FACTOR_CHANGED,
         actor=user,

@@ -38,6 +38,7 @@ from dep_accounts.services.apple_access import (
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.default_profile import default_profile_assign
 from dep_accounts.services.expiry import account_state_set, banner_refresh
+from dep_accounts.services.licence import LicenceLimitError
 from dep_accounts.services.sync_pages import (
     cursor_discard,
     fetch_restart,
@@ -101,6 +102,7 @@ def devices_sync(
     if blocker:
         return SyncOutcome(result=Result.FAILED, devices_seen=0, message=blocker)
     current = account.server_tokens.filter(is_current=True).first()
+    assert current is not None, "sync_blocker lets through only an account with a token"
     try:
         client = dep_client_for_token(server_token_credentials(current))
     except SecretDecryptionError as exc:
@@ -142,6 +144,9 @@ def devices_sync(
         )
         if account.state in (State.REJECTED, State.TERMS_NOT_ACCEPTED):
             account_state_set(account=account, state=State.OK, detail="")
+    except LicenceLimitError as exc:
+        outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, exc.message)
+        banner_refresh(now=now)
     except dep_errors.TokenRejectedError as exc:
         account_state_set(account=account, state=State.REJECTED, detail=exc.message)
         outcome = SyncOutcome(Result.FAILED, account.sync_devices_seen, exc.message)

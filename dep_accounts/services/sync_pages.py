@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -23,6 +24,7 @@ from dep_accounts.apple import schema as apple_schema
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.device_upsert import devices_page_upsert
+from dep_accounts.services.licence import licence_devices_admit, licence_limit_reached
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +184,14 @@ def pages_save(client: apple_client.DEPClient, account: DEPAccount, now: datetim
     for attempt in range(2):
         try:
             for page, phase in _pages(client, account, now):
+                admitted, held_back = licence_devices_admit(account=account, devices=page.devices)
+                if held_back:
+                    # The cursor stays before this page, so a sync after the upgrade takes the
+                    # devices held back; those admitted from it are stored now.
+                    page = replace(page, devices=tuple(admitted), cursor="")
                 new_serials += page_save(account=account, page=page, phase=phase, now=now)
+                if held_back:
+                    raise licence_limit_reached()
         except CursorStuckError as stuck:
             if attempt:
                 raise CursorStuckError(status=stuck.status) from stuck

@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachableError
 
 from dep_accounts.models import AuditEvent, DEPAccount
-from dep_accounts.selectors import licence_current
-from dep_accounts.services.apple_access import sync_blocker
+from dep_accounts.services.apple_access import licence_blocker, sync_blocker
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.sync import SyncUnavailableError, account_sync
+from dep_accounts.users import User
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +22,7 @@ State = DEPAccount.State
 Phase = DEPAccount.SyncPhase
 
 
-def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+def account_sync_request(*, account: DEPAccount, actor: User | None) -> None:
     """'Sync now': check the account may sync, then queue the sync once the request commits."""
     blocker = sync_blocker(account=account)
     if blocker:
@@ -37,7 +36,7 @@ def account_sync_request(*, account: DEPAccount, actor: AbstractBaseUser | None)
     transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
 
 
-def account_full_resync_request(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+def account_full_resync_request(*, account: DEPAccount, actor: User | None) -> None:
     """'Full re-sync': discard the device cursor, so the next sync fetches every device from
     Apple and removes those Apple no longer lists, then queue that sync."""
     blocker = sync_blocker(account=account)
@@ -70,7 +69,7 @@ def account_full_resync_request(*, account: DEPAccount, actor: AbstractBaseUser 
     transaction.on_commit(lambda: _sync_queue(account=account, actor=actor))
 
 
-def _sync_queue(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
+def _sync_queue(*, account: DEPAccount, actor: User | None) -> None:
     try:
         account_sync.delay(account.pk)
     except BrokerUnreachableError as exc:
@@ -96,8 +95,7 @@ def _sync_queue(*, account: DEPAccount, actor: AbstractBaseUser | None) -> None:
 def accounts_due_for_sync(*, now: datetime | None = None) -> list[int]:
     """Accounts whose automatic sync interval has passed and that may call Apple."""
     now = now or timezone.now()
-    licence = licence_current()
-    if licence is None or licence.is_expired(now):
+    if licence_blocker(now=now):
         return []
     due = []
     candidates = DEPAccount.objects.filter(

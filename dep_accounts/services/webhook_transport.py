@@ -15,6 +15,7 @@ import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 import certifi
@@ -35,6 +36,15 @@ class ReceiverRefusedError(Exception):
 @dataclass(frozen=True)
 class ReceiverAnswer:
     status: int
+
+
+class _PoolOptions(TypedDict):
+    """What the HTTP and HTTPS connection pools to a receiver share."""
+
+    port: int
+    timeout: urllib3.Timeout
+    retries: bool
+    maxsize: int
 
 
 def url_has_credentials(url: str) -> bool:
@@ -86,7 +96,9 @@ def receiver_address(host: str, port: int) -> IPAddress:
         answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise ReceiverRefusedError(f"The receiver's host {host} does not resolve.") from exc
-    addresses = list(dict.fromkeys(ipaddress.ip_address(a[4][0].split("%")[0]) for a in answers))
+    addresses = list(
+        dict.fromkeys(ipaddress.ip_address(str(a[4][0]).split("%")[0]) for a in answers)
+    )
     if not addresses:
         raise ReceiverRefusedError(f"The receiver's host {host} does not resolve.")
     for address in addresses:
@@ -117,7 +129,12 @@ def receiver_post(
     default_port = 443 if parts.scheme == "https" else 80
     port = parts.port or default_port
     address = receiver_address(host, port)
-    options = {"port": port, "timeout": urllib3.Timeout(timeout), "retries": False, "maxsize": 1}
+    options: _PoolOptions = {
+        "port": port,
+        "timeout": urllib3.Timeout(timeout),
+        "retries": False,
+        "maxsize": 1,
+    }
     if parts.scheme == "https":
         pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
             str(address),

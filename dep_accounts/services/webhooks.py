@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 import urllib3
 from celery import shared_task
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -43,6 +42,7 @@ from dep_accounts.models import (
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.audit import actor_user, audit_record
 from dep_accounts.services.webhook_transport import ReceiverRefusedError, receiver_post
+from dep_accounts.users import User
 from mdmportal.celery import AfterCommitTask
 
 logger = logging.getLogger(__name__)
@@ -70,9 +70,7 @@ def webhook_signature(*, secret: bytes, timestamp: str, body: bytes) -> str:
 
 
 @sensitive_variables("secret")
-def webhook_create(
-    *, url: str, events: Iterable[str], actor: AbstractBaseUser | None
-) -> tuple[Webhook, str]:
+def webhook_create(*, url: str, events: Iterable[str], actor: User | None) -> tuple[Webhook, str]:
     """A new active webhook and its signing secret, which is returned here and never again."""
     secret = "whsec_" + secrets.token_urlsafe(32)
     webhook = Webhook.objects.create(
@@ -90,9 +88,7 @@ def webhook_create(
     return webhook, secret
 
 
-def webhook_active_set(
-    *, webhook: Webhook, is_active: bool, actor: AbstractBaseUser | None
-) -> Webhook:
+def webhook_active_set(*, webhook: Webhook, is_active: bool, actor: User | None) -> Webhook:
     """Pause or resume a webhook; a paused one gets no new events and sends none it has."""
     Webhook.objects.filter(pk=webhook.pk).update(is_active=is_active)
     webhook.is_active = is_active
@@ -104,7 +100,7 @@ def webhook_active_set(
     return webhook
 
 
-def webhook_delete(*, webhook: Webhook, actor: AbstractBaseUser | None) -> None:
+def webhook_delete(*, webhook: Webhook, actor: User | None) -> None:
     webhook.delete()
     audit_record(
         action=AuditEvent.Action.WEBHOOK_CHANGED,

@@ -15,7 +15,7 @@ from dep_accounts.models import AuditEvent, DEPAccount, calendar_days_until
 register = template.Library()
 
 State = DEPAccount.State
-_STATE_TONES = {
+_STATE_TONES: dict[str, str] = {
     State.OK: "ok",
     State.WARNING: "warning",
     State.CRITICAL: "critical",
@@ -24,7 +24,7 @@ _STATE_TONES = {
     State.TERMS_NOT_ACCEPTED: "critical",
     State.AWAITING_TOKEN: "muted",
 }
-_SYNC_TONES = {
+_SYNC_TONES: dict[str, str] = {
     DEPAccount.SyncResult.OK: "ok",
     DEPAccount.SyncResult.FAILED: "critical",
     DEPAccount.SyncResult.WAITING: "warning",
@@ -45,6 +45,8 @@ _NAV_SECTIONS = {
     "profile_assign": "profiles",
     "subscription": "subscription",
     "audit_log": "audit_log",
+    "push": "push",
+    "push_edit": "push",
 }
 
 

@@ -16,6 +16,7 @@ from dep_accounts.models import DEPAccount
 from dep_accounts.services.accounts import account_create
 from dep_accounts.services.intake import token_intake, token_preview
 from dep_accounts.services.verdict import Intent, Refusal, TokenCheck
+from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import admin_required
 from dep_accounts.views.staging import StagedFile, files_stage, files_unstage, token_key
 
@@ -23,7 +24,7 @@ UPLOAD_TEMPLATE = "dep_accounts/account_add_token.html"
 
 
 @admin_required
-def account_add(request: HttpRequest) -> HttpResponse:
+def account_add(request: SignedInRequest) -> HttpResponse:
     if request.method == "POST":
         account = account_create(actor=request.user)
         return redirect("dep_accounts:add_token", pk=account.pk)
@@ -33,7 +34,7 @@ def account_add(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 @sensitive_variables("token_file")
-def account_add_token(request: HttpRequest, pk: int) -> HttpResponse:
+def account_add_token(request: SignedInRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     if account.token_expires_at is not None:
         return redirect(account)
@@ -56,7 +57,7 @@ def account_add_token(request: HttpRequest, pk: int) -> HttpResponse:
 @admin_required
 @require_POST
 @sensitive_variables("token_file", "staged")
-def account_add_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+def account_add_confirm(request: SignedInRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     staged = files_unstage(request.session, token_key(account.pk))
     if not staged:
@@ -91,6 +92,7 @@ def _upload_refused(
 def _preview(check: TokenCheck) -> dict:
     """What the admin confirms; the decrypted token itself stays out of the template."""
     found = check.apple_account
+    assert found is not None, "token_preview asks Apple"
     return {
         "server_name": found.server_name,
         "org_name": found.org_name,

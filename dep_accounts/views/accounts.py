@@ -21,6 +21,7 @@ from dep_accounts.services.intake import TokenUpload, token_intake
 from dep_accounts.services.sync import SyncUnavailableError
 from dep_accounts.services.sync_requests import account_full_resync_request, account_sync_request
 from dep_accounts.services.verdict import AppleIDChangedError, Confirmations, Refusal
+from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import admin_required, viewer_required
 from dep_accounts.views.staging import (
     StagedFile,
@@ -64,7 +65,7 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @admin_required
-def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def account_edit(request: SignedInRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     form = AccountEditForm(request.POST or None, request.FILES or None, account=account)
     context = {"account": account, "form": form, "abm_url": settings.APPLESIM_ABM_URL}
@@ -105,7 +106,7 @@ def _token_upload(
 
 
 def _token_take(
-    request: HttpRequest, form: AccountEditForm, account: DEPAccount, upload: TokenUpload | None
+    request: SignedInRequest, form: AccountEditForm, account: DEPAccount, upload: TokenUpload | None
 ) -> ServerToken | None:
     if upload is None:
         return None
@@ -141,7 +142,7 @@ def account_public_key(request: HttpRequest, pk: int) -> HttpResponse:
 
 @admin_required
 @require_POST
-def account_sync(request: HttpRequest, pk: int) -> HttpResponse:
+def account_sync(request: SignedInRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     try:
         account_sync_request(account=account, actor=request.user)
@@ -154,7 +155,7 @@ def account_sync(request: HttpRequest, pk: int) -> HttpResponse:
 
 @admin_required
 @require_POST
-def account_full_resync(request: HttpRequest, pk: int) -> HttpResponse:
+def account_full_resync(request: SignedInRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     try:
         account_full_resync_request(account=account, actor=request.user)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -12,13 +12,14 @@ from django.views.decorators.debug import sensitive_variables
 from dep_accounts.forms import APITokenForm
 from dep_accounts.models import APIToken
 from dep_accounts.services.api_tokens import api_token_create, api_token_revoke
+from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import role_required
 
 
 @role_required
 @sensitive_variables("created")
 @never_cache
-def me(request: HttpRequest) -> HttpResponse:
+def me(request: SignedInRequest) -> HttpResponse:
     # Viewers too: their API tokens read, as they do in the console.
     if "revoke" in request.POST:
         api_token = get_object_or_404(

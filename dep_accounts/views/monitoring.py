@@ -22,6 +22,7 @@ from dep_accounts.monitoring.calendar import (
 from dep_accounts.monitoring.forms import WebhookChangeForm, WebhookForm
 from dep_accounts.monitoring.metrics import CONTENT_TYPE, metrics_exposition
 from dep_accounts.services.webhooks import webhook_active_set, webhook_create, webhook_delete
+from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import admin_required, bearer_credential, role_required
 
 DELIVERIES_SHOWN = 50
@@ -57,7 +58,7 @@ def calendar_feed(request: HttpRequest, secret: str) -> HttpResponse:
 @role_required
 @never_cache
 @sensitive_variables("feed_url")
-def calendar_settings(request: HttpRequest) -> HttpResponse:
+def calendar_settings(request: SignedInRequest) -> HttpResponse:
     """Viewers and admins create or replace their own feed; the new URL is shown once."""
     feed_url = None
     if request.method == "POST":
@@ -73,7 +74,7 @@ def calendar_settings(request: HttpRequest) -> HttpResponse:
 @admin_required
 @never_cache
 @sensitive_variables("secret")
-def webhooks(request: HttpRequest) -> HttpResponse:
+def webhooks(request: SignedInRequest) -> HttpResponse:
     form = WebhookForm(request.POST or None)
     labels = dict(Webhook.Event.choices)
     secret = None
@@ -97,7 +98,7 @@ def webhooks(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 @require_POST
-def webhook_change(request: HttpRequest) -> HttpResponse:
+def webhook_change(request: SignedInRequest) -> HttpResponse:
     form = WebhookChangeForm(request.POST)
     if not form.is_valid():
         messages.error(request, "That webhook no longer exists. Reload the page.")

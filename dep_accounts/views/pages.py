@@ -13,6 +13,7 @@ from dep_accounts.forms import AuditFilterForm, LicenceForm
 from dep_accounts.models import AuditEvent, DEPAccount
 from dep_accounts.selectors import audit_events, device_total, licence_current
 from dep_accounts.services.licence import LicenceError, licence_install
+from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import viewer_required
 
 EVENTS_PER_PAGE = 50
@@ -35,7 +36,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @viewer_required
-def subscription(request: HttpRequest) -> HttpResponse:
+def subscription(request: SignedInRequest) -> HttpResponse:
     form = LicenceForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:

@@ -14,6 +14,7 @@ from dep_accounts.models import DEPAccount, EnrollmentProfile
 from dep_accounts.services import profiles
 from dep_accounts.services.apple_access import licence_blocker, sync_blocker
 from dep_accounts.services.sync import SyncUnavailableError
+from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import admin_required, viewer_required
 
 ASSIGN_CANDIDATES_SHOWN = 200
@@ -34,7 +35,7 @@ def profile_list(request: HttpRequest) -> HttpResponse:
 
 
 @admin_required
-def profile_add(request: HttpRequest) -> HttpResponse:
+def profile_add(request: SignedInRequest) -> HttpResponse:
     form = ProfileForm(request.POST or None, initial={"account": request.GET.get("account")})
     if request.method == "POST" and form.is_valid():
         account = form.cleaned_data["account"]
@@ -52,7 +53,7 @@ def profile_add(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 @require_POST
-def profile_make_default(request: HttpRequest, pk: int) -> HttpResponse:
+def profile_make_default(request: SignedInRequest, pk: int) -> HttpResponse:
     profile = get_object_or_404(EnrollmentProfile.objects.select_related("account"), pk=pk)
     form = MakeDefaultForm(request.POST)
     assign_to_new_devices = form.is_valid() and form.cleaned_data["assign_to_new_devices"]
@@ -70,7 +71,7 @@ def profile_make_default(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @admin_required
-def profile_assign(request: HttpRequest, pk: int) -> HttpResponse:
+def profile_assign(request: SignedInRequest, pk: int) -> HttpResponse:
     profile = get_object_or_404(EnrollmentProfile.objects.select_related("account"), pk=pk)
     candidates = (
         profile.account.devices.filter(removed_at__isnull=True)

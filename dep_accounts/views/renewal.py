@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateformat import format as date_format
 from django.utils.timezone import localtime
@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from dep_accounts.forms import BulkRenewalForm
 from dep_accounts.models import DEPAccount
 from dep_accounts.services.renewal import batch, watch
+from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import admin_required
 from dep_accounts.views.staging import StagedFile, files_stage, files_unstage
 
@@ -21,7 +22,7 @@ STAGED_KEY = "dep_accounts.bulk_renewal"
 
 
 @admin_required
-def bulk_renew(request: HttpRequest) -> HttpResponse:
+def bulk_renew(request: SignedInRequest) -> HttpResponse:
     # Bound on every POST: a POST with no file at all must say so, not show the empty form.
     form = BulkRenewalForm(request.POST, request.FILES) if request.method == "POST" else None
     if form is not None and form.is_valid():
@@ -29,7 +30,7 @@ def bulk_renew(request: HttpRequest) -> HttpResponse:
         staged = [
             StagedFile(row.file_name, row.token_file, account_id=row.account.pk, row=index)
             for index, row in enumerate(rows)
-            if row.applies
+            if row.applies and row.account is not None
         ]
         files_stage(request.session, STAGED_KEY, staged)
         applying = [row for row in rows if row.applies]
@@ -40,7 +41,7 @@ def bulk_renew(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 @require_POST
-def bulk_renew_confirm(request: HttpRequest) -> HttpResponse:
+def bulk_renew_confirm(request: SignedInRequest) -> HttpResponse:
     confirmed = set(request.POST.getlist("confirm_apple_id"))
     renewals = [
         batch.StagedRenewal(
@@ -50,17 +51,22 @@ def bulk_renew_confirm(request: HttpRequest) -> HttpResponse:
             apple_id_change_confirmed=str(staged.row) in confirmed,
         )
         for staged in files_unstage(request.session, STAGED_KEY)
+        if staged.account_id is not None
     ]
     if not renewals:
         messages.error(request, "The uploaded tokens are no longer at hand: upload them again.")
         return redirect("dep_accounts:bulk_renew")
     results = batch.bulk_renewal_apply(renewals=renewals, actor=request.user)
-    renewed = [r for r in results if r.server_token is not None]
+    renewed = [
+        (r.account, r.server_token)
+        for r in results
+        if r.account is not None and r.server_token is not None
+    ]
     if renewed:
         listed = "; ".join(
-            f"{r.account.name} until "
-            f"{date_format(localtime(r.server_token.access_token_expiry), 'j M Y')}"
-            for r in renewed
+            f"{account.name} until "
+            f"{date_format(localtime(server_token.access_token_expiry), 'j M Y')}"
+            for account, server_token in renewed
         )
         renewed_text = ngettext(
             "Renewed %(count)d account: %(listed)s.",
@@ -77,7 +83,7 @@ def bulk_renew_confirm(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 @require_POST
-def account_start_renewal(request: HttpRequest, pk: int) -> HttpResponse:
+def account_start_renewal(request: SignedInRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     try:
         watch.renewal_start(account=account, actor=request.user)
@@ -96,7 +102,7 @@ def account_start_renewal(request: HttpRequest, pk: int) -> HttpResponse:
 
 @admin_required
 @require_POST
-def account_terms_check(request: HttpRequest, pk: int) -> HttpResponse:
+def account_terms_check(request: SignedInRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(DEPAccount, pk=pk)
     try:
         accepted = watch.terms_acceptance_check(account=account, actor=request.user)

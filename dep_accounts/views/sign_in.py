@@ -55,7 +55,7 @@ def logout(request: HttpRequest) -> HttpResponse:
     login_url = request.build_absolute_uri(reverse("login"))
     app = next((a for a in settings.OIDC_PROVIDERS if a["provider_id"] == provider_id), None)
     end_session = _end_session_endpoint(app["settings"]["server_url"]) if app else None
-    if not end_session:
+    if app is None or not end_session:
         return redirect("login")
     # OpenID Connect RP-Initiated Logout 1.0, section 2: client_id stands in for id_token_hint.
     query = urlencode({"client_id": app["client_id"], "post_logout_redirect_uri": login_url})

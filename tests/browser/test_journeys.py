@@ -379,3 +379,42 @@ def test_on_a_touch_screen_the_edit_button_shows_without_hovering(
         expect(page.get_by_role("heading", level=1)).to_have_text("Edit DEP Account")
     finally:
         context.close()
+
+
+def test_a_token_from_a_new_apple_id_is_applied_by_ticking_the_box_without_choosing_it_again(
+    page, live_server, admin_sign_in, abm, expiring_account, screenshot
+):
+    """Issue 12: the download in ABM already reset the old token, so the refused file must not
+    be lost: ticking the box and saving applies the file the portal kept."""
+    old_fingerprint = _current_token(expiring_account)["token"]["consumer_key_fingerprint"]
+    deputy_file = abm.token_for(expiring_account, apple_id="deputy@springfield.example")
+    admin_sign_in(page)
+    _nav(page, "DEP Accounts")
+    cell = _name_cell(page, "Springfield MDM")
+    cell.hover()
+    cell.get_by_role("link", name=f"Edit {DISPLAY_NAME}").click()
+
+    upload_token = page.get_by_role("region", name="Upload Token")
+    upload_token.locator('input[name="token_file"]').set_input_files(
+        _p7m(deputy_file, "Springfield_MDM_deputy")
+    )
+    page.get_by_role("button", name="Save").click()
+
+    expect(_not_accepted(page)).to_be_visible()
+    expect(upload_token).to_contain_text("deputy@springfield.example")
+    expect(upload_token).to_contain_text("Springfield_MDM_deputy_Token_")
+    assert _current_token(expiring_account)["token"]["consumer_key_fingerprint"] == old_fingerprint
+    screenshot(page, "edit-apple-id-changed-staged", full_page=True)
+
+    # No file chosen again: the box alone applies the file the portal kept.
+    page.get_by_label("The Apple ID that manages this server in ABM has changed").check()
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Server token renewed: valid until")
+    current = ServerToken.objects.get(account=expiring_account, is_current=True)
+    assert current.consumer_key_fingerprint != old_fingerprint
+    assert current.admin_apple_id == "deputy@springfield.example"
+    assert current.apple_id_change_confirmed
+    assert AuditEvent.objects.filter(
+        account=expiring_account, action=AuditEvent.Action.APPLE_ID_CHANGED
+    ).exists()

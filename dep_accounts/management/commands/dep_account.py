@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -32,6 +32,7 @@ from dep_accounts.services.intake import TokenFile, token_intake
 from dep_accounts.services.sync import SyncUnavailableError
 from dep_accounts.services.sync_requests import account_full_resync_request, account_sync_request
 from dep_accounts.services.verdict import Confirmations, Refusal
+from dep_accounts.users import User
 
 
 class Command(BaseCommand):
@@ -87,15 +88,15 @@ class Command(BaseCommand):
         resync.add_argument("account_id", type=int, metavar="ID")
 
     def handle(self, *args, subcommand: str, **options) -> None:
-        handler = {
+        handlers: dict[str, Callable[..., None]] = {
             "list": self.account_list,
             "show": self.account_show,
             "create": self.account_create,
             "upload-token": self.token_upload,
             "sync": self.account_sync,
             "full-resync": self.account_full_resync,
-        }[subcommand]
-        handler(**options)
+        }
+        handlers[subcommand](**options)
 
     def account_list(self, *, as_json: bool, **options) -> None:
         accounts = dep_accounts_list()
@@ -211,7 +212,7 @@ def _account_get(account_id: int) -> DEPAccount:
     return account
 
 
-def _actor(username: str | None) -> AbstractBaseUser | None:
+def _actor(username: str | None) -> User | None:
     """The admin a change is recorded as done by; None for the portal itself."""
     if username is None:
         return None

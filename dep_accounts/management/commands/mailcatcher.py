@@ -25,7 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args, port: int, **options) -> None:
         maildir = settings.MAILCATCHER_DIR
         maildir.parent.mkdir(parents=True, exist_ok=True)
-        controller = Controller(Mailbox(str(maildir)), hostname="127.0.0.1", port=port)
+        controller = Controller(Mailbox(maildir), hostname="127.0.0.1", port=port)
         controller.start()
         self.stdout.write(f"mailcatcher: smtp://127.0.0.1:{port}, emails kept in {maildir}")
         stopped = threading.Event()

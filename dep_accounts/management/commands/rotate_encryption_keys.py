@@ -20,10 +20,11 @@ class Command(BaseCommand):
         counts: list[str] = []
         with transaction.atomic():
             for model, field in encrypted_fields():
-                rows = list(model.objects.select_for_update().only("pk", field))
+                # Generic over the models: every one has `objects` as its default manager.
+                rows = list(model._default_manager.select_for_update().only("pk", field))
                 for row in rows:
                     setattr(row, field, secret_reencrypt(getattr(row, field)))
-                model.objects.bulk_update(rows, [field], batch_size=500)
+                model._default_manager.bulk_update(rows, [field], batch_size=500)
                 meta = model._meta
                 name = meta.verbose_name if len(rows) == 1 else meta.verbose_name_plural
                 counts.append(f"{len(rows)} {name} ({field})")

@@ -9,8 +9,10 @@ together, and so does any one of them stopping.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -122,11 +124,17 @@ class Command(BaseCommand):
         idpsim_port: int,
         **options,
     ) -> None:
+        # applesim is a package of its own (applesim/), installed beside the portal for the demo.
+        if importlib.util.find_spec("applesim.server") is None:
+            raise CommandError(
+                "applesim is not installed in this Python: run `make run`, or "
+                "`pip install -e ./applesim`, then try again."
+            )
         applesim_url = f"http://127.0.0.1:{applesim_port}"
         idpsim = idpsim_demo(port=idpsim_port, portal=f"http://{host}:{port}")
         env = (
             os.environ
-            | idpsim.env
+            | (idpsim.env if idpsim else {})
             | {
                 "DEP_API_URL": os.environ.get("DEP_API_URL", applesim_url),
                 "APPLESIM_ABM_URL": os.environ.get("APPLESIM_ABM_URL", applesim_url + "/"),
@@ -166,8 +174,11 @@ class Command(BaseCommand):
                 [python, "manage.py", "mailcatcher", "--port", str(mail_port)],
                 ready_text="mailcatcher: smtp://",
             ),
-            Service("idpsim", idpsim.command, port=idpsim_port, port_variable="IDPSIM_PORT"),
         ]
+        if idpsim:
+            outside.append(
+                Service("idpsim", idpsim.command, port=idpsim_port, port_variable="IDPSIM_PORT")
+            )
         portal = [
             Service(
                 "worker",
@@ -224,7 +235,14 @@ class Command(BaseCommand):
             start(portal)
             self.stdout.write("")
             self.stdout.write(f"ABM (applesim): {applesim_url}/abm/")
-            self.stdout.write(f"Demo IdP (idpsim): {idpsim.env['OIDC_DEMO_ISSUER']} (docs/sso.md)")
+            if idpsim:
+                issuer = idpsim.env["OIDC_DEMO_ISSUER"]
+                self.stdout.write(f"Demo IdP (idpsim): {issuer} (docs/sso.md)")
+            else:
+                self.stdout.write(
+                    "Demo IdP left out: Node.js is not installed (apt-get install nodejs npm, "
+                    "then make run again)."
+                )
             self.stdout.write(self.style.SUCCESS(f"mdmportal is ready: http://{host}:{port}/"))
             if line := credentials_line():
                 self.stdout.write(self.style.WARNING(line))
@@ -303,8 +321,11 @@ class IdpSim:
     env: dict[str, str]
 
 
-def idpsim_demo(*, port: int, portal: str) -> IdpSim:
-    """The Demo IdP (idpsim/, Node's oidc-provider) and the OIDC_* settings that point at it."""
+def idpsim_demo(*, port: int, portal: str) -> IdpSim | None:
+    """The Demo IdP (idpsim/, Node's oidc-provider) and the OIDC_* settings that point at it;
+    None on a machine without Node.js, where the demo signs in with passwords only."""
+    if shutil.which("node") is None or not (settings.BASE_DIR / "idpsim/node_modules").is_dir():
+        return None
     secret_file = settings.VAR_DIR / "idpsim-client-secret"
     if not secret_file.exists():
         secret_file.write_text(secrets.token_urlsafe(32))

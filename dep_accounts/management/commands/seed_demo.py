@@ -1,10 +1,13 @@
-"""Seed the embedded default's demo: users, a licence, ABM in applesim, one DEP account.
+"""Seed the embedded default's demo: users, a licence, ABM in applesim, one DEP account, and
+the APNs push certificate.
 
 Seeding is one transaction: a start that fails half-way (applesim gone, a refusal) leaves the
 portal as it was, and the next start seeds again. A part that is missing is completed: the
 demo DEP account is added while the portal has never had one, whatever happened before.
 
-The DEP account's token expires in 10 days so the banner shows at first login. The admin's
+The DEP account's token expires in 10 days so the banner shows at first login; the push
+certificate, made by applesim's Push Certificates Portal for an MDM vendor certificate it
+issues (kept in var/ as APNS_VENDOR_CERTIFICATE), in 40 days. The admin's
 password is made on first seed, kept in var/ (readable by its owner only) and printed each start.
 
 applesim is a separate service: the demo plays Apple's part over its HTTP control API (/_sim/),
@@ -29,13 +32,18 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from dep_accounts.models import AuditEvent, DEPAccount
+from dep_accounts.models import AuditEvent, DEPAccount, PushCertificate
 from dep_accounts.roles import ADMINS, VIEWERS
 from dep_accounts.selectors import licence_current
 from dep_accounts.services.accounts import account_create
 from dep_accounts.services.expiry import banner_refresh, token_states_refresh
-from dep_accounts.services.intake import token_check, token_take
+from dep_accounts.services.intake import TokenFile, token_check, token_take
 from dep_accounts.services.licence import LicenceError, licence_document_issue, licence_install
+from dep_accounts.services.push.intake import (
+    VendorCertificateMissingError,
+    push_certificate_intake,
+    push_request_make,
+)
 from dep_accounts.services.verdict import Intent, Refusal
 
 ORGANISATION = "Springfield Public Schools"
@@ -107,7 +115,9 @@ class Command(BaseCommand):
                     self._licence_seed()
                 if not _portal_had_an_account():
                     self._abm_seed()
-        except (DemoSeedError, LicenceError, Refusal) as error:
+                if _demo_vendor_path() and not _portal_had_a_push_certificate():
+                    self._push_seed()
+        except (DemoSeedError, LicenceError, Refusal, VendorCertificateMissingError) as error:
             raise CommandError(f"The demo was not seeded (nothing was kept): {error}") from None
         line = credentials_line()
         if line and not no_credentials:
@@ -177,6 +187,30 @@ class Command(BaseCommand):
             "in 10 days."
         )
 
+    def _push_seed(self) -> None:
+        """A push certificate expiring in 40 days, made with Create at applesim's portal."""
+        admin = get_user_model().objects.filter(username="admin").first()
+        sim = ABMControl(settings.DEP_API_URL)
+        vendor, _headers = sim.call("pushcert/vendor", {"vendor_name": "mdmportal Demo"})
+        # Configuration, like development-secrets.json: a seed that fails keeps it, harmlessly.
+        path = _demo_vendor_path()
+        assert path is not None, "seeded only when the demo keeps its own vendor certificate"
+        path.touch(mode=0o600)
+        path.write_bytes(vendor)
+        signed_request = push_request_make(actor=admin, organisation=ORGANISATION)
+        apple_id = APPLE_IDS[0]
+        certificate, headers = sim.call(
+            "pushcert/certificates",
+            {"apple_id": apple_id, "request": signed_request.decode(), "validity_days": 40},
+        )
+        sim.call("pushcert/sign-in", {"apple_id": apple_id})
+        push_certificate_intake(
+            upload=TokenFile(headers.get_filename() or "MDM_Certificate.pem", certificate),
+            actor=admin,
+            apple_id=apple_id,
+        )
+        self.stdout.write(f"Demo seeded: an APNs push certificate of {apple_id}, 40 days left.")
+
 
 def credentials_line() -> str:
     """How to sign in to the demo, or nothing when the demo did not make the users."""
@@ -205,4 +239,17 @@ def _portal_had_an_account() -> bool:
         or AuditEvent.objects.filter(
             action__in=[AuditEvent.Action.ACCOUNT_CREATED, AuditEvent.Action.TOKEN_UPLOADED]
         ).exists()
+    )
+
+
+def _demo_vendor_path() -> Path | None:
+    """The demo's vendor certificate in var/; None when an operator configured their own."""
+    path = settings.VAR_DIR / "apns-vendor-certificate.pem"
+    return path if str(path) == settings.APNS_VENDOR_CERTIFICATE else None
+
+
+def _portal_had_a_push_certificate() -> bool:
+    return (
+        PushCertificate.objects.exists()
+        or AuditEvent.objects.filter(action=AuditEvent.Action.PUSH_UPLOADED).exists()
     )

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -37,6 +36,7 @@ from dep_accounts.services.verdict import (
     TokenFileError,
     verdict,
 )
+from dep_accounts.users import User
 
 NO_ACCOUNT_KEY = (
     "This file is encrypted for a public key no DEP account here has. In Apple Business "
@@ -102,7 +102,7 @@ class BulkRenewalResult:
 def bulk_renewal_preview(
     *,
     token_files: Sequence[TokenFile],
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     now: datetime | None = None,
 ) -> list[BulkRenewalRow]:
     """Which file renews which account, checked with Apple; stores nothing but the audit log."""
@@ -140,17 +140,18 @@ def _row_for(
         recipients = apple_envelope.server_token_recipients(content)
     except apple_token.ServerTokenError as exc:
         return _refused(row, TokenFileError(exc.message))
-    except Refusal as refusal:
-        return _refused(row, refusal)
+    except Refusal as exc:
+        return _refused(row, exc)
     candidates = [account for r in recipients for account in accounts.get(r, [])]
     if not candidates:
         return _refused(row, NoAccountKeyError(NO_ACCOUNT_KEY))
     row.account = candidates[0]
     try:
         check = token_check(account=candidates[0], token_file=content, now=now)
-    except Refusal as refusal:
-        return _refused(row, refusal)
+    except Refusal as exc:
+        return _refused(row, exc)
     found = check.apple_account
+    assert found is not None, "token_check asks Apple"
     row.server_name = found.server_name
     row.expires_at = check.token.access_token_expiry
     row.apple_id = found.admin_id
@@ -174,21 +175,24 @@ def _refused(row: BulkRenewalRow, refusal: Refusal) -> BulkRenewalRow:
 
 def _duplicates_skip(rows: list[BulkRenewalRow]) -> None:
     """Two files for one account: the one that expires last is applied, the others skipped."""
-    kept: dict[int, BulkRenewalRow] = {}
+    # A row that applies has its account and expiry: the pair kept is the later expiry.
+    kept: dict[int, tuple[datetime, BulkRenewalRow]] = {}
     for row in rows:
-        if not row.applies:
+        account, expires_at = row.account, row.expires_at
+        if not row.applies or account is None or expires_at is None:
             continue
-        other = kept.get(row.account.pk)
-        if other is None:
-            kept[row.account.pk] = row
+        if account.pk not in kept:
+            kept[account.pk] = (expires_at, row)
             continue
-        if row.expires_at > other.expires_at:
-            kept[row.account.pk], row, other = row, other, row
+        other_expires_at, other = kept[account.pk]
+        if expires_at > other_expires_at:
+            kept[account.pk] = (expires_at, row)
+            row, other, other_expires_at = other, row, expires_at
         _refused(
             row,
             DuplicateFileError(
-                f"“{other.file_name}” renews “{other.account.name}” too, and expires last "
-                f"({other.expires_at:%-d %b %Y %H:%M} UTC): this file is skipped."
+                f"“{other.file_name}” renews “{account.name}” too, and expires last "
+                f"({other_expires_at:%-d %b %Y %H:%M} UTC): this file is skipped."
             ),
         )
         row.token_file = b""
@@ -196,7 +200,7 @@ def _duplicates_skip(rows: list[BulkRenewalRow]) -> None:
 
 @sensitive_variables()
 def bulk_renewal_apply(
-    *, renewals: Sequence[StagedRenewal], actor: AbstractBaseUser | None
+    *, renewals: Sequence[StagedRenewal], actor: User | None
 ) -> list[BulkRenewalResult]:
     """Renew each account from its confirmed file; a failure stops only its own row."""
     results = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -28,6 +27,7 @@ from dep_accounts.services.expiry import account_state_set, banner_refresh, old_
 from dep_accounts.services.notifications import account_notifications_isolated
 from dep_accounts.services.outbox import emails_queue
 from dep_accounts.services.reminders import admin_emails
+from dep_accounts.users import User
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class RenewalCheckError(DomainError):
 
 
 def renewal_start(
-    *, account: DEPAccount, actor: AbstractBaseUser | None, now: datetime | None = None
+    *, account: DEPAccount, actor: User | None, now: datetime | None = None
 ) -> DEPAccount:
     """Record that an admin is about to download a new token, and start watching the old one."""
     if not account.token_is_usable:
@@ -91,7 +91,9 @@ def guarded_renewals_check(*, now: datetime | None = None) -> int:
     for account in DEPAccount.objects.filter(renewal_started_at__isnull=False):
         # One account's failure is logged and audited; the other accounts are still checked.
         with account_notifications_isolated(account=account, what="guarded renewal check"):
-            if account.renewal_started_at <= now - GUARD_DURATION:
+            started_at = account.renewal_started_at
+            assert started_at is not None, "the query keeps guarded accounts only"
+            if started_at <= now - GUARD_DURATION:
                 _guard_stop(account)
             elif account.old_token_rejected_at is not None:
                 waiting_for_upload = True
@@ -179,7 +181,7 @@ def _guard_stop(account: DEPAccount) -> None:
         banner_refresh()
 
 
-def terms_acceptance_check(*, account: DEPAccount, actor: AbstractBaseUser | None) -> bool:
+def terms_acceptance_check(*, account: DEPAccount, actor: User | None) -> bool:
     """Ask Apple once whether the terms are accepted now; clear the account's state if so."""
     current = ServerToken.objects.filter(account=account, is_current=True).first()
     if account.state != State.TERMS_NOT_ACCEPTED or current is None:
@@ -210,7 +212,7 @@ def terms_acceptance_check(*, account: DEPAccount, actor: AbstractBaseUser | Non
 
 
 def _terms_check_record(
-    account: DEPAccount, actor: AbstractBaseUser | None, *, accepted: bool, message: str
+    account: DEPAccount, actor: User | None, *, accepted: bool, message: str
 ) -> None:
     audit_record(
         action=AuditEvent.Action.STATE_CHANGED,

@@ -259,8 +259,7 @@ class RunningSim:
 
     def __init__(self, server: SimHTTPServer) -> None:
         self.server = server
-        host, port = server.server_address[:2]
-        self.url = f"http://{host}:{port}"
+        self.url = f"http://{server.host}:{server.port}"
         self.control = SimControl(self.url)
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

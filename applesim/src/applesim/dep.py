@@ -1,4 +1,4 @@
-"""The DEP web service (mdmenrollment.apple.com), faithful to apple-dep.md sections 3 to 7.
+"""The DEP web service (mdmenrollment.apple.com), faithful to docs/apple-dep.md sections 3 to 7.
 
 Every request needs a User-Agent and an X-Server-Protocol-Version; every endpoint but /session
 needs a live X-ADM-Auth-Session. Errors are Apple's plain-text codes (quoted like depsim's when

@@ -19,9 +19,10 @@ control.py (which mounts these routes):
                                                   private key, its vendor certificate, then the
                                                   simulated Apple WWDR and root certificates
     POST /_sim/pushcert/sign-in                  {apple_id}: signs in to the portal's pages
-    POST /_sim/pushcert/certificates             {apple_id, request, topic?} -> the issued PEM:
-                                                  Create (no topic: a new topic) or Renew (that
-                                                  topic of this Apple ID)
+    POST /_sim/pushcert/certificates             {apple_id, request, topic?, validity_days?}
+                                                  -> the PEM: Create (no topic: a new topic,
+                                                  valid validity_days, 365 by default) or Renew
+                                                  (that topic of this Apple ID)
     GET  /_sim/pushcert/certificates/<apple_id>  {certificates: [{topic, serial, not_after, ...}]}
 """
 
@@ -121,7 +122,11 @@ class CredentialsControl:
         signed_request = field(body, "request", str).encode()
         topic = body.get("topic")
         if topic is None:
-            row = self.push_certificates.create(apple_id=apple_id, request=signed_request)
+            row = self.push_certificates.create(
+                apple_id=apple_id,
+                request=signed_request,
+                validity_days=field(body, "validity_days", int, 365),
+            )
         else:
             row = self.push_certificates.renew(
                 apple_id=apple_id, topic=field(body, "topic", str), request=signed_request

@@ -160,9 +160,7 @@ class AppsBooks:
             "country": location["country"],
             "mdm_info": _mdm_info(location),
             "tokens": [dict(token) | {"revoked": bool(token["revoked"])} for token in tokens],
-            "assets": self.store.query_one(
-                "SELECT count(*) AS n FROM vpp_asset WHERE location_id = ?", (location["id"],)
-            )["n"],
+            "assets": self._asset_count(location["id"]),
         }
 
     def token_download(
@@ -215,7 +213,7 @@ class AppsBooks:
     def mdm_info_set(self, uid: str, mdm_info: dict[str, str] | None) -> None:
         """Set the location's mdmInfo, as another MDM would (None clears it)."""
         location = self.location(uid)
-        values = (None, None, None)
+        values: tuple[str | None, ...] = (None, None, None)
         if mdm_info is not None:
             values = tuple(str(mdm_info.get(name, "")) for name in ("id", "name", "metadata"))
         with self.store.transaction() as connection:
@@ -324,15 +322,19 @@ class AppsBooks:
             raise AppleError(9602)
         self.mdm_info_set(token["uid"], mdm_info)
 
+    def _asset_count(self, location_id: int) -> int:
+        (row,) = self.store.query(
+            "SELECT count(*) AS n FROM vpp_asset WHERE location_id = ?", (location_id,)
+        )
+        return row["n"]
+
     def _assets(self, request: Request, token: sqlite3.Row) -> Response:
         location = self.location(token["uid"])
         try:
             page_index = int(request.query.get("pageIndex", "0"))
         except ValueError:
             raise AppleError(9602) from None
-        total = self.store.query_one(
-            "SELECT count(*) AS n FROM vpp_asset WHERE location_id = ?", (location["id"],)
-        )["n"]
+        total = self._asset_count(location["id"])
         pages = max(1, -(-total // ASSETS_PAGE_SIZE))
         if not 0 <= page_index < pages:
             raise AppleError(9650)

@@ -1,6 +1,6 @@
 """Apple's side of the server token: the .p7m file Apple Business Manager hands out.
 
-The output is byte-faithful to a real ABM token (see docs: apple-dep.md section 1): Apple's four
+The output is byte-faithful to a real ABM token (docs/apple-dep.md section 1): Apple's four
 S/MIME header lines with LF endings, base64 at 76 columns, and a CMS EnvelopedData in BER with
 indefinite lengths and a constructed [0] encryptedContent. Ciphers Apple never uses are available
 so tests can check how the portal refuses them.

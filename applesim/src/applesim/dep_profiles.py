@@ -111,7 +111,8 @@ class ProfileEndpoints:
     ) -> tuple[dict[str, str], int]:
         owned = inventory.devices_of_server(self.store, server["server_id"], serials)
         granted, retry_after = self._assign_quota(server, sum(s in owned for s in serials))
-        results, assigned = {}, []
+        results: dict[str, str] = {}
+        assigned: list[str] = []
         for serial in serials:
             if serial not in owned:
                 results[serial] = "NOT_ACCESSIBLE"

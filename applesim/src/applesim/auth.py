@@ -1,9 +1,10 @@
 """GET /session: OAuth 1.0a verification, and the X-ADM-Auth-Session tokens it hands out.
 
-Apple's rules (docs/apple-answers.md): a session ends after extended inactivity (here 5 simulated
-minutes), and any response may carry a new X-ADM-Auth-Session to use from then on. Here a session
-rotates on every 10th request and whenever it is 2 minutes old; the replaced value keeps working
-for 30 simulated seconds so requests already in flight are not refused.
+Apple's rules (docs/apple-dep.md section 3; what the live service really sends is in
+docs/apple-answers.md): a session ends after extended inactivity (here 5 simulated minutes), and
+any response may carry a new X-ADM-Auth-Session to use from then on. Here a session rotates on
+every 10th request and whenever it is 2 minutes old; the replaced value keeps working for 30
+simulated seconds so requests already in flight are not refused.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class _ServerTokenValidator(RequestValidator):
 
     allowed_signature_methods = ("HMAC-SHA1",)
     enforce_ssl = False
-    safe_characters = frozenset(string.ascii_letters + string.digits + "_-")
+    safe_characters = set(string.ascii_letters + string.digits + "_-")
     client_key_length = (10, 200)
     access_token_length = (10, 200)
     nonce_length = (8, 64)
@@ -139,8 +140,8 @@ class AuthSessions:
             "SELECT access_token, revoked, expires_at FROM server_token WHERE consumer_key = ?",
             (keys[0],),
         )
-        usable = issued is not None and not issued["revoked"]
-        if usable and issued["expires_at"] > timestamp(self.store.now()):
+        now = timestamp(self.store.now())
+        if issued is not None and not issued["revoked"] and issued["expires_at"] > now:
             # A known, live consumer key with someone else's access token or wrong secrets.
             return None, "mismatch"
         return None, "unauthorized"

@@ -40,7 +40,8 @@ class Request:
             fields: dict[str, str | bytes] = {}
             for part in message.iter_parts():
                 name = part.get_param("name", header="content-disposition")
-                payload = part.get_payload(decode=True) or b""
+                decoded = part.get_payload(decode=True)
+                payload = decoded if isinstance(decoded, bytes) else b""
                 if part.get_filename() is not None:
                     fields[str(name)] = payload
                 else:

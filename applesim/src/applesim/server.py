@@ -129,6 +129,8 @@ class SimHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], simulator: Simulator) -> None:
         super().__init__(address, _RequestHandler)
         self.simulator = simulator
+        self.host = address[0]
+        self.port: int = self.server_address[1]  # the port bound, when 0 asked for any
 
 
 def sim_server_new(

@@ -87,7 +87,7 @@ class ControlAPI:
         self.store = store
         self.dep = dep
         self.faults = faults
-        self.routes = [
+        self.routes: list[tuple[str, str, Callable[..., Response]]] = [
             ("POST", r"/_sim/reset", self.reset),
             ("GET", r"/_sim/state", self.state),
             ("POST", r"/_sim/organisations", self.organisation_create),

@@ -230,7 +230,9 @@ class PushCertificates:
         vendor_name = str(common_names[0].value).removeprefix(VENDOR_PREFIX) if common_names else ""
         return csr, vendor_name
 
-    def _push_certificate(self, csr: x509.CertificateSigningRequest, topic: str) -> bytes:
+    def _push_certificate(
+        self, csr: x509.CertificateSigningRequest, topic: str, days: int = PUSH_VALIDITY.days
+    ) -> bytes:
         integration = self._authorities()["integration"]
         countries = csr.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)
         subject = x509.Name(
@@ -248,16 +250,20 @@ class PushCertificates:
             integration.certificate.subject,
             integration.key,
             self.store.now(),
-            PUSH_VALIDITY.days,
+            days,
         )
         return certificate.public_bytes(serialization.Encoding.PEM)
 
-    def create(self, *, apple_id: str, request: bytes) -> sqlite3.Row:
-        """Create a Certificate: a new topic for this Apple ID."""
+    def create(
+        self, *, apple_id: str, request: bytes, validity_days: int = PUSH_VALIDITY.days
+    ) -> sqlite3.Row:
+        """Create a Certificate: a new topic for this Apple ID (a shorter life for demos)."""
         apple_id = _apple_id_checked(apple_id)
+        if not 1 <= validity_days <= PUSH_VALIDITY.days:
+            raise SimError(400, "VALIDITY_INVALID", "validity_days is between 1 and 365.")
         csr, vendor_name = self.request_verify(request)
         topic = f"com.apple.mgmt.External.{uuid.uuid4()}"
-        pem = self._push_certificate(csr, topic)
+        pem = self._push_certificate(csr, topic, validity_days)
         certificate = x509.load_pem_x509_certificate(pem)
         with self.store.transaction() as connection:
             connection.execute(

@@ -209,8 +209,11 @@ class SimStore(SimDatabase):
         if encrypted:
             p7m = server_token_issue(
                 certificate=bytes(server["certificate"]),
+                consumer_key=credentials["consumer_key"],
+                consumer_secret=credentials["consumer_secret"],
+                access_token=credentials["access_token"],
+                access_secret=credentials["access_secret"],
                 access_token_expiry=expires_at,
-                **credentials,
             )
         with self.transaction() as connection:
             connection.execute(
@@ -237,8 +240,8 @@ class SimStore(SimDatabase):
             )
         safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", server["server_name"])
         filename = f"{safe_name}_Token_{issued_at.strftime('%Y-%m-%dT%H-%M-%SZ')}_smime.p7m"
-        credentials = {**credentials, "access_token_expiry": timestamp(expires_at)}
-        return IssuedToken(filename=filename, credentials=credentials, p7m=p7m)
+        token_json = {**credentials, "access_token_expiry": timestamp(expires_at)}
+        return IssuedToken(filename=filename, credentials=token_json, p7m=p7m)
 
     def server_token_reset(self, consumer_key: str, access_token: str) -> bool:
         """Whether these OAuth keys are a server token a newer download in ABM has reset."""

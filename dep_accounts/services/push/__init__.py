@@ -1,0 +1,1 @@
+"""The MDM push (APNs) certificate: request, intake, verdict and expiry."""

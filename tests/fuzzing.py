@@ -1,0 +1,58 @@
+"""Property-based fuzzing with Hypothesis: the settings profiles and the property they share.
+
+The property, for the token parser, the DEP client and the JSON API alike: any input gets a
+result or one of the caller's typed errors, never another exception, in bounded time (each
+example's deadline) and memory (`bounded` measures each call's peak).
+
+Profiles, chosen by HYPOTHESIS_PROFILE: "ci" (the default, in `make test`) tries a hundred
+examples per property, derandomised so a run is repeatable; "long" (`make fuzz`) tries thousands
+and keeps the failures it finds in var/hypothesis, to try them first next time.
+"""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TypeVar
+
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+T = TypeVar("T")
+
+# A parser must not keep much more than its input in memory, whatever the input says.
+MEMORY_LIMIT_BYTES = 32 * 1024 * 1024
+
+settings.register_profile(
+    "ci",
+    max_examples=100,
+    deadline=timedelta(seconds=2),
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "long",
+    max_examples=2_000,
+    deadline=timedelta(seconds=5),
+    database=DirectoryBasedExampleDatabase("var/hypothesis"),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def bounded(call: Callable[[], T], *, expected: tuple[type[BaseException], ...]) -> T | None:
+    """The call's result, or None for one of the `expected` errors; any other exception
+    propagates (Hypothesis then shrinks and reports it), and so does a peak allocation past
+    MEMORY_LIMIT_BYTES."""
+    tracemalloc.start()
+    try:
+        return call()
+    except expected:
+        return None
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < MEMORY_LIMIT_BYTES, f"{peak:,} bytes at peak"
