@@ -25,7 +25,7 @@ from bench import data
 from bench.measure import DATABASE_LABELS, Row, median, ms, query_count, timed
 from bench.sizes import Size
 from dep_accounts.models import DEPAccount
-from dep_accounts.services.sync import accounts_due_for_sync, syncs_dispatch
+from dep_accounts.services.sync_requests import accounts_due_for_sync, syncs_dispatch
 
 SYNC_TASK = "dep_accounts.services.sync.account_sync"
 

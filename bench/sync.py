@@ -46,13 +46,8 @@ from dep_accounts.apple.client import DEPClient
 from dep_accounts.models import DEPAccount, DEPDevice
 from dep_accounts.services.apple_access import dep_client_for_token, server_token_credentials
 from dep_accounts.services.device_upsert import DEVICE_FIELDS
-from dep_accounts.services.sync import (
-    PAGE_LIMIT,
-    _fetch_finish,
-    _fetch_restart,
-    _page_save,
-    devices_sync,
-)
+from dep_accounts.services.sync import devices_sync
+from dep_accounts.services.sync_pages import PAGE_LIMIT, fetch_finish, fetch_restart, page_save
 
 Phase = DEPAccount.SyncPhase
 TABLE = DEPDevice._meta.db_table
@@ -109,10 +104,10 @@ def ours_database(account: DEPAccount, pages: list[apple_schema.DevicePage]) -> 
     """What devices_sync does with the pages of a full fetch: each page and its cursor saved
     in a transaction, then the devices Apple no longer lists marked removed."""
     now = timezone.now()
-    _fetch_restart(account, now)
+    fetch_restart(account, now)
     for page in pages:
-        _page_save(account=account, page=page, phase=Phase.FETCH, now=now)
-    _fetch_finish(account, now)
+        page_save(account=account, page=page, phase=Phase.FETCH, now=now)
+    fetch_finish(account, now)
     return sum(len(page.devices) for page in pages)
 
 

@@ -22,7 +22,7 @@ from dep_accounts.services.reminders import (
     reminders_send,
 )
 from dep_accounts.services.renewal.watch import guarded_renewals_check
-from dep_accounts.services.sync import syncs_dispatch
+from dep_accounts.services.sync_requests import syncs_dispatch
 
 
 @shared_task

@@ -366,31 +366,17 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# The beat's entry points, all in dep_accounts/tasks.py: (entry, task, seconds or crontab).
 CELERY_BEAT_SCHEDULE = {
-    "dep-token-expiry": {
-        "task": "dep_accounts.tasks.token_expiry_refresh",
-        "schedule": crontab(minute=0),
-    },
-    "vpp-content-tokens-check": {
-        "task": "dep_accounts.tasks.content_tokens_check_with_apple",
-        "schedule": crontab(hour=3, minute=17),
-    },
-    "dep-sync-dispatch": {
-        "task": "dep_accounts.tasks.syncs_dispatch_due",
-        "schedule": 60.0,
-    },
-    "dep-guarded-renewals": {
-        "task": "dep_accounts.tasks.guarded_renewals_watch",
-        "schedule": 5 * 60.0,
-    },
-    "outbox-emails-due": {
-        "task": "dep_accounts.tasks.emails_send_due",
-        "schedule": 60.0,
-    },
-    "webhook-deliveries-due": {
-        "task": "dep_accounts.tasks.webhook_deliveries_send_due",
-        "schedule": 60.0,
-    },
+    entry: {"task": f"dep_accounts.tasks.{task}", "schedule": schedule}
+    for entry, task, schedule in (
+        ("dep-token-expiry", "token_expiry_refresh", crontab(minute=0)),
+        ("vpp-content-tokens-check", "content_tokens_check_with_apple", crontab(hour=3, minute=17)),
+        ("dep-sync-dispatch", "syncs_dispatch_due", 60.0),
+        ("dep-guarded-renewals", "guarded_renewals_watch", 5 * 60.0),
+        ("outbox-emails-due", "emails_send_due", 60.0),
+        ("webhook-deliveries-due", "webhook_deliveries_send_due", 60.0),
+    )
 }
 
 LOGGING = {

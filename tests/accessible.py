@@ -62,11 +62,16 @@ def role(element: Element) -> str | None:
         attribute(element, "aria-labelledby") or attribute(element, "aria-label")
     ):
         return "region"
+    if name == "th":
+        return "rowheader" if attribute(element, "scope") == "row" else "columnheader"
     return {
         "button": "button",
         "nav": "navigation",
         "main": "main",
         "form": "form",
+        "table": "table",
+        "tr": "row",
+        "td": "cell",
     }.get(name)
 
 
@@ -81,6 +86,9 @@ def name(tree: Element, element: Element, ancestors: tuple[Element, ...] = ()) -
         return _by_id(tree, labelledby)
     if label := attribute(element, "aria-label"):
         return label
+    if element.name == "table":
+        captions = [child for child in element.children if getattr(child, "name", "") == "caption"]
+        return text(captions[0]) if captions else ""
     if element.name in ("input", "select", "textarea"):
         field_id = attribute(element, "id")
         for label_element, _ in _walk(tree):
@@ -128,6 +136,18 @@ def inputs(tree: Element, field_name: str) -> list[Element]:
         for element, _ in _walk(tree)
         if element.name == "input" and attribute(element, "name") == field_name
     ]
+
+
+def rows(tree: Element, table_name: str) -> list[list[str]]:
+    """The text of each cell of the table named `table_name`, a list per body row."""
+    table = find(tree, "table", table_name)
+    cells = [[text(cell) for cell in find_all(row, "cell")] for row in find_all(table, "row")]
+    return [row for row in cells if row]
+
+
+def hrefs(tree: Element) -> list[str]:
+    """Where each link of the page leads."""
+    return [attribute(link, "href") or "" for link in find_all(tree, "link")]
 
 
 def title(tree: Element) -> str:

@@ -4,7 +4,7 @@ from applesim's own pytest plugin."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,7 @@ import pytest
 
 if TYPE_CHECKING:
     from applesim.testing import RunningSim
+    from tests.api_contract import API
 
 
 @pytest.fixture(autouse=True)
@@ -170,6 +171,35 @@ def sso(idp, settings):
     """The portal configured with the Demo IdP as its one identity provider."""
     idp.configure(settings)
     return idp
+
+
+@pytest.fixture
+def api() -> Iterator[API]:
+    """A script's client of the API; each response is checked against the OpenAPI document."""
+    from django.test import Client
+
+    from tests.api_contract import API, response_check
+
+    client = API(Client())
+    yield client
+    for method, path, response in client.seen:
+        response_check(method, path, response)
+
+
+@pytest.fixture
+def keys(admin, viewer, nobody) -> dict[str, str]:
+    """API keys of each role, a revoked one and one that never existed."""
+    from dep_accounts.services.api_tokens import api_token_create, api_token_revoke
+
+    revoked = api_token_create(user=admin, name="old script")
+    api_token_revoke(api_token=revoked.api_token, actor=admin)
+    return {
+        "admin": api_token_create(user=admin, name="renewal script").key,
+        "viewer": api_token_create(user=viewer, name="dashboard").key,
+        "no role": api_token_create(user=nobody, name="stray").key,
+        "revoked": revoked.key,
+        "bad": "mdmp_" + "x" * 40,
+    }
 
 
 @dataclass

@@ -5,9 +5,13 @@ Shared by the page tests and the token corpus tests; not a test module itself.
 
 from __future__ import annotations
 
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from dep_accounts.models import DEPAccount, ServerToken
+from dep_accounts.services.accounts import account_create
+from dep_accounts.services.intake import token_check, token_take
+from dep_accounts.services.verdict import Intent
 
 
 def edit_url(account: DEPAccount) -> str:
@@ -39,3 +43,18 @@ def account_snapshot(account: DEPAccount) -> dict:
             for row in ServerToken.objects.filter(account=account).order_by("id").values()
         ],
     }
+
+
+def account_with_token(abm, admin, *, validity_days: int = 365) -> DEPAccount:
+    """A DEP account whose first token, downloaded from applesim's ABM, is taken."""
+    account = account_create(actor=admin)
+    token_file = abm.token_for(account, validity_days=validity_days)
+    check = token_check(account=account, token_file=token_file)
+    return token_take(
+        account=account, check=check, actor=admin, file_name="first.p7m", intent=Intent.ADD
+    ).account
+
+
+def p7m_upload(data: bytes, name: str = "Springfield MDM_Token_smime.p7m") -> SimpleUploadedFile:
+    """A .p7m as the browser uploads it."""
+    return SimpleUploadedFile(name, data, content_type="application/pkcs7-mime")

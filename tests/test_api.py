@@ -1,116 +1,33 @@
-"""The JSON API as a script uses it: API tokens, DEP accounts, server token renewal, sync, the
-audit log; every response the tests receive is validated against the OpenAPI document."""
+"""The JSON API as a script uses it: who may call what, DEP accounts, server token renewal, sync,
+the audit log; every response the tests receive is validated against the OpenAPI document
+(tests/api_contract.py). API tokens themselves are in test_api_tokens.py."""
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 import pytest
 import time_machine
-from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import URLPattern, get_resolver, resolve, reverse
+from django.urls import URLPattern, get_resolver, reverse
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from dep_accounts.api.openapi import OPENAPI
 from dep_accounts.api.representations import refusal_codes
-from dep_accounts.models import APIToken, AuditEvent, DEPAccount
-from dep_accounts.services.api_tokens import (
-    api_token_authenticate,
-    api_token_create,
-    api_token_revoke,
-)
+from dep_accounts.models import AuditEvent, DEPAccount
 from dep_accounts.services.apple_access import server_token_credentials
 from dep_accounts.services.verdict import WrongServerError
+from tests.api_contract import API
 from tests.token_corpus import DEEP_JSON, p7m_encrypted
 
 pytestmark = pytest.mark.django_db
 
 P7M = "application/pkcs7-mime"
-
-
-def _operation_response(method: str, path: str, status: int) -> dict | None:
-    """The OpenAPI response object documented for this request, or None for a 405."""
-    route = resolve(urlsplit(path).path).route
-    template = "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route.removeprefix("api/v1/"))
-    operation = OPENAPI["paths"][template].get(method.lower())
-    if operation is None:
-        return None
-    documented = operation["responses"].get(str(status))
-    assert documented is not None, f"{method} {template}: status {status} is not documented"
-    if "$ref" in documented:
-        documented = OPENAPI["components"]["responses"][documented["$ref"].rsplit("/", 1)[1]]
-    return documented
-
-
-def _schema_validator(schema: dict) -> Draft202012Validator:
-    return Draft202012Validator(
-        {"components": OPENAPI["components"], **schema},
-        format_checker=Draft202012Validator.FORMAT_CHECKER,
-    )
-
-
-def _response_check(method: str, path: str, response) -> None:
-    """The response is what the OpenAPI document says this path answers with this status."""
-    documented = _operation_response(method, path, response.status_code)
-    content_type = response["Content-Type"].split(";")[0]
-    if documented is None:
-        assert response.status_code == 405, f"{method} {path} is not documented"
-        schema = {"$ref": "#/components/schemas/Error"}
-    else:
-        assert content_type in documented["content"], f"{method} {path}: {content_type}"
-        schema = documented["content"][content_type]["schema"]
-    if content_type == "application/json":
-        _schema_validator(schema).validate(response.json())
-
-
-@dataclass
-class API:
-    """A script's HTTP client: every response is checked against the OpenAPI document."""
-
-    client: Client
-    seen: list[tuple[str, str, object]] = field(default_factory=list)
-
-    def request(self, method: str, path: str, *, key: str | None = None, **kwargs):
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        response = getattr(self.client, method.lower())(path, headers=headers, **kwargs)
-        self.seen.append((method, path, response))
-        return response
-
-    def get(self, path: str, *, key: str | None = None, **params):
-        return self.request("GET", path, key=key, data=params)
-
-    def post(self, path: str, *, key: str | None = None, **kwargs):
-        return self.request("POST", path, key=key, **kwargs)
-
-
-@pytest.fixture
-def api() -> API:
-    client = API(Client())
-    yield client
-    for method, path, response in client.seen:
-        _response_check(method, path, response)
-
-
-@pytest.fixture
-def keys(admin, viewer, nobody) -> dict[str, str]:
-    revoked = api_token_create(user=admin, name="old script")
-    api_token_revoke(api_token=revoked.api_token, actor=admin)
-    return {
-        "admin": api_token_create(user=admin, name="renewal script").key,
-        "viewer": api_token_create(user=viewer, name="dashboard").key,
-        "no role": api_token_create(user=nobody, name="stray").key,
-        "revoked": revoked.key,
-        "bad": "mdmp_" + "x" * 40,
-    }
 
 
 def _list_url() -> str:
@@ -632,132 +549,6 @@ def test_every_component_is_closed_to_keys_it_does_not_describe():
     for name, schema in OPENAPI["components"]["schemas"].items():
         assert schema["additionalProperties"] is False, name
         assert set(schema["required"]) <= set(schema["properties"]), name
-
-
-# API tokens.
-
-
-def test_keys_are_stored_hashed_and_the_database_never_holds_one(admin):
-    created = api_token_create(user=admin, name="renewal script")
-    key = created.key
-    assert re.fullmatch(r"mdmp_[A-Za-z0-9_-]{40}", key)
-    stored = APIToken.objects.get()
-    assert stored.key_hash == hashlib.sha256(key.encode()).hexdigest()
-    assert stored.key_prefix == key[:12]
-    for model in apps.get_models():
-        for row in model.objects.values_list():
-            assert key not in repr(row), model
-            assert key[12:] not in repr(row), model
-
-
-def test_a_keys_last_use_is_recorded_at_most_once_a_minute(admin):
-    created = api_token_create(user=admin, name="renewal script")
-    start = timezone.now()
-    with time_machine.travel(start, tick=False):
-        assert api_token_authenticate(key=created.key).user == admin
-    created.api_token.refresh_from_db()
-    assert created.api_token.last_used_at == start
-    with time_machine.travel(start + timedelta(seconds=59), tick=False):
-        api_token_authenticate(key=created.key)
-    created.api_token.refresh_from_db()
-    assert created.api_token.last_used_at == start
-    with time_machine.travel(start + timedelta(seconds=61), tick=False):
-        api_token_authenticate(key=created.key)
-    created.api_token.refresh_from_db()
-    assert created.api_token.last_used_at == start + timedelta(seconds=61)
-
-
-def test_a_key_of_a_deactivated_user_no_longer_works(api, keys, admin):
-    admin.is_active = False
-    admin.save()
-    assert api.get(_list_url(), key=keys["admin"]).status_code == 401
-
-
-# The user's page.
-
-
-def test_a_viewer_creates_a_token_seen_once_and_uses_it(client_as, viewer, api):
-    client = client_as(viewer)
-    response = client.post(reverse("dep_accounts:me"), {"name": "dashboard"})
-    assert response.status_code == 200
-    key = response.context["created"].key
-    page = response.content.decode()
-    assert key in page
-    assert "shown only this once" in page
-    again = client.get(reverse("dep_accounts:me")).content.decode()
-    assert key not in again
-    assert f"{key[:12]}…" in again
-    assert "dashboard" in again
-    assert api.get(_list_url(), key=key).status_code == 200
-    event = AuditEvent.objects.get(action="api_token_changed")
-    assert event.actor_name == "val.viewer"
-    assert key not in event.message
-
-
-def test_revoking_a_token_stops_it_at_once(client_as, admin, api):
-    created = api_token_create(user=admin, name="renewal script")
-    assert api.get(_list_url(), key=created.key).status_code == 200
-    response = client_as(admin).post(
-        reverse("dep_accounts:me"), {"revoke": created.api_token.pk}, follow=True
-    )
-    assert "Revoked the API token “renewal script”." in response.content.decode()
-    assert api.get(_list_url(), key=created.key).status_code == 401
-    created.api_token.refresh_from_db()
-    assert created.api_token.revoked_at is not None
-    assert AuditEvent.objects.filter(message__contains="revoked").count() == 1
-
-
-def test_nobody_revokes_another_users_token(client_as, admin, viewer, api):
-    created = api_token_create(user=admin, name="renewal script")
-    response = client_as(viewer).post(reverse("dep_accounts:me"), {"revoke": created.api_token.pk})
-    assert response.status_code == 404
-    assert api.get(_list_url(), key=created.key).status_code == 200
-
-
-def test_the_page_needs_a_signed_in_user_with_a_role(client, client_as, nobody):
-    response = client.get(reverse("dep_accounts:me"))
-    assert response.status_code == 302
-    assert response.url.startswith(reverse("login"))
-    assert client_as(nobody).get(reverse("dep_accounts:me")).status_code == 403
-    assert client_as(nobody).post(reverse("dep_accounts:me"), {"name": "x"}).status_code == 403
-    assert not APIToken.objects.exists()
-
-
-def test_the_user_menu_links_to_the_page(client_as, viewer):
-    page = client_as(viewer).get(reverse("dep_accounts:dashboard")).content.decode()
-    assert f'href="{reverse("dep_accounts:me")}"' in page
-
-
-def test_an_api_token_with_an_expiry_date_is_refused_from_that_day(client_as, admin):
-    page = reverse("dep_accounts:me")
-    tomorrow = timezone.localdate() + timedelta(days=1)
-    response = client_as(admin).post(page, {"name": "contractor", "expires_on": tomorrow})
-    assert response.status_code == 200
-    # The page that shows the key once is never kept by a browser or a proxy.
-    assert "no-store" in response["Cache-Control"]
-    key = response.context["created"].key
-    api_token = APIToken.objects.get(name="contractor")
-    assert timezone.localtime(api_token.expires_at).date() == tomorrow
-    listing = client_as(admin).get(page).content.decode()
-    assert "Expires" in listing and f"{tomorrow:%-d %b %Y}, 00:00" in listing
-
-    anonymous = Client()
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
-    assert anonymous.get(reverse("api:dep_accounts"), **headers).status_code == 200
-    with time_machine.travel(api_token.expires_at + timedelta(seconds=1)):
-        refused = anonymous.get(reverse("api:dep_accounts"), **headers)
-        assert refused.status_code == 401
-        assert "it expired" in refused.json()["error"]
-        assert ">Expired<" in client_as(admin).get(page).content.decode()
-
-
-def test_an_api_token_cannot_expire_today_or_earlier(client_as, admin):
-    today = timezone.localdate()
-    response = client_as(admin).post(
-        reverse("dep_accounts:me"), {"name": "contractor", "expires_on": today}
-    )
-    assert "Choose a day after today" in response.content.decode()
-    assert not APIToken.objects.exists()
 
 
 # Found by fuzzing (tests/test_fuzz_api.py): each request below got a 500 or an HTML page.

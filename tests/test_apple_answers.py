@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 import pytest
 
 from applesim.testing import RunningSim, sim_start
-from dep_accounts.apple.client import (
+from dep_accounts.apple.client import DEPClient
+from dep_accounts.apple.dep_errors import (
     AccessDeniedError,
     CursorExhaustedError,
     CursorExpiredError,
     CursorInvalidError,
-    DEPClient,
     DEPError,
     TermsNotSignedError,
     TokenRejectedError,

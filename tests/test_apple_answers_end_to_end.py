@@ -22,7 +22,8 @@ from dep_accounts.services import device_upsert
 from dep_accounts.services.accounts import account_create
 from dep_accounts.services.intake import token_check
 from dep_accounts.services.renewal.watch import guarded_renewals_check
-from dep_accounts.services.sync import STALLED_PAGES_LIMIT, devices_sync
+from dep_accounts.services.sync import devices_sync
+from dep_accounts.services.sync_pages import STALLED_PAGES_LIMIT
 from dep_accounts.services.verdict import AppleRefusedTokenError
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from applesim.testing import RunningSim, sim_start
-from dep_accounts.apple.client import (
+from dep_accounts.apple.client import DEPClient
+from dep_accounts.apple.dep_errors import (
     THROTTLE_WAIT_LIMIT,
     AccessDeniedError,
     AppleRequestError,
@@ -20,7 +21,6 @@ from dep_accounts.apple.client import (
     CursorExhaustedError,
     CursorExpiredError,
     CursorInvalidError,
-    DEPClient,
     TermsNotSignedError,
     ThrottledError,
     TokenRejectedError,

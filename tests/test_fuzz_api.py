@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dep_accounts.services.api_tokens import api_token_create
+from tests.api_contract import response_check
 from tests.fuzzing import bounded
-from tests.test_api import _response_check
 from tests.test_fuzz_token import json_values, mutated
 from tests.token_corpus import DEEP_JSON
 
@@ -45,7 +45,7 @@ def _checked(method: str, path: str, key: str, **kwargs):
         lambda: Client().generic(method, path, headers=headers, **kwargs), expected=()
     )
     assert response.status_code < 500, response.content[:300]
-    _response_check(method, path, response)
+    response_check(method, path, response)
     return response
 
 

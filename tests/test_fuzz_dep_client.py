@@ -18,7 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dep_accounts.apple import schema
-from dep_accounts.apple.client import THROTTLE_WAIT_LIMIT, DEPClient, DEPError, ThrottledError
+from dep_accounts.apple.client import DEPClient
+from dep_accounts.apple.dep_errors import THROTTLE_WAIT_LIMIT, DEPError, ThrottledError
 from tests.fuzzing import bounded
 
 Answer = tuple[int, list[tuple[str, bytes]], bytes]

@@ -17,6 +17,7 @@ from dep_accounts.selectors import banner_items
 from dep_accounts.services.intake import TokenFile, token_intake
 from dep_accounts.services.renewal.watch import guarded_renewals_check
 from dep_accounts.tasks import guarded_renewals_watch
+from tests import accessible
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +44,7 @@ def test_start_renewal_records_who_and_when_and_tells_the_abm_steps(client_as, a
     assert "Download Token" in page
     assert "checks the old token every 5 minutes" in page
     assert "Renewal started by alex.admin" in page
-    assert "Start renewal</button>" not in page
+    assert not accessible.find_all(accessible.page(response), "button", "Start renewal")
     dep_account.refresh_from_db()
     assert dep_account.renewal_started_by == admin
     assert dep_account.renewal_started_at is not None

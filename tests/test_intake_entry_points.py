@@ -113,12 +113,7 @@ def _by_bulk(client, case: CorpusFile, content: bytes) -> tuple[str, str]:
 def test_edit_api_command_and_bulk_refuse_each_renewal_alike(
     case: CorpusFile, client_as, admin, abm, dep_account, tmp_path
 ):
-    target = TokenTarget(
-        abm=abm,
-        account=dep_account,
-        server_uuid=abm.server_uuid,
-        other_server_uuid=abm.server_add("Shelbyville MDM"),
-    )
+    target = TokenTarget.renewal(abm, dep_account)
     content = case.build(target)
     client = client_as(admin)
     key = api_token_create(user=admin, name="renewal script").key
@@ -144,13 +139,7 @@ def test_edit_add_api_and_command_refuse_each_first_token_alike(
     case: CorpusFile, client_as, admin, abm, dep_account, tmp_path
 ):
     account = account_create(actor=admin)
-    target = TokenTarget(
-        abm=abm,
-        account=account,
-        server_uuid=abm.server_add("Shelbyville MDM"),
-        # Springfield MDM: already managed here, as `dep_account`.
-        other_server_uuid=abm.server_uuid,
-    )
+    target = TokenTarget.first_token(abm, account)
     content = case.build(target)
     client = client_as(admin)
     key = api_token_create(user=admin, name="renewal script").key

@@ -11,14 +11,10 @@ from django.utils import timezone
 
 from dep_accounts.models import DEPAccount, DEPDevice
 from dep_accounts.selectors import banner_items
-from dep_accounts.services import sync as sync_services
+from dep_accounts.services import sync_pages
 from dep_accounts.services.licence import licence_document_issue, licence_install
-from dep_accounts.services.sync import (
-    SyncUnavailableError,
-    account_sync_request,
-    accounts_due_for_sync,
-    devices_sync,
-)
+from dep_accounts.services.sync import SyncUnavailableError, devices_sync
+from dep_accounts.services.sync_requests import account_sync_request, accounts_due_for_sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,7 +48,7 @@ def _limit_lines() -> list[str]:
 
 @pytest.fixture
 def small_pages(monkeypatch):
-    monkeypatch.setattr(sync_services, "PAGE_LIMIT", 100)
+    monkeypatch.setattr(sync_pages, "PAGE_LIMIT", 100)
 
 
 def test_a_licence_for_one_device_stores_one_of_five_and_says_upgrade(abm, dep_account):

@@ -6,6 +6,7 @@ Each test runs the real commands in their own processes, with var/ in a temporar
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import sqlite3
@@ -216,7 +217,20 @@ def test_make_run_ends_with_the_url_the_credentials_and_how_to_stop(env, var_dir
         timeout=120,
         what="make run to be ready",
     )
-    time.sleep(2)  # Nothing may follow once it is ready.
+    # Nothing may follow on the console once it is ready: not the web server's first answer,
+    # nor the tasks the worker runs as it starts.
+    assert http_answers(f"http://127.0.0.1:{port}/accounts/login/")
+    worker_log = var_dir / "log" / "worker.log"
+    wait_until(
+        lambda: all(
+            re.search(
+                rf"Task dep_accounts\.tasks\.{task}\[[^\]]+\] succeeded", worker_log.read_text()
+            )
+            for task in ("token_expiry_refresh", "syncs_dispatch_due")
+        ),
+        timeout=60,
+        what="the worker's start-up tasks",
+    )
     password = (var_dir / "demo-admin-password").read_text()
     lines = [line for line in run.log().splitlines() if line.strip()]
     assert lines[-3:] == [

@@ -7,13 +7,12 @@ import pytest
 from django.urls import reverse
 
 from dep_accounts.models import AuditEvent, PushCertificate
-from tests.test_api import api, keys  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 PEM = "application/x-pem-file"
 
 
-def test_a_script_requests_uploads_and_renews_the_push_certificate(api, keys, push_portal):  # noqa: F811
+def test_a_script_requests_uploads_and_renews_the_push_certificate(api, keys, push_portal):
     assert api.get(reverse("api:push_certificate"), key=keys["admin"]).status_code == 404
     signed = api.post(reverse("api:push_certificate_request"), key=keys["admin"])
     assert signed.status_code == 200
@@ -46,7 +45,7 @@ def test_a_script_requests_uploads_and_renews_the_push_certificate(api, keys, pu
     assert AuditEvent.objects.filter(action=AuditEvent.Action.PUSH_TOPIC_REPLACED).exists()
 
 
-def test_viewers_and_strangers_cannot_change_the_push_certificate(api, keys, push_portal):  # noqa: F811
+def test_viewers_and_strangers_cannot_change_the_push_certificate(api, keys, push_portal):
     for who, status in [("viewer", 403), ("no role", 403), ("bad", 401)]:
         assert (
             api.post(reverse("api:push_certificate_request"), key=keys[who]).status_code == status
@@ -58,13 +57,13 @@ def test_viewers_and_strangers_cannot_change_the_push_certificate(api, keys, pus
     assert not PushCertificate.objects.exists()
 
 
-def test_a_request_without_a_vendor_certificate_is_a_conflict(api, keys, settings):  # noqa: F811
+def test_a_request_without_a_vendor_certificate_is_a_conflict(api, keys, settings):
     settings.APNS_VENDOR_CERTIFICATE = "/nonexistent/vendor.pem"
     response = api.post(reverse("api:push_certificate_request"), key=keys["admin"])
     assert response.status_code == 409 and "cannot be read" in response.json()["error"]
 
 
-def test_a_too_large_or_wrong_type_body_is_refused_unread(api, keys, push_portal):  # noqa: F811
+def test_a_too_large_or_wrong_type_body_is_refused_unread(api, keys, push_portal):
     url = reverse("api:push_certificate_upload")
     large = api.post(url, key=keys["admin"], data=b"x" * 70_000, content_type=PEM)
     assert large.status_code == 413 and large.json()["limit_bytes"] == 64 * 1024

@@ -22,7 +22,6 @@ from dep_accounts.apple.keypair import key_pair_generate
 from dep_accounts.encryption import secret_decrypt
 from dep_accounts.models import AuditEvent, PushCertificate, PushCertificateUpload
 from dep_accounts.services.push.intake import push_request_make, vendor_certificate
-from tests.test_api import api, keys  # noqa: F401 (fixtures)
 from tests.token_corpus import p7m_encrypted
 
 pytestmark = pytest.mark.django_db
@@ -123,8 +122,8 @@ def test_every_entry_point_refuses_a_bad_file_alike_and_changes_nothing(
     installed,
     admin,
     client_as,
-    api,  # noqa: F811
-    keys,  # noqa: F811
+    api,
+    keys,
     tmp_path,
 ):
     build, code, words = CORPUS[case]

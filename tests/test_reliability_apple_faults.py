@@ -16,7 +16,7 @@ import pytest
 from django.db.models import Count
 
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
-from dep_accounts.services import sync as sync_services
+from dep_accounts.services import sync_pages
 from dep_accounts.services.intake import TokenFile, token_intake
 from dep_accounts.services.profiles import profile_create
 from dep_accounts.services.sync import devices_sync
@@ -103,7 +103,7 @@ def _pair_id(pair: tuple[str, Fault]) -> str:
 
 @pytest.fixture
 def small_pages(monkeypatch, settings):
-    monkeypatch.setattr(sync_services, "PAGE_LIMIT", PAGE_LIMIT)
+    monkeypatch.setattr(sync_pages, "PAGE_LIMIT", PAGE_LIMIT)
     settings.DEP_API_TIMEOUT_SECONDS = 1
 
 

@@ -33,7 +33,8 @@ from dep_accounts.selectors import banner_items
 from dep_accounts.services.accounts import account_create
 from dep_accounts.services.intake import token_check, token_take
 from dep_accounts.services.reminders import reminders_send
-from dep_accounts.services.sync import accounts_due_for_sync, devices_sync, syncs_dispatch
+from dep_accounts.services.sync import devices_sync
+from dep_accounts.services.sync_requests import accounts_due_for_sync, syncs_dispatch
 from dep_accounts.services.verdict import Intent
 from tests.processes import BASE_DIR, free_port, portal_env, wait_until
 

@@ -103,12 +103,7 @@ def test_the_corpus_has_at_least_30_distinct_files() -> None:
 def test_edit_dep_account_answers_each_corpus_file_safely(
     case: CorpusFile, client_as, admin, abm, dep_account, monkeypatch
 ):
-    target = TokenTarget(
-        abm=abm,
-        account=dep_account,
-        server_uuid=abm.server_uuid,
-        other_server_uuid=abm.server_add("Shelbyville MDM"),
-    )
+    target = TokenTarget.renewal(abm, dep_account)
     content = case.build(target)
     checked = _uploads_never_read(monkeypatch) if case.oversized else []
     before = account_snapshot(dep_account)
@@ -144,13 +139,7 @@ def test_add_dep_account_answers_each_corpus_file_safely(
     case: CorpusFile, client_as, admin, abm, dep_account, monkeypatch
 ):
     account = account_create(actor=admin)
-    target = TokenTarget(
-        abm=abm,
-        account=account,
-        server_uuid=abm.server_add("Shelbyville MDM"),
-        # Springfield MDM: already managed here, as `dep_account`.
-        other_server_uuid=abm.server_uuid,
-    )
+    target = TokenTarget.first_token(abm, account)
     content = case.build(target)
     checked = _uploads_never_read(monkeypatch) if case.oversized else []
     before = account_snapshot(account), account_snapshot(dep_account)

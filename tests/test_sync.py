@@ -9,15 +9,10 @@ from django.utils import timezone
 
 from dep_accounts.models import DEPAccount, DEPDevice, SubscriptionLicence
 from dep_accounts.selectors import banner_items
-from dep_accounts.services import sync as sync_services
+from dep_accounts.services import default_profile, sync_pages
 from dep_accounts.services.profiles import profile_create
-from dep_accounts.services.sync import (
-    SyncBusyError,
-    SyncUnavailableError,
-    account_sync_request,
-    accounts_due_for_sync,
-    devices_sync,
-)
+from dep_accounts.services.sync import SyncBusyError, SyncUnavailableError, devices_sync
+from dep_accounts.services.sync_requests import account_sync_request, accounts_due_for_sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,7 +30,7 @@ def _portal_serials(account: DEPAccount) -> set[str]:
 
 @pytest.fixture
 def small_pages(monkeypatch):
-    monkeypatch.setattr(sync_services, "PAGE_LIMIT", 100)
+    monkeypatch.setattr(sync_pages, "PAGE_LIMIT", 100)
 
 
 def test_a_full_fetch_across_pages_ends_with_exactly_apples_devices(
@@ -167,7 +162,7 @@ def test_only_one_sync_runs_per_account_and_a_dead_workers_lease_expires(abm, de
 def test_new_devices_get_the_default_profile_despite_throttling(
     abm, dep_account, licence, monkeypatch, admin
 ):
-    monkeypatch.setattr(sync_services, "MAX_INLINE_WAIT_SECONDS", 3)
+    monkeypatch.setattr(default_profile, "MAX_INLINE_WAIT_SECONDS", 3)
     control = abm.sim.control
     profile = profile_create(
         account=dep_account, actor=admin, name="Students", url="https://mdm.example/enroll"

@@ -28,6 +28,7 @@ from dep_accounts.services.apple_access import server_token_credentials
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.expiry import banner_refresh
 from dep_accounts.services.licence import licence_document_issue, licence_install
+from tests import accessible
 
 pytestmark = pytest.mark.django_db
 
@@ -82,17 +83,21 @@ def test_the_dashboard_summarises_the_accounts_and_lists_every_banner(client_as,
     _account("Shelbyville MDM", state=State.EXPIRED, days=-2)
     _account("Ogdenville MDM", state=State.OK, days=300, device_count=40)
     banner_refresh()
-    page = client_as(viewer).get(reverse("dep_accounts:dashboard")).content.decode()
-    banner = page[page.index('<section class="banner"') : page.index("</section>")]
-    assert banner.index("Shelbyville MDM") < banner.index("Springfield MDM")
-    assert banner.count('role="alert"') == 2  # the expired token and the missing licence
-    assert '<div class="banner-item banner-warning">' in banner
+    tree = accessible.page(client_as(viewer).get(reverse("dep_accounts:dashboard")))
+    banner = accessible.find(tree, "region", "Problems to fix")
+    said = accessible.text(banner)
+    assert said.index("Shelbyville MDM") < said.index("Springfield MDM")
+    alerts = accessible.find_all(banner, "alert")
+    assert len(alerts) == 2  # the expired token and the missing licence
+    assert "Warning: " in said and "Springfield MDM" not in " ".join(map(accessible.text, alerts))
     expired = DEPAccount.objects.get(state="expired")
-    assert reverse("dep_accounts:detail", args=[expired.pk]) in banner
-    assert reverse("dep_accounts:edit", args=[expired.pk]) not in banner
-    assert "Next token to expire" in page and "Springfield MDM" in page
-    assert ">3</span>" in page  # DEP accounts
-    assert ">40</span>" in page  # devices
+    links = [accessible.attribute(link, "href") for link in accessible.find_all(banner, "link")]
+    assert reverse("dep_accounts:detail", args=[expired.pk]) in links
+    assert reverse("dep_accounts:edit", args=[expired.pk]) not in links
+    summary = accessible.text(accessible.find(tree, "region", "Summary"))
+    assert "Next token to expire" in summary and "Springfield MDM" in summary
+    assert "DEP accounts 3 " in summary
+    assert "Devices in ABM 40 " in summary
 
 
 def test_the_banner_sends_admins_to_fix_and_viewers_to_look(client_as, admin, viewer):
@@ -123,14 +128,17 @@ def test_the_banner_shows_on_every_page_after_sign_in_only(client, client_as, vi
 def test_the_dashboard_says_when_nothing_needs_attention(client_as, viewer, licence):
     _account("Springfield MDM")
     banner_refresh()
-    page = client_as(viewer).get(reverse("dep_accounts:dashboard")).content.decode()
-    assert "Nothing needs your attention" in page
-    assert "banner-item" not in page
+    tree = accessible.page(client_as(viewer).get(reverse("dep_accounts:dashboard")))
+    assert "Nothing needs your attention" in accessible.text(accessible.find_all(tree, "status")[0])
+    assert not accessible.find_all(tree, "region", "Problems to fix")
 
 
 def test_the_sidebar_marks_the_current_page(client_as, viewer):
-    page = client_as(viewer).get(reverse("dep_accounts:devices")).content.decode()
-    assert f'href="{reverse("dep_accounts:devices")}" aria-current="page"' in page
+    response = client_as(viewer).get(reverse("dep_accounts:devices"))
+    page = response.content.decode()
+    current = accessible.find(accessible.page(response), "link", "DEP Devices")
+    assert accessible.attribute(current, "href") == reverse("dep_accounts:devices")
+    assert accessible.attribute(current, "aria-current") == "page"
     for label in (
         "DEP Accounts",
         "DEP Devices",
@@ -183,11 +191,14 @@ def test_devices_and_audit_log_filter_by_part_of_an_account_name_without_listing
     page = client.get(reverse("dep_accounts:devices"), {"account_name": " shelby"})
     text = page.content.decode()
     assert "SHELBY0001" in text and "SPRING0001" not in text
-    for url in (reverse("dep_accounts:devices"), reverse("dep_accounts:audit_log")):
-        form = client.get(url).content.decode().split('class="card filter-bar"', 1)[1]
-        form = form.split("</form>", 1)[0]
-        assert 'name="account_name"' in form, url
-        assert "Springfield MDM" not in form and "Shelbyville MDM" not in form, url
+    for url, role, label in (
+        (reverse("dep_accounts:devices"), "search", "Search devices"),
+        (reverse("dep_accounts:audit_log"), "form", "Filter the audit log"),
+    ):
+        form = accessible.find(accessible.page(client.get(url)), role, label)
+        assert accessible.inputs(form, "account_name"), url
+        said = accessible.text(form)
+        assert "Springfield MDM" not in said and "Shelbyville MDM" not in said, url
 
 
 def test_devices_are_paginated_by_100_in_the_same_queries_whatever_their_number(client_as, viewer):
@@ -198,12 +209,12 @@ def test_devices_are_paginated_by_100_in_the_same_queries_whatever_their_number(
         client.get(reverse("dep_accounts:devices"))
     _devices(account, [f"B{n:09d}" for n in range(100)])
     with CaptureQueriesContext(connection) as many:
-        first = client.get(reverse("dep_accounts:devices")).content.decode()
+        first = client.get(reverse("dep_accounts:devices"))
     assert len(many) == len(few)
-    assert first.count("<code>") == 100
-    second = client.get(reverse("dep_accounts:devices"), {"page": 2}).content.decode()
-    assert second.count("<code>") == 5
-    assert "Page 2 of 2" in second
+    assert len(accessible.rows(accessible.page(first), "DEP devices")) == 100
+    second = client.get(reverse("dep_accounts:devices"), {"page": 2})
+    assert len(accessible.rows(accessible.page(second), "DEP devices")) == 5
+    assert "Page 2 of 2" in second.content.decode()
 
 
 def _pager_link(page: str, rel: str) -> str:
@@ -401,12 +412,13 @@ def test_assigning_needs_at_least_one_device(client_as, admin, dep_account):
 def test_the_subscription_page_shows_the_licence_and_seats(client_as, viewer, licence):
     _account("Springfield MDM", device_count=120)
     _account("Shelbyville MDM", device_count=30)
-    page = client_as(viewer).get(reverse("dep_accounts:subscription")).content.decode()
-    assert "Business" in page and "Springfield Schools" in page
-    assert "150 of 500 devices in use" in page
-    assert f"{licence.valid_until:%-d %b %Y}" in page
-    assert "badge-ok" in page
-    assert 'name="licence_file"' not in page
+    tree = accessible.page(client_as(viewer).get(reverse("dep_accounts:subscription")))
+    said = accessible.text(tree)
+    assert "Business" in said and "Springfield Schools" in said
+    assert "150 of 500 devices in use" in said
+    assert f"{licence.valid_until:%-d %b %Y}" in said
+    assert "State Active" in said
+    assert not accessible.inputs(tree, "licence_file")
 
 
 def test_renewing_the_subscription_by_pasting_the_licence(client_as, admin, licence):
@@ -453,9 +465,21 @@ def test_the_audit_log_is_filtered_by_account_and_action(client_as, viewer, admi
     client = client_as(viewer)
     url = reverse("dep_accounts:audit_log")
 
-    everything = client.get(url).content.decode()
-    assert "Renewed Springfield." in everything and "Rejected Shelbyville." in everything
-    assert "alex.admin" in everything and "badge-critical" in everything
+    everything = accessible.rows(accessible.page(client.get(url)), "Audit events, newest first")
+    by_message = {row[-1]: row for row in everything}
+    assert by_message["Renewed Springfield."][1:5] == [
+        "alex.admin",
+        "Springfield MDM",
+        AuditEvent.Action.TOKEN_RENEWED.label,
+        AuditEvent.Outcome.SUCCESS.label,
+    ]
+    rejected = by_message["Rejected Shelbyville."]
+    assert rejected[1:5] == [
+        "alex.admin",
+        "Shelbyville MDM",
+        AuditEvent.Action.TOKEN_REJECTED.label,
+        AuditEvent.Outcome.FAILURE.label,
+    ]
 
     by_account = client.get(url, {"account": springfield.pk}).content.decode()
     assert "Renewed Springfield." in by_account and "Rejected Shelbyville." not in by_account

@@ -62,6 +62,19 @@ class TokenTarget:
     def certificate_pem(self) -> bytes:
         return self.account.key_pair.certificate_pem.encode()
 
+    @classmethod
+    def renewal(cls, abm: ABM, account: DEPAccount) -> TokenTarget:
+        """Files for the renewal of `account`, which manages abm's Springfield MDM."""
+        other = abm.server_add("Shelbyville MDM")
+        return cls(abm=abm, account=account, server_uuid=abm.server_uuid, other_server_uuid=other)
+
+    @classmethod
+    def first_token(cls, abm: ABM, account: DEPAccount) -> TokenTarget:
+        """Files for the first token of `account`, a new account, while Springfield MDM is
+        already managed here by another account."""
+        server = abm.server_add("Shelbyville MDM")
+        return cls(abm=abm, account=account, server_uuid=server, other_server_uuid=abm.server_uuid)
+
 
 @dataclass(frozen=True)
 class CorpusFile:

@@ -29,7 +29,8 @@ from dep_accounts.roles import can_manage, can_view
 from dep_accounts.selectors import audit_events, dep_accounts_list
 from dep_accounts.services.accounts import account_create
 from dep_accounts.services.intake import TokenUpload, token_intake
-from dep_accounts.services.sync import SyncUnavailableError, account_sync_request
+from dep_accounts.services.sync import SyncUnavailableError
+from dep_accounts.services.sync_requests import account_sync_request
 from dep_accounts.services.verdict import (
     AppleIDChangedError,
     Confirmations,

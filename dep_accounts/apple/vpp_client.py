@@ -10,7 +10,6 @@ an injectable sleeper. See docs/apple-vpp-apns.md.
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 import requests
 
+from dep_accounts.apple.retry_after import retry_after_seconds
 from dep_accounts.apple.vpp import DOWNLOAD_AGAIN, ContentToken
 
 
@@ -123,19 +123,6 @@ class AssetCount:
     licences_total: int
     licences_assigned: int
     licences_available: int
-
-
-def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Retry-After in seconds, from either of its forms (seconds or an HTTP-date)."""
-    if not value or not value.strip():
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
 def _client_config_parse(raw: dict[str, Any]) -> ClientConfig:

@@ -24,7 +24,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from dep_accounts.apple import client as apple_client
+from dep_accounts.apple import dep_errors
 from dep_accounts.apple import envelope as apple_envelope
 from dep_accounts.apple import token as apple_token
 from dep_accounts.encryption import secret_decrypt, secret_encrypt
@@ -146,24 +146,24 @@ def token_check(
 def _apple_account(token: apple_token.ServerTokenCredentials):
     try:
         return dep_client_for_token(token).account()
-    except apple_client.TokenRejectedError as exc:
+    except dep_errors.TokenRejectedError as exc:
         raise AppleRefusedTokenError(
             "Apple does not accept this server token: it was replaced by a newer download in "
             "Apple Business Manager, or revoked. Upload the token you downloaded last, or "
             "download a new one in ABM and upload that."
         ) from exc
-    except apple_client.TermsNotSignedError as exc:
+    except dep_errors.TermsNotSignedError as exc:
         raise AppleRefusedTokenError(
             "Apple will not use this token until your organisation accepts the latest terms and "
             "conditions. Sign in to Apple Business Manager as an administrator, accept them, "
             "then upload the token again."
         ) from exc
-    except (apple_client.AppleUnavailableError, apple_client.ThrottledError) as exc:
+    except (dep_errors.AppleUnavailableError, dep_errors.ThrottledError) as exc:
         raise AppleUnreachableError(
             "Apple's DEP service could not be reached to verify this token "
             f"({exc.message}). Nothing was changed; try the upload again in a few minutes."
         ) from exc
-    except apple_client.DEPError as exc:
+    except dep_errors.DEPError as exc:
         raise AppleRefusedTokenError(
             f"Apple refused this server token: {exc.message} Nothing was changed."
         ) from exc

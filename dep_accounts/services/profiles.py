@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils.translation import ngettext
 
 from dep_accounts.apple import client as apple_client
+from dep_accounts.apple import dep_errors
 from dep_accounts.errors import DomainError
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, EnrollmentProfile
 from dep_accounts.services.apple_access import (
@@ -16,7 +17,8 @@ from dep_accounts.services.apple_access import (
     sync_blocker,
 )
 from dep_accounts.services.audit import actor_user, audit_record
-from dep_accounts.services.sync import ASSIGN_BATCH, SyncUnavailableError
+from dep_accounts.services.default_profile import ASSIGN_BATCH
+from dep_accounts.services.sync import SyncUnavailableError
 from dep_accounts.users import User
 
 
@@ -67,7 +69,7 @@ def profile_create(
     }
     try:
         defined = client.profile_define({k: v for k, v in definition.items() if v != ""})
-    except apple_client.DEPError as exc:
+    except dep_errors.DEPError as exc:
         raise ProfileError(f"Apple did not accept the profile: {exc.message}") from exc
     profile = EnrollmentProfile.objects.create(
         account=account,
@@ -130,7 +132,7 @@ def profile_assign(
         batch = sorted(known)[start : start + ASSIGN_BATCH]
         try:
             result = client.profile_assign(profile_uuid=profile.profile_uuid, serials=batch)
-        except apple_client.DEPError as exc:
+        except dep_errors.DEPError as exc:
             raise ProfileError(f"Apple did not assign the profile: {exc.message}") from exc
         for serial, status in result.devices.items():
             if status == "SUCCESS":

@@ -19,11 +19,8 @@ from dep_accounts.selectors import dep_accounts_list, token_custodians
 from dep_accounts.services.accounts import account_update
 from dep_accounts.services.apple_access import sync_blocker
 from dep_accounts.services.intake import TokenUpload, token_intake
-from dep_accounts.services.sync import (
-    SyncUnavailableError,
-    account_full_resync_request,
-    account_sync_request,
-)
+from dep_accounts.services.sync import SyncUnavailableError
+from dep_accounts.services.sync_requests import account_full_resync_request, account_sync_request
 from dep_accounts.services.verdict import AppleIDChangedError, Confirmations, Refusal
 from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import admin_required, viewer_required

@@ -23,8 +23,16 @@ from html import escape
 from applesim import inventory
 from applesim.apps_books import AppsBooks
 from applesim.credential_pages import abm_locations_handle, apps_books_section
-from applesim.store import SimError, SimStore, timestamp_parse
-from applesim.web import Request, Response, html_response, redirect
+from applesim.database import SimError, timestamp_parse
+from applesim.store import SimStore
+from applesim.web import (
+    Request,
+    Response,
+    attachment_response,
+    html_response,
+    redirect,
+    redirect_message_html,
+)
 
 STYLE = """
 *{box-sizing:border-box}
@@ -130,11 +138,7 @@ class ABMPages:
             else ""
         )
         organisation = escape(signed_in["name"]) if signed_in else "No organisation"
-        flash = ""
-        if request is not None and request.query.get("notice"):
-            flash = f'<p class="notice" role="status">{escape(request.query["notice"])}</p>'
-        if request is not None and request.query.get("error"):
-            flash = f'<p class="error" role="alert">{escape(request.query["error"])}</p>'
+        flash = redirect_message_html(request)
         return (
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f"<title>{escape(title)} - Apple Business Manager</title><style>{STYLE}</style>"
@@ -325,12 +329,7 @@ class ABMPages:
         issued = self.store.server_token_download(
             server["server_uuid"], validity_days=validity_days
         )
-        return Response(
-            200,
-            issued.p7m or b"",
-            "application/pkcs7-mime",
-            {"Content-Disposition": f'attachment; filename="{issued.filename}"'},
-        )
+        return attachment_response(issued.p7m or b"", "application/pkcs7-mime", issued.filename)
 
 
 # The download answers a file, so the warning page stays: once Confirm is clicked, it is no

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from applesim.database import SimError, timestamp
 from applesim.faults import FaultScripts
-from applesim.store import SimError, SimStore, timestamp
+from applesim.store import SimStore
 from applesim.web import Request, Response, json_response
 
 SCHEMA = """

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 
 from oauthlib.oauth1 import RequestValidator, ResourceEndpoint
 
-from applesim.store import SimStore, timestamp
+from applesim.database import timestamp
+from applesim.store import SimStore
 
 SESSION_IDLE_LIMIT = timedelta(minutes=5)
 SESSION_ROTATION_AGE = timedelta(minutes=2)

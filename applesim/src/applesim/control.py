@@ -43,10 +43,12 @@ from collections.abc import Callable
 from typing import Any
 
 from applesim import inventory
+from applesim.control_requests import field, json_body
+from applesim.database import SimError, timestamp, timestamp_parse
 from applesim.dep import DEPService
 from applesim.faults import FaultScripts
-from applesim.store import SimError, SimStore, timestamp, timestamp_parse
-from applesim.web import Request, Response, json_response
+from applesim.store import SimStore
+from applesim.web import Request, Response, attachment_response, json_response
 
 RESET_TOKEN_CODES = ("token_rejected", "signature_invalid")
 
@@ -71,15 +73,6 @@ def _server_json(row: sqlite3.Row) -> dict[str, Any]:
         "admin_id": row["admin_id"],
         "has_public_key": row["certificate"] is not None,
     }
-
-
-def _field(
-    body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = None
-) -> Any:
-    value = body.get(name, default)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise SimError(400, "FIELD_INVALID", f"{name} is missing or of the wrong type.")
-    return value
 
 
 class ControlAPI:
@@ -129,15 +122,6 @@ class ControlAPI:
                     )
         return json_response({"error": "NOT_FOUND", "message": "No such control call."}, 404)
 
-    def _body(self, request: Request) -> dict[str, Any]:
-        try:
-            body = request.json()
-        except ValueError as error:
-            raise SimError(400, "JSON_INVALID", "The body must be a JSON object.") from error
-        if not isinstance(body, dict):
-            raise SimError(400, "JSON_INVALID", "The body must be a JSON object.")
-        return body
-
     def reset(self, request: Request) -> Response:
         self.store.reset()
         self.dep.reset()
@@ -162,15 +146,15 @@ class ControlAPI:
         )
 
     def organisation_create(self, request: Request) -> Response:
-        body = self._body(request)
+        body = json_body(request)
         organisation = self.store.organisation_create(
-            name=_field(body, "name", str, ""),
-            email=_field(body, "email", str, ""),
-            phone=_field(body, "phone", str, ""),
-            address=_field(body, "address", str, ""),
-            org_type=_field(body, "org_type", str, "org"),
-            apple_ids=_field(body, "apple_ids", list, []),
-            terms_accepted=_field(body, "terms_accepted", bool, True),
+            name=field(body, "name", str, ""),
+            email=field(body, "email", str, ""),
+            phone=field(body, "phone", str, ""),
+            address=field(body, "address", str, ""),
+            org_type=field(body, "org_type", str, "org"),
+            apple_ids=field(body, "apple_ids", list, []),
+            terms_accepted=field(body, "terms_accepted", bool, True),
         )
         apple_ids = [
             row["email"]
@@ -180,20 +164,20 @@ class ControlAPI:
         return json_response({**_organisation_json(organisation), "apple_ids": apple_ids}, 201)
 
     def terms_set(self, request: Request, org_id: str) -> Response:
-        accepted = _field(self._body(request), "accepted", bool)
+        accepted = field(json_body(request), "accepted", bool)
         self.store.terms_set(org_id, accepted=accepted)
         return json_response(_organisation_json(self.store.organisation(org_id)))
 
     def sign_in(self, request: Request) -> Response:
-        body = self._body(request)
-        apple_id = _field(body, "apple_id", str)
+        body = json_body(request)
+        apple_id = field(body, "apple_id", str)
         self.store.sign_in(apple_id, org_id=body.get("org_id"))
         return json_response({"signed_in": apple_id})
 
     def server_create(self, request: Request) -> Response:
-        body = self._body(request)
+        body = json_body(request)
         server = self.store.server_create(
-            org_id=_field(body, "org_id", str), server_name=_field(body, "server_name", str)
+            org_id=field(body, "org_id", str), server_name=field(body, "server_name", str)
         )
         return json_response(_server_json(server), 201)
 
@@ -213,8 +197,8 @@ class ControlAPI:
         return json_response(_server_json(self.store.server(server_uuid)))
 
     def token_download(self, request: Request, server_uuid: str) -> Response:
-        body = self._body(request)
-        token_format = _field(body, "format", str, "p7m")
+        body = json_body(request)
+        token_format = field(body, "format", str, "p7m")
         issued_at = body.get("issued_at")
         try:
             issued_at = timestamp_parse(issued_at) if issued_at else None
@@ -222,31 +206,26 @@ class ControlAPI:
             raise SimError(400, "FIELD_INVALID", "issued_at must be ISO-8601.") from error
         issued = self.store.server_token_download(
             server_uuid,
-            validity_days=_field(body, "validity_days", int, 365),
+            validity_days=field(body, "validity_days", int, 365),
             issued_at=issued_at,
             encrypted=token_format != "json",
         )
         if issued.p7m is None:
             return json_response({**issued.credentials, "filename": issued.filename})
-        return Response(
-            200,
-            issued.p7m,
-            "application/pkcs7-mime",
-            {"Content-Disposition": f'attachment; filename="{issued.filename}"'},
-        )
+        return attachment_response(issued.p7m, "application/pkcs7-mime", issued.filename)
 
     def devices_add(self, request: Request, server_uuid: str) -> Response:
-        count = _field(self._body(request), "count", int)
+        count = field(json_body(request), "count", int)
         return json_response(
             {"serials": inventory.devices_add(self.store, server_uuid, count)}, 201
         )
 
     def assign_limit_set(self, request: Request, server_uuid: str) -> Response:
-        body = self._body(request)
+        body = json_body(request)
         devices = body.get("devices")
         if devices is not None:
-            devices = _field(body, "devices", int)
-        per_seconds = float(_field(body, "per_seconds", (int, float), 60))
+            devices = field(body, "devices", int)
+        per_seconds = float(field(body, "per_seconds", (int, float), 60))
         self.store.assign_limit_set(server_uuid, devices=devices, per_seconds=per_seconds)
         return json_response({"devices": devices, "per_seconds": per_seconds})
 
@@ -254,25 +233,25 @@ class ControlAPI:
         return json_response(inventory.device_get(self.store, serial))
 
     def devices_modify(self, request: Request) -> Response:
-        body = self._body(request)
+        body = json_body(request)
         inventory.devices_modify(
             self.store,
-            _field(body, "serials", list),
-            _field(body, "changes", dict, {}),
+            field(body, "serials", list),
+            field(body, "changes", dict, {}),
             server_uuid=body.get("server_uuid"),
         )
         return json_response({"modified": len(body["serials"])})
 
     def devices_delete(self, request: Request) -> Response:
-        body = self._body(request)
-        serials = _field(body, "serials", list)
-        replaced = _field(body, "released_by_replacement", bool, False)
+        body = json_body(request)
+        serials = field(body, "serials", list)
+        replaced = field(body, "released_by_replacement", bool, False)
         inventory.devices_delete(self.store, serials, released_by_replacement=replaced)
         return json_response({"deleted": len(serials)})
 
     def faults_set(self, request: Request) -> Response:
-        body = self._body(request)
-        self.faults.set(_field(body, "endpoint", str), _field(body, "script", list))
+        body = json_body(request)
+        self.faults.set(field(body, "endpoint", str), field(body, "script", list))
         return json_response({"faults_pending": self.faults.pending()})
 
     def faults_clear(self, request: Request) -> Response:
@@ -283,7 +262,7 @@ class ControlAPI:
         return json_response({"now": timestamp(self.store.now()), "offset_seconds": self._offset()})
 
     def clock_advance(self, request: Request) -> Response:
-        seconds = _field(self._body(request), "advance_seconds", (int, float))
+        seconds = field(json_body(request), "advance_seconds", (int, float))
         now = self.store.clock_advance(float(seconds))
         return json_response({"now": timestamp(now), "offset_seconds": self._offset()})
 
@@ -291,14 +270,14 @@ class ControlAPI:
         return float(self.store.setting("clock_offset") or 0)
 
     def settings_set(self, request: Request) -> Response:
-        body = self._body(request)
+        body = json_body(request)
         answer: dict[str, Any] = {}
         if "quoted_errors" in body or not body:
-            quoted = _field(body, "quoted_errors", bool, False)
+            quoted = field(body, "quoted_errors", bool, False)
             self.store.setting_set("quoted_errors", "1" if quoted else "0")
             answer["quoted_errors"] = quoted
         if "reset_token_code" in body:
-            code = _field(body, "reset_token_code", str)
+            code = field(body, "reset_token_code", str)
             if code not in RESET_TOKEN_CODES:
                 message = f"reset_token_code is one of {RESET_TOKEN_CODES}."
                 raise SimError(400, "FIELD_INVALID", message)

@@ -30,30 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 from urllib.parse import unquote
 
 from applesim.apps_books import AppsBooks
+from applesim.control_requests import field, json_body
+from applesim.database import SimError, timestamp_parse
 from applesim.pushcerts import PushCertificates, certificate_filename, certificate_json
-from applesim.store import SimError, timestamp_parse
-from applesim.web import Request, Response, json_response
-
-
-def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = request.json()
-    except ValueError as error:
-        raise SimError(400, "JSON_INVALID", "The body must be a JSON object.") from error
-    if not isinstance(body, dict):
-        raise SimError(400, "JSON_INVALID", "The body must be a JSON object.")
-    return body
-
-
-def _field(body: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
-    value = body.get(name, default)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise SimError(400, "FIELD_INVALID", f"{name} is missing or of the wrong type.")
-    return value
+from applesim.web import Request, Response, attachment_response, json_response
 
 
 class CredentialsControl:
@@ -78,11 +61,11 @@ class CredentialsControl:
         )
 
     def location_create(self, request: Request) -> Response:
-        body = _body(request)
+        body = json_body(request)
         uid = self.apps_books.location_create(
-            org_id=_field(body, "org_id", str),
-            location_name=_field(body, "location_name", str),
-            country=_field(body, "country", str, "US"),
+            org_id=field(body, "org_id", str),
+            location_name=field(body, "location_name", str),
+            country=field(body, "country", str, "US"),
         )
         return json_response(self.apps_books.location_json(uid), 201)
 
@@ -90,34 +73,29 @@ class CredentialsControl:
         return json_response(self.apps_books.location_json(uid))
 
     def token_download(self, request: Request, uid: str) -> Response:
-        body = _body(request)
+        body = json_body(request)
         issued_at: datetime | None = None
         if body.get("issued_at"):
             try:
-                issued_at = timestamp_parse(_field(body, "issued_at", str))
+                issued_at = timestamp_parse(field(body, "issued_at", str))
             except ValueError as error:
                 raise SimError(400, "FIELD_INVALID", "issued_at must be ISO-8601.") from error
         issued = self.apps_books.token_download(
-            uid, validity_days=_field(body, "validity_days", int, 365), issued_at=issued_at
+            uid, validity_days=field(body, "validity_days", int, 365), issued_at=issued_at
         )
-        return Response(
-            200,
-            issued.content,
-            "application/octet-stream",
-            {"Content-Disposition": f'attachment; filename="{issued.filename}"'},
-        )
+        return attachment_response(issued.content, "application/octet-stream", issued.filename)
 
     def mdm_info_set(self, request: Request, uid: str) -> Response:
-        mdm_info = _body(request).get("mdm_info")
+        mdm_info = json_body(request).get("mdm_info")
         if mdm_info is not None and not isinstance(mdm_info, dict):
             raise SimError(400, "FIELD_INVALID", "mdm_info is {id, name, metadata} or null.")
         self.apps_books.mdm_info_set(uid, mdm_info)
         return json_response(self.apps_books.location_json(uid))
 
     def assets_add(self, request: Request, uid: str) -> Response:
-        body = _body(request)
+        body = json_body(request)
         self.apps_books.assets_add(
-            uid, count=_field(body, "count", int), licences=_field(body, "licences", int, 10)
+            uid, count=field(body, "count", int), licences=field(body, "licences", int, 10)
         )
         return json_response(self.apps_books.location_json(uid))
 
@@ -126,38 +104,38 @@ class CredentialsControl:
         return json_response({"revoked": True})
 
     def vendor_issue(self, request: Request) -> Response:
-        body = _body(request)
+        body = json_body(request)
         bundle = self.push_certificates.vendor_issue(
-            vendor_name=_field(body, "vendor_name", str),
-            team_id=_field(body, "team_id", str, "ABCDE12345"),
+            vendor_name=field(body, "vendor_name", str),
+            team_id=field(body, "team_id", str, "ABCDE12345"),
         )
         return Response(200, bundle, "application/x-pem-file")
 
     def push_sign_in(self, request: Request) -> Response:
-        apple_id = _field(_body(request), "apple_id", str)
+        apple_id = field(json_body(request), "apple_id", str)
         self.push_certificates.sign_in(apple_id)
         return json_response({"signed_in": self.push_certificates.signed_in()})
 
     def push_certificate_issue(self, request: Request) -> Response:
-        body = _body(request)
-        apple_id = _field(body, "apple_id", str)
-        signed_request = _field(body, "request", str).encode()
+        body = json_body(request)
+        apple_id = field(body, "apple_id", str)
+        signed_request = field(body, "request", str).encode()
         topic = body.get("topic")
         if topic is None:
             row = self.push_certificates.create(
                 apple_id=apple_id,
                 request=signed_request,
-                validity_days=_field(body, "validity_days", int, 365),
+                validity_days=field(body, "validity_days", int, 365),
             )
         else:
             row = self.push_certificates.renew(
-                apple_id=apple_id, topic=_field(body, "topic", str), request=signed_request
+                apple_id=apple_id, topic=field(body, "topic", str), request=signed_request
             )
-        return Response(
-            201 if topic is None else 200,
+        return attachment_response(
             bytes(row["pem"]),
             "application/x-pem-file",
-            {"Content-Disposition": f'attachment; filename="{certificate_filename(row)}"'},
+            certificate_filename(row),
+            201 if topic is None else 200,
         )
 
     def push_list(self, request: Request, apple_id: str) -> Response:

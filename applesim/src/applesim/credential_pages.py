@@ -18,9 +18,17 @@ from html import escape
 
 from applesim import abm
 from applesim.apps_books import AppsBooks
+from applesim.database import SimError
 from applesim.pushcerts import PushCertificates, certificate_filename
-from applesim.store import SimError, SimStore
-from applesim.web import Request, Response, html_response, redirect
+from applesim.store import SimStore
+from applesim.web import (
+    Request,
+    Response,
+    attachment_response,
+    html_response,
+    redirect,
+    redirect_message_html,
+)
 
 LOCATION_PATH = re.compile(r"/abm/locations/(?P<uid>\d+)/token")
 CERTIFICATE_PATH = re.compile(
@@ -65,12 +73,7 @@ def abm_locations_handle(request: Request, store: SimStore, apps_books: AppsBook
     match = LOCATION_PATH.fullmatch(path)
     if request.method == "POST" and match:
         issued = apps_books.token_download(match["uid"])
-        return Response(
-            200,
-            issued.content,
-            "application/octet-stream",
-            {"Content-Disposition": f'attachment; filename="{issued.filename}"'},
-        )
+        return attachment_response(issued.content, "application/octet-stream", issued.filename)
     raise SimError(404, "NOT_FOUND", "No such page.")
 
 
@@ -121,11 +124,8 @@ class PushCertPortal:
         if action == "/renew":
             return self._upload_form(request, f"Renew Push Certificate {row['topic']}", path)
         if action == "/download":
-            return Response(
-                200,
-                bytes(row["pem"]),
-                "application/x-pem-file",
-                {"Content-Disposition": f'attachment; filename="{certificate_filename(row)}"'},
+            return attachment_response(
+                bytes(row["pem"]), "application/x-pem-file", certificate_filename(row)
             )
         content = (
             f"<h1>Certificate</h1><section><dl><dt>Subject UID (topic)</dt>"
@@ -176,11 +176,7 @@ class PushCertPortal:
             if apple_id
             else ""
         )
-        flash = ""
-        if request is not None and request.query.get("notice"):
-            flash = f'<p class="notice" role="status">{escape(request.query["notice"])}</p>'
-        if request is not None and request.query.get("error"):
-            flash = f'<p class="error" role="alert">{escape(request.query["error"])}</p>'
+        flash = redirect_message_html(request)
         return (
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f"<title>{escape(title)} - Apple Push Certificates Portal</title>"

@@ -13,17 +13,25 @@ and on API calls, and OAuth keys that are not one token's get 400 oauth_problem_
 from __future__ import annotations
 
 import hashlib
-import math
 import sqlite3
-import threading
 from datetime import datetime, timedelta
 from typing import Any
 
 from applesim import inventory
 from applesim.auth import AuthSession, AuthSessions, ServerTokenReset
 from applesim.cursors import FETCH, SYNC, Cursor, CursorInvalid, cursor_decode, cursor_encode
+from applesim.database import timestamp
+from applesim.dep_profiles import ProfileEndpoints
+from applesim.dep_requests import (
+    PAGE_LIMIT_DEFAULT,
+    PAGE_LIMIT_MAXIMUM,
+    DEPFailure,
+    page_limit,
+    request_body,
+    serials_requested,
+)
 from applesim.faults import FaultScripts
-from applesim.store import SimStore, timestamp
+from applesim.store import SimStore
 from applesim.web import Request, Response, json_response, text_response
 
 ROUTES = {
@@ -39,8 +47,6 @@ ROUTES = {
     ("DELETE", "/profile/devices"): "profile_remove",
 }
 PATHS = frozenset(path for _method, path in ROUTES)
-PAGE_LIMIT_DEFAULT = 100
-PAGE_LIMIT_MAXIMUM = 1000
 ACCOUNT_URLS = (
     {"uri": "/session", "http_method": ["GET"]},
     {"uri": "/account", "http_method": ["GET"]},
@@ -53,21 +59,6 @@ ACCOUNT_URLS = (
     {"uri": "/profile/devices", "http_method": ["DELETE", "POST", "PUT"]},
 )  # fmt: skip
 CURSOR_LIFETIME = timedelta(days=7)
-PROFILE_FLAGS = (
-    "allow_pairing", "is_supervised", "is_mandatory", "is_mdm_removable", "is_multi_user",
-    "await_device_configured", "auto_advance_setup", "do_not_use_profile_from_backup",
-    "is_return_to_service",
-)  # fmt: skip
-# (field, longest accepted value, Apple's error code)
-PROFILE_TEXT_FIELDS = (
-    ("department", 125, "DEPARTMENT_INVALID"),
-    ("org_magic", 256, "MAGIC_INVALID"),
-    ("language", 16, "LOCALE_INVALID"),
-    ("region", 16, "LOCALE_INVALID"),
-    ("support_phone_number", 50, "SUPPORT_PHONE_INVALID"),
-    ("support_email_address", 250, "SUPPORT_EMAIL_INVALID"),
-    ("configuration_web_url", 2000, "CONFIG_URL_INVALID"),
-)
 SERVER_QUERY = (
     "SELECT mdm_server.id AS server_id, server_name, server_uuid, admin_id, assign_limit,"
     " assign_window, organisation.org_id, organisation.name AS org_name, organisation.email"
@@ -77,64 +68,6 @@ SERVER_QUERY = (
 )
 
 
-class DEPFailure(Exception):
-    def __init__(self, status: int, code: str) -> None:
-        super().__init__(code)
-        self.status = status
-        self.code = code
-
-
-def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = request.json()
-    except ValueError as error:
-        raise DEPFailure(400, "MALFORMED_REQUEST_BODY") from error
-    if not isinstance(body, dict):
-        raise DEPFailure(400, "MALFORMED_REQUEST_BODY")
-    return body
-
-
-def _limit(body: dict[str, Any]) -> int:
-    limit = body.get("limit", PAGE_LIMIT_DEFAULT)
-    if not isinstance(limit, int) or isinstance(limit, bool):
-        raise DEPFailure(400, "MALFORMED_REQUEST_BODY")
-    return max(1, min(limit, PAGE_LIMIT_MAXIMUM))
-
-
-def _serials(body: dict[str, Any]) -> list[str]:
-    serials = body.get("devices")
-    if not serials or not isinstance(serials, list):
-        raise DEPFailure(400, "DEVICE_ID_REQUIRED")
-    if len(serials) > 1000 or not all(isinstance(serial, str) for serial in serials):
-        raise DEPFailure(400, "MALFORMED_REQUEST_BODY")
-    return list(dict.fromkeys(serials))
-
-
-def _profile_checked(body: dict[str, Any]) -> dict[str, Any]:
-    name = body.get("profile_name")
-    if name is None or name == "":
-        raise DEPFailure(400, "CONFIG_NAME_REQUIRED")
-    if not isinstance(name, str) or len(name) > 125:
-        raise DEPFailure(400, "CONFIG_NAME_INVALID")
-    url = body.get("url")
-    if url is None or url == "":
-        raise DEPFailure(400, "CONFIG_URL_REQUIRED")
-    if not isinstance(url, str) or len(url) > 2000 or not url.startswith(("https://", "http://")):
-        raise DEPFailure(400, "CONFIG_URL_INVALID")
-    if any(flag in body and not isinstance(body[flag], bool) for flag in PROFILE_FLAGS):
-        raise DEPFailure(400, "FLAGS_INVALID")
-    # A profile that cannot be removed must also supervise the device.
-    if body.get("is_mdm_removable") is False and not body.get("is_supervised"):
-        raise DEPFailure(400, "FLAGS_INVALID")
-    for field, longest, code in PROFILE_TEXT_FIELDS:
-        value = body.get(field)
-        if value is not None and (not isinstance(value, str) or len(value) > longest):
-            raise DEPFailure(400, code)
-    if "@" not in body.get("support_email_address", "@"):
-        raise DEPFailure(400, "SUPPORT_EMAIL_INVALID")
-    return {key: value for key, value in body.items() if key != "devices"}
-
-
 class DEPService:
     """Answers the DEP web service endpoints for every MDM server in the store."""
 
@@ -142,8 +75,7 @@ class DEPService:
         self.store = store
         self.faults = faults
         self.sessions = AuthSessions(store)
-        self._assign_lock = threading.Lock()
-        self._assign_windows: dict[int, tuple[datetime, int]] = {}
+        self.profiles = ProfileEndpoints(store)
 
     def handle(self, request: Request) -> Response:
         endpoint = ROUTES.get((request.method, request.path))
@@ -178,8 +110,7 @@ class DEPService:
 
     def reset(self) -> None:
         self.sessions.clear()
-        with self._assign_lock:
-            self._assign_windows.clear()
+        self.profiles.reset()
 
     def _error(self, status: int, code: str) -> Response:
         quoted = self.store.setting("quoted_errors") == "1"
@@ -231,13 +162,15 @@ class DEPService:
         if endpoint == "account":
             return self._account(server, version)
         if endpoint == "profile_get":
-            return self._profile_get(request, server)
+            return self.profiles.profile_get(request, server)
         if endpoint == "server_devices":
-            return self._server_devices(_body(request), server, version, quirk)
+            return self._server_devices(request_body(request), server, version, quirk)
         if endpoint == "devices_sync":
-            return self._devices_sync(_body(request), server, version, quirk)
-        handler = getattr(self, f"_{endpoint}")
-        return handler(_body(request), server, version)
+            return self._devices_sync(request_body(request), server, version, quirk)
+        if endpoint == "devices":
+            return self._devices(request_body(request), server, version)
+        handler = getattr(self.profiles, endpoint)
+        return handler(request_body(request), server)
 
     # https://developer.apple.com/documentation/devicemanagement/get_account_detail
     def _account(self, server: sqlite3.Row, version: int) -> Response:
@@ -306,7 +239,7 @@ class DEPService:
     def _server_devices(
         self, body: dict[str, Any], server: sqlite3.Row, version: int, quirk: str | None
     ) -> Response:
-        limit, now, server_id = _limit(body), self.store.now(), server["server_id"]
+        limit, now, server_id = page_limit(body), self.store.now(), server["server_id"]
         if body.get("cursor"):
             cursor = self._cursor(body["cursor"], server)
             if cursor.kind == SYNC:
@@ -331,7 +264,7 @@ class DEPService:
         if not body.get("cursor"):
             raise DEPFailure(400, "CURSOR_REQUIRED")
         cursor = self._cursor(body["cursor"], server)
-        limit, now = _limit(body), self.store.now()
+        limit, now = page_limit(body), self.store.now()
         if now - cursor.issued_at > CURSOR_LIFETIME:
             raise DEPFailure(400, "EXPIRED_CURSOR")
         rows = inventory.device_events(self.store, server["server_id"], cursor.event_seq, limit + 1)
@@ -360,7 +293,7 @@ class DEPService:
 
     # https://developer.apple.com/documentation/devicemanagement/device-details
     def _devices(self, body: dict[str, Any], server: sqlite3.Row, version: int) -> Response:
-        serials = _serials(body)
+        serials = serials_requested(body)
         owned = inventory.devices_of_server(self.store, server["server_id"], serials)
         details = {
             serial: {**self._device(owned[serial], version), "response_status": "SUCCESS"}
@@ -369,89 +302,3 @@ class DEPService:
             for serial in serials
         }
         return json_response({"devices": details})
-
-    # https://developer.apple.com/documentation/devicemanagement/define-profile
-    def _profile_define(self, body: dict[str, Any], server: sqlite3.Row, version: int) -> Response:
-        definition = _profile_checked(body)
-        serials = body.get("devices") or []
-        if not isinstance(serials, list) or not all(isinstance(s, str) for s in serials):
-            raise DEPFailure(400, "MALFORMED_REQUEST_BODY")
-        profile_uuid = inventory.profile_create(self.store, server["server_id"], definition)
-        results, _retry_after = self._assign(server, profile_uuid, list(dict.fromkeys(serials)))
-        return json_response({"profile_uuid": profile_uuid, "devices": results})
-
-    # https://developer.apple.com/documentation/devicemanagement/fetch-profile
-    def _profile_get(self, request: Request, server: sqlite3.Row) -> Response:
-        profile_uuid = request.query.get("profile_uuid")
-        if not profile_uuid:
-            raise DEPFailure(400, "PROFILE_UUID_REQUIRED")
-        profile = inventory.profile_get(self.store, server["server_id"], profile_uuid)
-        if profile is None:
-            raise DEPFailure(404, "NOT_FOUND")
-        return json_response(profile)
-
-    # https://developer.apple.com/documentation/devicemanagement/assign-profile
-    def _profile_assign(self, body: dict[str, Any], server: sqlite3.Row, version: int) -> Response:
-        profile_uuid = body.get("profile_uuid")
-        if not profile_uuid or not isinstance(profile_uuid, str):
-            raise DEPFailure(400, "PROFILE_UUID_REQUIRED")
-        serials = _serials(body)
-        if inventory.profile_get(self.store, server["server_id"], profile_uuid) is None:
-            raise DEPFailure(404, "NOT_FOUND")
-        results, retry_after = self._assign(server, profile_uuid, serials)
-        payload: dict[str, Any] = {"profile_uuid": profile_uuid, "devices": results}
-        if retry_after:
-            payload["retry_after_seconds"] = retry_after
-        return json_response(payload)
-
-    def _assign(
-        self, server: sqlite3.Row, profile_uuid: str, serials: list[str]
-    ) -> tuple[dict[str, str], int]:
-        owned = inventory.devices_of_server(self.store, server["server_id"], serials)
-        granted, retry_after = self._assign_quota(server, sum(s in owned for s in serials))
-        results: dict[str, str] = {}
-        assigned: list[str] = []
-        for serial in serials:
-            if serial not in owned:
-                results[serial] = "NOT_ACCESSIBLE"
-            elif len(assigned) < granted:
-                results[serial] = "SUCCESS"
-                assigned.append(serial)
-            else:
-                results[serial] = "THROTTLED"
-        if assigned:
-            inventory.profile_set(self.store, server["server_id"], assigned, profile_uuid)
-        return results, retry_after
-
-    def _assign_quota(self, server: sqlite3.Row, wanted: int) -> tuple[int, int]:
-        """How many assignments the server's rate allows now, and seconds until more are."""
-        if server["assign_limit"] is None:
-            return wanted, 0
-        window, now = timedelta(seconds=server["assign_window"]), self.store.now()
-        with self._assign_lock:
-            started, used = self._assign_windows.get(server["server_id"], (now, 0))
-            if now - started >= window:
-                started, used = now, 0
-            granted = max(0, min(wanted, server["assign_limit"] - used))
-            self._assign_windows[server["server_id"]] = (started, used + granted)
-        if granted == wanted:
-            return granted, 0
-        return granted, max(1, math.ceil((started + window - now).total_seconds()))
-
-    # https://developer.apple.com/documentation/devicemanagement/clear-device-profile
-    def _profile_remove(self, body: dict[str, Any], server: sqlite3.Row, version: int) -> Response:
-        serials = _serials(body)
-        profile_uuid = body.get("profile_uuid")
-        owned = inventory.devices_of_server(self.store, server["server_id"], serials)
-        results, removed = {}, []
-        for serial in serials:
-            if serial not in owned:
-                results[serial] = "NOT_ACCESSIBLE"
-            elif profile_uuid and owned[serial]["profile_uuid"] != profile_uuid:
-                results[serial] = "FAILED"
-            else:
-                results[serial] = "SUCCESS"
-                removed.append(serial)
-        if removed:
-            inventory.profile_set(self.store, server["server_id"], removed, "")
-        return json_response({"devices": results})

@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from applesim.store import SimError
+from applesim.database import SimError
 from applesim.web import APPLE_TEXT, Response
 
 ENDPOINTS = (

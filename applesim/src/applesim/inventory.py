@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from applesim.store import SimError, SimStore, timestamp
+from applesim.database import SimError, timestamp
+from applesim.store import SimStore
 
 # (model, description, device_family, os, colours, weight): the mix a school or company buys.
 CATALOGUE = (

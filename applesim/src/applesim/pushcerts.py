@@ -34,7 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from applesim.store import SimError, SimStore, timestamp
+from applesim.database import SimError, timestamp
+from applesim.store import SimStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS push_certificate (

@@ -18,8 +18,8 @@ import urllib.request
 from datetime import datetime
 from typing import Any
 
+from applesim.database import timestamp, timestamp_parse
 from applesim.server import SimHTTPServer, sim_server_new
-from applesim.store import timestamp, timestamp_parse
 
 
 class SimControlError(Exception):

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
+from html import escape
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -78,3 +79,23 @@ def redirect(location: str, *, notice: str = "", error: str = "") -> Response:
     elif error:
         location += "?error=" + quote(error)
     return Response(303, b"", "text/plain", {"Location": location})
+
+
+def redirect_message_html(request: Request | None) -> str:
+    """The notice or error a `redirect` carried, as the paragraph the page shows it in."""
+    if request is None:
+        return ""
+    if request.query.get("error"):
+        return f'<p class="error" role="alert">{escape(request.query["error"])}</p>'
+    if request.query.get("notice"):
+        return f'<p class="notice" role="status">{escape(request.query["notice"])}</p>'
+    return ""
+
+
+def attachment_response(
+    content: bytes, content_type: str, filename: str, status: int = 200
+) -> Response:
+    """A file the browser saves as `filename`, as Apple's portals hand out their downloads."""
+    return Response(
+        status, content, content_type, {"Content-Disposition": f'attachment; filename="{filename}"'}
+    )

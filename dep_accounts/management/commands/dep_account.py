@@ -29,11 +29,8 @@ from dep_accounts.roles import can_manage
 from dep_accounts.selectors import dep_accounts_list
 from dep_accounts.services.accounts import account_create
 from dep_accounts.services.intake import TokenFile, token_intake
-from dep_accounts.services.sync import (
-    SyncUnavailableError,
-    account_full_resync_request,
-    account_sync_request,
-)
+from dep_accounts.services.sync import SyncUnavailableError
+from dep_accounts.services.sync_requests import account_full_resync_request, account_sync_request
 from dep_accounts.services.verdict import Confirmations, Refusal
 from dep_accounts.users import User
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_variables
 
-from dep_accounts.apple import client as apple_client
+from dep_accounts.apple import dep_errors
 from dep_accounts.errors import DomainError
 from dep_accounts.links import portal_url
 from dep_accounts.models import AuditEvent, DEPAccount, OutboundEmail, ServerToken
@@ -113,10 +113,10 @@ def _old_token_is_rejected(account: DEPAccount, *, now: datetime) -> bool:
         return False
     try:
         dep_client_for_token(server_token_credentials(current)).account()
-    except apple_client.TokenRejectedError as exc:
+    except dep_errors.TokenRejectedError as exc:
         _old_token_rejected(account, now=now, detail=exc.message)
         return True
-    except apple_client.DEPError as exc:
+    except dep_errors.DEPError as exc:
         # Unreachable, throttled or terms: not a sign of a reset; the next run asks again.
         logger.info("Guarded renewal of DEP account %s: %s", account.pk, exc.message)
     DEPAccount.objects.filter(pk=account.pk).update(renewal_checked_at=now)
@@ -192,17 +192,17 @@ def terms_acceptance_check(*, account: DEPAccount, actor: User | None) -> bool:
         )
     try:
         dep_client_for_token(server_token_credentials(current)).account()
-    except apple_client.TermsNotSignedError:
+    except dep_errors.TermsNotSignedError:
         _terms_check_record(account, actor, accepted=False, message="still not accepted")
         return False
-    except apple_client.TokenRejectedError as exc:
+    except dep_errors.TokenRejectedError as exc:
         account_state_set(account=account, state=State.REJECTED, detail=exc.message)
         _terms_check_record(account, actor, accepted=False, message="the token is rejected")
         raise RenewalCheckError(
             f"Apple now rejects the server token of “{account.name}”: download a new token in "
             "Apple Business Manager and upload it on the Edit page."
         ) from exc
-    except apple_client.DEPError as exc:
+    except dep_errors.DEPError as exc:
         _terms_check_record(account, actor, accepted=False, message="Apple did not answer")
         raise RenewalCheckError(
             f"Apple could not be asked ({exc.message}) Try again in a few minutes."
