@@ -7,12 +7,9 @@ import base64
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from django.urls import reverse
 
 from dep_accounts.models import AuditEvent, ContentToken
-from dep_accounts.services.api_tokens import api_token_create
-from tests.test_api import API, _response_check
 
 pytestmark = pytest.mark.django_db
 
@@ -20,23 +17,6 @@ LIST = reverse("api:content_tokens")
 # Base64 of JSON nested 3000 deep: refused before it is parsed.
 NESTED = base64.b64encode(b'{"token": ' + b"[" * 3000 + b"]" * 3000 + b"}")
 OTHER_MDM = {"id": "other-mdm", "name": "Other MDM", "metadata": "other.example"}
-
-
-@pytest.fixture
-def api():
-    client = API(Client())
-    yield client
-    for method, path, response in client.seen:
-        _response_check(method, path, response)
-
-
-@pytest.fixture
-def keys(admin, viewer, nobody) -> dict[str, str]:
-    return {
-        "admin": api_token_create(user=admin, name="renewal script").key,
-        "viewer": api_token_create(user=viewer, name="dashboard").key,
-        "no role": api_token_create(user=nobody, name="stray").key,
-    }
 
 
 def _renew_url(content_token: ContentToken) -> str:
