@@ -253,7 +253,8 @@ def test_the_list_shows_location_country_expiry_state_apple_id_and_licences(
 
 def test_the_banner_names_an_expiring_content_token(content_token):
     ContentToken.objects.filter(pk=content_token.pk).update(
-        expires_at=timezone.now() + timedelta(days=3, hours=1)
+        # Mid-morning, so that 3 days and an hour never cross a midnight: 3 calendar days.
+        expires_at=timezone.now().replace(hour=9, minute=0) + timedelta(days=3, hours=1)
     )
     from dep_accounts.tasks import token_expiry_refresh
 

@@ -43,7 +43,9 @@ CREDENTIALS = reverse("dep_accounts:credentials")
 
 
 def _expires_in(content_token: ContentToken, delta: timedelta) -> None:
-    ContentToken.objects.filter(pk=content_token.pk).update(expires_at=timezone.now() + delta)
+    # From mid-morning, so that a delta of days and a few hours never crosses a midnight.
+    today = timezone.now().replace(hour=9, minute=0)
+    ContentToken.objects.filter(pk=content_token.pk).update(expires_at=today + delta)
 
 
 def test_the_credentials_page_lists_every_kind_soonest_first(

@@ -76,11 +76,13 @@ def test_a_reminder_reaches_each_recipient_over_starttls_with_auth(mail_server, 
     dep_account.display_name = "Springfield\nMDM\r\nBcc: victim@evil.example"
     dep_account.notification_emails = "ops@springfield.example"
     dep_account.save()
+    # Mid-morning, so that 7 days and 3 hours never cross a midnight: 7 calendar days.
+    now = timezone.now().replace(hour=9, minute=0)
     ServerToken.objects.filter(account=dep_account).update(
-        access_token_expiry=timezone.now() + timedelta(days=7, hours=3)
+        access_token_expiry=now + timedelta(days=7, hours=3)
     )
 
-    assert reminders_send() == 1
+    assert reminders_send(now=now) == 1
     assert mail_server.received == []  # queued in the transaction, sent by the outbox's task
     assert _deliver_due() == [Status.SENT, Status.SENT]
 
@@ -323,7 +325,8 @@ def test_admins_are_emailed_weekly_while_the_licence_nears_its_end(mail_server, 
 
     admin.email = "alex@springfield.example"
     admin.save()
-    now = timezone.now()
+    # Mid-morning, so that 20 days and 2 hours never cross a midnight: 20 calendar days.
+    now = timezone.now().replace(hour=9, minute=0)
     document = licence_document_issue(
         signing_key=settings.LICENCE_SIGNING_KEY,
         customer="Springfield Schools",
@@ -333,13 +336,12 @@ def test_admins_are_emailed_weekly_while_the_licence_nears_its_end(mail_server, 
         valid_until=now + timedelta(days=20, hours=2),
     )
     licence_install(document=document, actor=None)
-    assert licence_reminders_send() == 1
-    assert licence_reminders_send() == 0  # once a week
+    assert licence_reminders_send(now=now) == 1
+    assert licence_reminders_send(now=now) == 0  # once a week
     assert _deliver_due() == [Status.SENT]
     (message,) = mail_server.messages_to("alex@springfield.example")
     assert message["Subject"] == (
         "The mdmportal subscription licence of Springfield Schools expires in 20 days"
     )
     assert "/admin/subscription/" in message.get_content()
-    later = timezone.now() + timedelta(days=7)
-    assert licence_reminders_send(now=later) == 1
+    assert licence_reminders_send(now=now + timedelta(days=7)) == 1

@@ -60,7 +60,8 @@ def test_the_dep_accounts_list_costs_the_same_queries_for_3_and_30_accounts(clie
 
 
 def test_the_list_shows_soonest_expiry_first_with_days_left_and_state(client_as, viewer):
-    now = timezone.now()
+    # Mid-morning, so that 5 days and an hour never cross a midnight: 5 calendar days.
+    now = timezone.now().replace(hour=9, minute=0)
     DEPAccount.objects.create(
         server_name="Later MDM", server_uuid="later", state=State.OK,
         token_expires_at=now + timedelta(days=200), device_count=12,

@@ -58,7 +58,8 @@ def _account(name: str, *, state: str = State.OK, days: int = 200, **fields) -> 
         server_uuid=name.upper().replace(" ", "-"),
         org_name="Springfield Schools",
         state=state,
-        token_expires_at=timezone.now() + timedelta(days=days, hours=1),
+        # From mid-morning, so that days and an hour never cross a midnight.
+        token_expires_at=timezone.now().replace(hour=9, minute=0) + timedelta(days=days, hours=1),
         **fields,
     )
 
