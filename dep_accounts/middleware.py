@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
 from django.urls import reverse
+
+from dep_accounts.roles import can_manage
+from dep_accounts.sign_in import SSO_PROVIDER_SESSION_KEY
 
 
 class RequestSizeLimitMiddleware:
@@ -51,11 +55,6 @@ class TwoFactorEnrolmentMiddleware:
         return self.get_response(request)
 
     def _must_enrol(self, request: HttpRequest) -> bool:
-        from allauth.mfa.models import Authenticator
-
-        from dep_accounts.roles import can_manage
-        from dep_accounts.sign_in import SSO_PROVIDER_SESSION_KEY
-
         user = request.user
         if not user.is_authenticated or not can_manage(user):
             return False
