@@ -191,13 +191,21 @@ def licence_limit_reached() -> LicenceLimitError:
 
 
 def licence_devices_admit(
-    *, account: DEPAccount, devices: Sequence[apple_schema.Device]
+    *,
+    account: DEPAccount,
+    devices: Sequence[apple_schema.Device],
+    licence: SubscriptionLicence | None,
+    stored_at_most: int,
 ) -> tuple[list[apple_schema.Device], int]:
     """The devices of one page of Apple's the licence lets the portal store, in Apple's order,
     and how many new devices it holds back. Changes to stored devices and removals always pass:
-    only a device new to the portal counts against the limit."""
-    licence = licence_current()
-    if licence is None:
+    only a device new to the portal counts against the limit.
+
+    `stored_at_most` bounds the devices stored so far (the sync counts once, then adds what it
+    stores): a page that fits under the limit even then costs no query; only near the limit are
+    the devices counted again and the page's serials looked up.
+    """
+    if licence is None or stored_at_most + len(devices) <= licence.device_limit:
         return list(devices), 0
     serials = {d.serial_number for d in devices}
     known = set(

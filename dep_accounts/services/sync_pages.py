@@ -22,6 +22,7 @@ from dep_accounts.apple import client as apple_client
 from dep_accounts.apple import dep_errors
 from dep_accounts.apple import schema as apple_schema
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice
+from dep_accounts.selectors import licence_current, licence_devices_stored
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.device_upsert import devices_page_upsert
 from dep_accounts.services.licence import licence_devices_admit, licence_limit_reached
@@ -181,10 +182,17 @@ def pages_save(client: apple_client.DEPClient, account: DEPAccount, now: datetim
     """Save Apple's pages; a cursor that stops making progress is discarded once for a full
     fetch, and a full fetch that sticks too raises CursorStuckError."""
     new_serials: list[str] = []
+    licence = licence_current()
+    stored_at_most = licence_devices_stored() if licence is not None else 0
     for attempt in range(2):
         try:
             for page, phase in _pages(client, account, now):
-                admitted, held_back = licence_devices_admit(account=account, devices=page.devices)
+                admitted, held_back = licence_devices_admit(
+                    account=account,
+                    devices=page.devices,
+                    licence=licence,
+                    stored_at_most=stored_at_most + len(new_serials),
+                )
                 if held_back:
                     # The cursor stays before this page, so a sync after the upgrade takes the
                     # devices held back; those admitted from it are stored now.
