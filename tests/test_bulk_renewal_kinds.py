@@ -153,3 +153,69 @@ def test_one_upload_renews_each_kind_and_refuses_what_it_must(abm, client_as, ad
     assert AuditEvent.objects.filter(action=AuditEvent.Action.CONTENT_TOKEN_RENEWED).count() == 1
     assert AuditEvent.objects.filter(action=AuditEvent.Action.PUSH_RENEWED).count() == 1
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.PUSH_TOPIC_REPLACED).exists()
+
+
+def test_take_over_and_apple_id_changes_apply_only_the_rows_confirmed(client_as, admin, everything):
+    apps_books, push_portal = everything.apps_books, everything.push_portal
+    apps_books.sim.control.vpp_mdm_info_set(apps_books.uid, OTHER_MDM)
+    deputy = "deputy@springfield.example"
+    # Apple offers Renew only to the Apple ID that made it; the admin says who did.
+    pem = push_portal.renew(push_request_make(actor=admin), topic=everything.push.topic)
+    vpptoken = apps_books.token()
+    upload = {"push_apple_id": deputy}
+    client = client_as(admin)
+
+    files = [_upload("a.vpptoken", vpptoken), _upload("b.pem", pem)]
+    response = client.post(BULK_URL, upload | {"token_files": files})
+
+    rows = response.context["rows"]
+    assert [row.applies for row in rows] == [True, True]
+    assert rows[0].other_mdm == "Other MDM"
+    assert rows[1].previous_apple_id == push_portal.apple_id and rows[1].apple_id == deputy
+    page = response.content.decode()
+    assert 'name="confirm_take_over" value="0"' in page
+    assert "Take over from the other MDM" in page
+    assert 'name="confirm_apple_id" value="1"' in page
+    assert "The Apple ID that manages the push certificate has changed" in page
+
+    # Neither confirmed: both are refused at confirm, with their pages' wordings, nothing stored.
+    response = client.post(CONFIRM_URL, follow=True)
+    page = response.content.decode()
+    assert "Renewed" not in page
+    assert "did not renew “Springfield High”" in page and "managed by another MDM" in page
+    assert "did not renew “APNs push certificate”" in page
+    assert ContentToken.objects.get().fingerprint == everything.content_token.fingerprint
+    assert PushCertificate.objects.get().serial_number == everything.push.serial_number
+    assert apps_books.sim.control.vpp_location(apps_books.uid)["mdm_info"] == OTHER_MDM
+
+    # Both confirmed on a new preview: the location is taken over, the new Apple ID recorded.
+    files = [_upload("a.vpptoken", vpptoken), _upload("b.pem", pem)]
+    client.post(BULK_URL, upload | {"token_files": files})
+    response = client.post(
+        CONFIRM_URL, {"confirm_take_over": ["0"], "confirm_apple_id": ["1"]}, follow=True
+    )
+    assert "Renewed 2 credentials:" in response.content.decode()
+    assert ContentToken.objects.get().uploads.latest("uploaded_at").taken_over_from == "Other MDM"
+    assert PushCertificate.objects.get().apple_id == deputy
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.APPLE_ID_CHANGED).exists()
+
+
+def test_files_of_no_renewable_kind_are_named_and_nothing_changes(client_as, admin, everything):
+    before = _stored()
+    public_key = everything.account.key_pair.certificate_pem.encode()
+    files = [
+        _upload("public-key.pem", public_key),
+        _upload("key.pem", apple_keypair.key_pair_generate(common_name="x").private_key_pem),
+        _upload("notes.txt", b"hello"),
+    ]
+    response = client_as(admin).post(BULK_URL, {"token_files": files})
+    rows = response.context["rows"]
+    assert [row.applies for row in rows] == [False, False, False]
+    # Each named as the push certificate's page names it: the kind it is, and what to upload.
+    assert "This file is an X.509 certificate that is not an APNs push" in rows[0].problem
+    assert "This file is a private key" in rows[1].problem
+    assert [row.kind_name for row in rows[:2]] == ["Not a file bulk renewal takes"] * 2
+    assert "not an Apple server token" in rows[2].problem
+    assert _stored() == before
+    assert client_as(admin).post(CONFIRM_URL, follow=True).status_code == 200
+    assert _stored() == before
