@@ -211,9 +211,9 @@ def test_files_of_no_renewable_kind_are_named_and_nothing_changes(client_as, adm
     response = client_as(admin).post(BULK_URL, {"token_files": files})
     rows = response.context["rows"]
     assert [row.applies for row in rows] == [False, False, False]
-    # Each named as the push certificate's page names it: the kind it is, and what to upload.
-    assert "This file is an X.509 certificate that is not an APNs push" in rows[0].problem
-    assert "This file is a private key" in rows[1].problem
+    # Neither a .p7m, .vpptoken nor .pem from Apple: named as the server token's pages name them.
+    assert "an X.509 certificate" in rows[0].problem
+    assert "a private key, not an Apple server token" in rows[1].problem
     assert [row.kind_name for row in rows[:2]] == ["Not a file bulk renewal takes"] * 2
     assert "not an Apple server token" in rows[2].problem
     assert _stored() == before

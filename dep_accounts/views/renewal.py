@@ -15,6 +15,7 @@ from dep_accounts.forms import BulkRenewalForm
 from dep_accounts.models import DEPAccount
 from dep_accounts.services.content_tokens.verdict import TAKE_OVER_LABEL
 from dep_accounts.services.renewal import batch, watch
+from dep_accounts.services.renewal.bulk_rows import StagedRenewal
 from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import admin_required
 from dep_accounts.views.staging import StagedFile, files_stage, files_unstage
@@ -65,7 +66,7 @@ def bulk_renew_confirm(request: SignedInRequest) -> HttpResponse:
     confirmed = set(request.POST.getlist("confirm_apple_id"))
     taken_over = set(request.POST.getlist("confirm_take_over"))
     renewals = [
-        batch.StagedRenewal(
+        StagedRenewal(
             account_id=staged.account_id,
             file_name=staged.file_name,
             token_file=staged.content,

@@ -85,15 +85,15 @@ def bulk_renewal_preview(
         kind = file_kind_detect(token_file.content)
         if kind == FileKind.CONTENT_TOKEN:
             rows.append(bulk_kinds.content_token_row(token_file, now=now))
-        elif kind in bulk_kinds.PUSH_KINDS:
-            rows.append(bulk_kinds.push_row(token_file, kind, apple_id=push_apple_id, now=now))
+        elif kind == FileKind.PUSH_CERTIFICATE:
+            rows.append(bulk_kinds.push_row(token_file, apple_id=push_apple_id, now=now))
         else:
             rows.append(_row_for(token_file, accounts, now))
     _duplicates_skip(rows)
     for row in rows:
         if row.refusal is None:
             continue
-        if row.kind == FileKind.CONTENT_TOKEN or row.kind in bulk_kinds.PUSH_KINDS:
+        if row.kind in (FileKind.CONTENT_TOKEN, FileKind.PUSH_CERTIFICATE):
             bulk_kinds.refusal_record(row, actor)
         else:
             refusal_record(
@@ -119,8 +119,8 @@ def _row_for(
     now: datetime,
 ) -> BulkRenewalRow:
     row = BulkRenewalRow(file_name=token_file.name)
-    kind = file_kind_detect(token_file.content)
-    row.kind = FileKind.SERVER_TOKEN if kind in (FileKind.EMPTY, FileKind.UNKNOWN) else kind
+    # Any other kind is refused by the server token's intake, which names it.
+    row.kind = file_kind_detect(token_file.content)
     try:
         content = token_read(token_file)
         recipients = apple_envelope.server_token_recipients(content)
@@ -144,7 +144,7 @@ def _row_for(
     matching = [a for a in candidates if a.server_uuid == found.server_uuid]
     row.account = account = (matching or candidates)[0]
     row.target_name, row.target_url = account.name, account.get_absolute_url()
-    row.target_id = account.pk
+    row.target_id, row.kind = account.pk, FileKind.SERVER_TOKEN
     current = current_for(account, check)
     refusal = verdict(current, check, Confirmations(), now=now, intent=Intent.RENEW)
     if isinstance(refusal, AppleIDChangedError):
@@ -201,7 +201,7 @@ def bulk_renewal_apply(
 
 @sensitive_variables()
 def _server_token_apply(renewal: StagedRenewal, *, actor: User | None) -> BulkRenewalResult:
-    account = DEPAccount.objects.filter(pk=renewal.account_id).first()
+    account = DEPAccount.objects.filter(pk=renewal.account_id or 0).first()
     kind = FileKind.SERVER_TOKEN
     if account is None:
         return BulkRenewalResult(

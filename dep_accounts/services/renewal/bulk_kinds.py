@@ -57,16 +57,6 @@ from dep_accounts.services.renewal.bulk_rows import (
 from dep_accounts.services.verdict import AppleIDChangedError, Intent, Refusal
 from dep_accounts.users import User
 
-# Kinds the push certificate's intake names when they are not one (a vendor certificate, a key).
-PUSH_KINDS = frozenset(
-    {
-        FileKind.PUSH_CERTIFICATE,
-        FileKind.CERTIFICATE,
-        FileKind.PRIVATE_KEY,
-        FileKind.CERTIFICATE_REQUEST,
-        FileKind.PUSH_CERTIFICATE_REQUEST,
-    }
-)
 PUSH_NAME = "APNs push certificate"
 TOPIC_NOT_IN_BULK = (
     " Bulk renewal never replaces the topic: to replace it on purpose, upload this certificate "
@@ -86,8 +76,8 @@ def content_token_row(token_file: TokenFile, *, now: datetime) -> BulkRenewalRow
     try:
         check = content_token_check(token_file=content_token_read(token_file), now=now)
         content_token = content_token_for_location(check)
-    except Refusal as refusal:
-        return refused(row, refusal)
+    except Refusal as exc:
+        return refused(row, exc)
     row.target_name, row.target_url = content_token.name, content_token.get_absolute_url()
     row.target_id = content_token.pk
     row.server_name = f"{check.location.location_name} ({check.location.country or '—'})"
@@ -111,18 +101,18 @@ def content_token_row(token_file: TokenFile, *, now: datetime) -> BulkRenewalRow
 
 
 @sensitive_variables()
-def push_row(
-    token_file: TokenFile, kind: FileKind, *, apple_id: str, now: datetime
-) -> BulkRenewalRow:
+def push_row(token_file: TokenFile, *, apple_id: str, now: datetime) -> BulkRenewalRow:
     """Whether a .pem renews the portal's push certificate, weighed as on the APNs page."""
-    row = BulkRenewalRow(file_name=token_file.name, kind=kind, target_name=PUSH_NAME)
+    row = BulkRenewalRow(
+        file_name=token_file.name, kind=FileKind.PUSH_CERTIFICATE, target_name=PUSH_NAME
+    )
     row.apple_id_label = APPLE_ID_CHANGED_LABEL
     try:
         content = push_certificate_read(token_file)
         push = push_certificate_requested()
         candidate = push_certificate_check(push=push, content=content, apple_id=apple_id)
-    except Refusal as refusal:
-        return refused(row, refusal)
+    except Refusal as exc:
+        return refused(row, exc)
     certificate = candidate.certificate
     row.target_url, row.target_id = reverse("dep_accounts:push"), push.pk
     row.server_name = certificate.topic
@@ -156,7 +146,7 @@ def refusal_record(row: BulkRenewalRow, actor: User | None) -> None:
     """Record a refused content token or push certificate row in the audit log, once."""
     assert row.refusal is not None, "only refused rows are recorded"
     if row.kind == FileKind.CONTENT_TOKEN:
-        content_token = ContentToken.objects.filter(pk=row.target_id).first()
+        content_token = ContentToken.objects.filter(pk=row.target_id or 0).first()
         content_token_refusal_record(content_token, actor, row.refusal, row.file_name)
     else:
         push_refusal_record(actor=actor, refusal=row.refusal, file_name=row.file_name)
@@ -165,7 +155,7 @@ def refusal_record(row: BulkRenewalRow, actor: User | None) -> None:
 @sensitive_variables()
 def content_token_apply(renewal: StagedRenewal, *, actor: User | None) -> BulkRenewalResult:
     kind = FileKind.CONTENT_TOKEN
-    content_token = ContentToken.objects.filter(pk=renewal.target_id).first()
+    content_token = ContentToken.objects.filter(pk=renewal.target_id or 0).first()
     if content_token is None:
         deleted = "Its content token was deleted."
         return BulkRenewalResult(renewal.file_name, kind, "", problem=deleted)
