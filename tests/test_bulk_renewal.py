@@ -225,7 +225,7 @@ def test_a_failure_at_confirm_time_stops_only_its_own_row(
 def test_no_file_chosen_is_a_form_error(client_as, admin):
     response = client_as(admin).post(BULK_URL, {})
     assert response.status_code == 200
-    assert "Choose the .p7m files you downloaded from ABM." in response.content.decode()
+    assert "Choose the .p7m, .vpptoken or .pem files to renew with." in response.content.decode()
 
 
 def test_the_bulk_renew_button_and_pages_are_for_admins_only(

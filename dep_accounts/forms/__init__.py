@@ -15,6 +15,7 @@ from django.core.validators import validate_email
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from dep_accounts.apple.apns import PUSH_CERTIFICATE_MAX_BYTES as PUSH_MAX
 from dep_accounts.models import AuditEvent, DEPAccount, DEPDevice, EnrollmentProfile
 from dep_accounts.plain_text import name_validate
 from dep_accounts.services.intake import TokenFile
@@ -53,7 +54,7 @@ class TokenFilesInput(forms.FileInput):
     allow_multiple_selected = True
 
     def __init__(self) -> None:
-        super().__init__(attrs={"accept": ".p7m", "class": "file-input"})
+        super().__init__(attrs={"accept": ".p7m,.vpptoken,.pem", "class": "file-input"})
 
 
 class TokenFilesField(forms.FileField):
@@ -71,14 +72,20 @@ class TokenFilesField(forms.FileField):
 
 class BulkRenewalForm(forms.Form):
     token_files = TokenFilesField(
-        label="Server tokens (.p7m)",
-        error_messages={"required": "Choose the .p7m files you downloaded from ABM."},
+        label="Server tokens (.p7m), content tokens (.vpptoken) and the push certificate (.pem)",
+        error_messages={"required": "Choose the .p7m, .vpptoken or .pem files to renew with."},
+    )
+    push_apple_id = forms.EmailField(
+        label="Apple ID at the Apple Push Certificates Portal",
+        required=False,
+        help_text="Only with a .pem, and only if another Apple ID renewed it this time.",
     )
 
     def token_files_read(self) -> list[TokenFile]:
-        # One byte more than a token may have is enough for the intake to tell it is too large.
+        # One byte more than the largest kind may have is enough for its intake to tell.
+        most = max(settings.DEP_TOKEN_MAX_BYTES, settings.VPP_TOKEN_MAX_BYTES, PUSH_MAX) + 1
         return [
-            TokenFile(upload.name, upload.read(settings.DEP_TOKEN_MAX_BYTES + 1), size=upload.size)
+            TokenFile(upload.name, upload.read(most), size=upload.size)
             for upload in self.cleaned_data["token_files"]
         ]
 

@@ -10,9 +10,12 @@ from django.utils.timezone import localtime
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from dep_accounts.apple.file_kinds import FileKind
 from dep_accounts.forms import BulkRenewalForm
 from dep_accounts.models import DEPAccount
+from dep_accounts.services.content_tokens.verdict import TAKE_OVER_LABEL
 from dep_accounts.services.renewal import batch, watch
+from dep_accounts.services.renewal.bulk_rows import StagedRenewal
 from dep_accounts.users import SignedInRequest
 from dep_accounts.views.access import admin_required
 from dep_accounts.views.staging import StagedFile, files_stage, files_unstage
@@ -26,15 +29,33 @@ def bulk_renew(request: SignedInRequest) -> HttpResponse:
     # Bound on every POST: a POST with no file at all must say so, not show the empty form.
     form = BulkRenewalForm(request.POST, request.FILES) if request.method == "POST" else None
     if form is not None and form.is_valid():
-        rows = batch.bulk_renewal_preview(token_files=form.token_files_read(), actor=request.user)
+        rows = batch.bulk_renewal_preview(
+            token_files=form.token_files_read(),
+            actor=request.user,
+            push_apple_id=form.cleaned_data["push_apple_id"].strip().lower(),
+        )
         staged = [
-            StagedFile(row.file_name, row.token_file, account_id=row.account.pk, row=index)
+            StagedFile(
+                row.file_name,
+                row.token_file,
+                account_id=row.account.pk if row.account is not None else None,
+                row=index,
+                kind=row.kind,
+                target_id=row.target_id,
+                apple_id=row.apple_id,
+            )
             for index, row in enumerate(rows)
-            if row.applies and row.account is not None
+            if row.applies and row.target_id is not None
         ]
         files_stage(request.session, STAGED_KEY, staged)
         applying = [row for row in rows if row.applies]
-        context = {"rows": rows, "applying": applying, "skipped": len(rows) - len(applying)}
+        context = {
+            "rows": rows,
+            "applying": applying,
+            "skipped": len(rows) - len(applying),
+            "only_accounts": all(row.kind == FileKind.SERVER_TOKEN for row in applying),
+            "take_over_label": TAKE_OVER_LABEL,
+        }
         return render(request, "dep_accounts/bulk_renewal_confirm.html", context)
     return render(request, BULK_TEMPLATE, {"form": form or BulkRenewalForm()})
 
@@ -43,40 +64,40 @@ def bulk_renew(request: SignedInRequest) -> HttpResponse:
 @require_POST
 def bulk_renew_confirm(request: SignedInRequest) -> HttpResponse:
     confirmed = set(request.POST.getlist("confirm_apple_id"))
+    taken_over = set(request.POST.getlist("confirm_take_over"))
     renewals = [
-        batch.StagedRenewal(
+        StagedRenewal(
             account_id=staged.account_id,
             file_name=staged.file_name,
             token_file=staged.content,
             apple_id_change_confirmed=str(staged.row) in confirmed,
+            kind=staged.kind or FileKind.SERVER_TOKEN,
+            target_id=staged.target_id,
+            apple_id=staged.apple_id,
+            take_over_confirmed=str(staged.row) in taken_over,
         )
         for staged in files_unstage(request.session, STAGED_KEY)
-        if staged.account_id is not None
     ]
     if not renewals:
-        messages.error(request, "The uploaded tokens are no longer at hand: upload them again.")
+        messages.error(request, "The uploaded files are no longer at hand: upload them again.")
         return redirect("dep_accounts:bulk_renew")
     results = batch.bulk_renewal_apply(renewals=renewals, actor=request.user)
-    renewed = [
-        (r.account, r.server_token)
-        for r in results
-        if r.account is not None and r.server_token is not None
-    ]
+    renewed = [result for result in results if result.renewed]
     if renewed:
         listed = "; ".join(
-            f"{account.name} until "
-            f"{date_format(localtime(server_token.access_token_expiry), 'j M Y')}"
-            for account, server_token in renewed
+            f"{result.target_name} until {date_format(localtime(result.expires_at), 'j M Y')}"
+            for result in renewed
+            if result.expires_at is not None
         )
-        renewed_text = ngettext(
-            "Renewed %(count)d account: %(listed)s.",
-            "Renewed %(count)d accounts: %(listed)s.",
-            len(renewed),
-        )
-        messages.success(request, renewed_text % {"count": len(renewed), "listed": listed})
+        count = len(renewed)
+        if all(result.kind == FileKind.SERVER_TOKEN for result in renewed):
+            noun = ngettext("account", "accounts", count)
+        else:
+            noun = ngettext("credential", "credentials", count)
+        messages.success(request, f"Renewed {count} {noun}: {listed}.")
     for result in results:
-        if result.server_token is None:
-            name = f"“{result.account.name}”" if result.account else "its account"
+        if not result.renewed:
+            name = f"“{result.target_name}”" if result.target_name else "what it was for"
             messages.error(request, f"“{result.file_name}” did not renew {name}: {result.problem}")
     return redirect("dep_accounts:list")
 

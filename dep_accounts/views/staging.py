@@ -21,6 +21,11 @@ class StagedFile:
     content: bytes = field(repr=False)
     account_id: int | None = None
     row: int = 0
+    # On a Bulk renewal preview: the file's kind, the content token it renews, and the Apple ID
+    # named for a push certificate.
+    kind: str = ""
+    target_id: int | None = None
+    apple_id: str = ""
 
     def token_file(self) -> TokenFile:
         return TokenFile(self.file_name, self.content)
@@ -34,6 +39,9 @@ def files_stage(session: SessionBase, key: str, files: list[StagedFile]) -> None
             "token_file": secret_encrypt(staged.content).decode("ascii"),
             "account_id": staged.account_id,
             "row": staged.row,
+            "kind": staged.kind,
+            "target_id": staged.target_id,
+            "apple_id": staged.apple_id,
         }
         for staged in files
     ]
@@ -49,6 +57,9 @@ def files_unstage(session: SessionBase, key: str) -> list[StagedFile]:
                 content=secret_decrypt(staged["token_file"].encode("ascii")),
                 account_id=staged["account_id"],
                 row=staged["row"],
+                kind=staged.get("kind", ""),
+                target_id=staged.get("target_id"),
+                apple_id=staged.get("apple_id", ""),
             )
             for staged in session.pop(key, None) or []
         ]

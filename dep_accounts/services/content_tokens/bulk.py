@@ -19,6 +19,7 @@ from dep_accounts.services.content_tokens.intake import (
     content_token_refusal_record,
     content_token_take,
 )
+from dep_accounts.services.content_tokens.verdict import ContentTokenCheck
 from dep_accounts.services.intake import TokenFile
 from dep_accounts.services.verdict import Intent, Refusal
 from dep_accounts.users import User
@@ -27,6 +28,17 @@ from dep_accounts.users import User
 class NoLocationError(Refusal):
     code = "no_location"
     reaches_api = False
+
+
+def content_token_for_location(check: ContentTokenCheck) -> ContentToken:
+    """The content token a checked file renews: the one for the location Apple names."""
+    matched = ContentToken.objects.filter(location_uid=check.location.uid).first()
+    if matched is None:
+        raise NoLocationError(
+            f"No content token here is for the location “{check.location.location_name}”: "
+            "add it on Add Content Token first."
+        )
+    return matched
 
 
 @dataclass(frozen=True)
@@ -48,12 +60,7 @@ def content_tokens_bulk_renew(
         matched = None
         try:
             check = content_token_check(token_file=content_token_read(token_file))
-            matched = ContentToken.objects.filter(location_uid=check.location.uid).first()
-            if matched is None:
-                raise NoLocationError(
-                    f"No content token here is for the location “{check.location.location_name}”: "
-                    "add it on Add Content Token first."
-                )
+            matched = content_token_for_location(check)
             renewed = content_token_take(
                 content_token=matched,
                 check=check,

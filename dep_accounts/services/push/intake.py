@@ -70,6 +70,18 @@ def push_certificate_current() -> PushCertificate | None:
     return PushCertificate.objects.first()
 
 
+def push_certificate_requested() -> PushCertificate:
+    """The push certificate row an uploaded certificate is for, or why there is none yet."""
+    push = push_certificate_current()
+    if push is None:
+        raise NoRequestError(
+            "This portal has not made a push-certificate request yet, so no certificate "
+            "can be for its key. Download the signed request on the APNs Certificate page, "
+            "upload it at the Apple Push Certificates Portal, and upload what it issues."
+        )
+    return push
+
+
 @sensitive_variables()
 def push_request_make(*, actor: User | None, organisation: str = "") -> bytes:
     """The signed push-certificate request; our key and CSR are made the first time only."""
@@ -162,13 +174,7 @@ def push_certificate_intake(
     """Take an issued push certificate by every rule, or record and raise why not."""
     try:
         content = push_certificate_read(upload)
-        push = push_certificate_current()
-        if push is None:
-            raise NoRequestError(
-                "This portal has not made a push-certificate request yet, so no certificate "
-                "can be for its key. Download the signed request on the APNs Certificate page, "
-                "upload it at the Apple Push Certificates Portal, and upload what it issues."
-            )
+        push = push_certificate_requested()
         candidate = push_certificate_check(push=push, content=content, apple_id=apple_id)
         with transaction.atomic():
             locked = PushCertificate.objects.select_for_update().get(pk=push.pk)

@@ -30,8 +30,12 @@ class TopicChangedError(Refusal):
 
     code = "topic_changed"
 
-    def __init__(self, message: str, *, current: str, found: str, apple_id: str) -> None:
+    def __init__(
+        self, message: str, *, explanation: str, current: str, found: str, apple_id: str
+    ) -> None:
         super().__init__(message)
+        # The message without its way to replace the topic, for where that is not offered.
+        self.explanation = explanation
         self.current = current
         self.found = found
         self.apple_id = apple_id
@@ -128,15 +132,19 @@ def _renewal_verdict(
             "click Renew on it and upload the new certificate."
         )
     if certificate.topic != current.topic and not confirmations.replaces_topic(certificate.topic):
-        return TopicChangedError(
+        explanation = (
             f"This certificate has another topic ({certificate.topic}) than the one devices "
             f"are enrolled with ({current.topic}): it was made with “Create a Certificate” "
             "instead of “Renew”. With it, every enrolled device would stop answering until it "
             f"is enrolled again. Sign in to the Apple Push Certificates Portal as "
             f"{current.apple_id or 'the Apple ID that created the certificate'}, click Renew "
             f"on the certificate {current.topic}, upload the signed request and upload the "
-            f"certificate it gives. To replace the topic on purpose, type {REPLACE_WORD} or "
-            "the new topic in the confirmation field and save again.",
+            "certificate it gives."
+        )
+        return TopicChangedError(
+            f"{explanation} To replace the topic on purpose, type {REPLACE_WORD} or the new "
+            "topic in the confirmation field and save again.",
+            explanation=explanation,
             current=current.topic,
             found=certificate.topic,
             apple_id=current.apple_id,

@@ -1,17 +1,20 @@
-"""Bulk renewal: many .p7m files at once, each matched to the DEP account it renews.
+"""Bulk renewal: many credential files at once, each matched to what it renews.
 
-ABM names every download alike, so a file's name says nothing. Each file is matched by the
-public key it is encrypted for, read from its CMS recipient without decrypting, then decrypted
-with that account's key only (RSA for every file and every account would be slow), and Apple
-says which MDM server it belongs to. Each file then meets the same `verdict` as any other upload
-(intent RENEW). The preview stores nothing but its audit trail; `bulk_renewal_apply` takes each
-file through `token_intake`, which asks Apple again (see `services.intake` for why).
+One upload takes DEP server tokens (.p7m), Apps and Books content tokens (.vpptoken) and the
+APNs push certificate (.pem); `file_kinds` tells them apart by their bytes, and the content
+tokens and the push certificate go through their own intake (`bulk_kinds`).
+
+ABM names every server token download alike, so a file's name says nothing. Each file is matched
+by the public key it is encrypted for, read from its CMS recipient without decrypting, then
+decrypted with that account's key only (RSA for every file and every account would be slow), and
+Apple says which MDM server it belongs to. Each file then meets the same `verdict` as any other
+upload (intent RENEW). The preview stores nothing but its audit trail; `bulk_renewal_apply` takes
+each file through its kind's intake, which asks Apple again (see `services.intake` for why).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.utils import timezone
@@ -19,7 +22,8 @@ from django.views.decorators.debug import sensitive_variables
 
 from dep_accounts.apple import envelope as apple_envelope
 from dep_accounts.apple import token as apple_token
-from dep_accounts.models import DEPAccount, ServerToken
+from dep_accounts.apple.file_kinds import FileKind, file_kind_detect
+from dep_accounts.models import DEPAccount
 from dep_accounts.services.intake import (
     TokenFile,
     current_for,
@@ -27,6 +31,13 @@ from dep_accounts.services.intake import (
     token_check,
     token_intake,
     token_read,
+)
+from dep_accounts.services.renewal import bulk_kinds
+from dep_accounts.services.renewal.bulk_rows import (
+    BulkRenewalResult,
+    BulkRenewalRow,
+    StagedRenewal,
+    refused,
 )
 from dep_accounts.services.verdict import (
     AppleIDChangedError,
@@ -55,63 +66,36 @@ class DuplicateFileError(Refusal):
     reaches_api = False
 
 
-@dataclass
-class BulkRenewalRow:
-    """One uploaded file: the account it renews, or why it will not be applied."""
-
-    file_name: str
-    account: DEPAccount | None = None
-    server_name: str = ""
-    expires_at: datetime | None = None
-    apple_id: str = ""
-    # The Apple ID of the current token when this one was downloaded by another.
-    previous_apple_id: str = ""
-    problem: str = ""
-    reason: str = ""
-    refusal: Refusal | None = None
-    token_file: bytes = field(default=b"", repr=False)
-
-    @property
-    def applies(self) -> bool:
-        return not self.problem
-
-    @property
-    def apple_id_changed(self) -> bool:
-        return bool(self.previous_apple_id)
-
-
-@dataclass(frozen=True)
-class StagedRenewal:
-    """A row of a confirmed preview, as `bulk_renewal_apply` takes it."""
-
-    account_id: int
-    file_name: str
-    token_file: bytes = field(repr=False)
-    apple_id_change_confirmed: bool = False
-
-
-@dataclass(frozen=True)
-class BulkRenewalResult:
-    file_name: str
-    account: DEPAccount | None
-    server_token: ServerToken | None
-    problem: str = ""
-
-
 @sensitive_variables()
 def bulk_renewal_preview(
     *,
     token_files: Sequence[TokenFile],
     actor: User | None,
+    push_apple_id: str = "",
     now: datetime | None = None,
 ) -> list[BulkRenewalRow]:
-    """Which file renews which account, checked with Apple; stores nothing but the audit log."""
+    """What each file renews, checked with Apple; stores nothing but the audit log.
+
+    `push_apple_id` is the Apple ID a push certificate was made with, when the admin names one.
+    """
     now = now or timezone.now()
     accounts = _accounts_by_recipient()
-    rows = [_row_for(token_file, accounts, now) for token_file in token_files]
+    rows = []
+    for token_file in token_files:
+        kind = file_kind_detect(token_file.content)
+        if kind == FileKind.CONTENT_TOKEN:
+            rows.append(bulk_kinds.content_token_row(token_file, now=now))
+        elif kind == FileKind.PUSH_CERTIFICATE:
+            rows.append(bulk_kinds.push_row(token_file, apple_id=push_apple_id, now=now))
+        else:
+            rows.append(_row_for(token_file, accounts, now))
     _duplicates_skip(rows)
     for row in rows:
-        if row.refusal is not None:
+        if row.refusal is None:
+            continue
+        if row.kind in (FileKind.CONTENT_TOKEN, FileKind.PUSH_CERTIFICATE):
+            bulk_kinds.refusal_record(row, actor)
+        else:
             refusal_record(
                 account=row.account, actor=actor, refusal=row.refusal, file_name=row.file_name
             )
@@ -135,21 +119,23 @@ def _row_for(
     now: datetime,
 ) -> BulkRenewalRow:
     row = BulkRenewalRow(file_name=token_file.name)
+    # Any other kind is refused by the server token's intake, which names it.
+    row.kind = file_kind_detect(token_file.content)
     try:
         content = token_read(token_file)
         recipients = apple_envelope.server_token_recipients(content)
     except apple_token.ServerTokenError as exc:
-        return _refused(row, TokenFileError(exc.message))
+        return refused(row, TokenFileError(exc.message))
     except Refusal as exc:
-        return _refused(row, exc)
+        return refused(row, exc)
     candidates = [account for r in recipients for account in accounts.get(r, [])]
     if not candidates:
-        return _refused(row, NoAccountKeyError(NO_ACCOUNT_KEY))
+        return refused(row, NoAccountKeyError(NO_ACCOUNT_KEY))
     row.account = candidates[0]
     try:
         check = token_check(account=candidates[0], token_file=content, now=now)
     except Refusal as exc:
-        return _refused(row, exc)
+        return refused(row, exc)
     found = check.apple_account
     assert found is not None, "token_check asks Apple"
     row.server_name = found.server_name
@@ -157,41 +143,39 @@ def _row_for(
     row.apple_id = found.admin_id
     matching = [a for a in candidates if a.server_uuid == found.server_uuid]
     row.account = account = (matching or candidates)[0]
+    row.target_name, row.target_url = account.name, account.get_absolute_url()
+    row.target_id, row.kind = account.pk, FileKind.SERVER_TOKEN
     current = current_for(account, check)
     refusal = verdict(current, check, Confirmations(), now=now, intent=Intent.RENEW)
     if isinstance(refusal, AppleIDChangedError):
         # Flagged, not refused: the admin confirms the change on the row.
         row.previous_apple_id = refusal.previous
     elif refusal is not None:
-        return _refused(row, refusal)
+        return refused(row, refusal)
     row.token_file = content
     return row
 
 
-def _refused(row: BulkRenewalRow, refusal: Refusal) -> BulkRenewalRow:
-    row.refusal, row.problem, row.reason = refusal, refusal.message, refusal.code
-    return row
-
-
 def _duplicates_skip(rows: list[BulkRenewalRow]) -> None:
-    """Two files for one account: the one that expires last is applied, the others skipped."""
-    # A row that applies has its account and expiry: the pair kept is the later expiry.
-    kept: dict[int, tuple[datetime, BulkRenewalRow]] = {}
+    """Two files for one credential: the one that expires last is applied, the others skipped."""
+    # A row that applies has its target and expiry: the pair kept is the later expiry.
+    kept: dict[tuple[str, int], tuple[datetime, BulkRenewalRow]] = {}
     for row in rows:
-        account, expires_at = row.account, row.expires_at
-        if not row.applies or account is None or expires_at is None:
+        target_id, expires_at = row.target_id, row.expires_at
+        if not row.applies or target_id is None or expires_at is None:
             continue
-        if account.pk not in kept:
-            kept[account.pk] = (expires_at, row)
+        key = (row.kind, target_id)
+        if key not in kept:
+            kept[key] = (expires_at, row)
             continue
-        other_expires_at, other = kept[account.pk]
+        other_expires_at, other = kept[key]
         if expires_at > other_expires_at:
-            kept[account.pk] = (expires_at, row)
+            kept[key] = (expires_at, row)
             row, other, other_expires_at = other, row, expires_at
-        _refused(
+        refused(
             row,
             DuplicateFileError(
-                f"“{other.file_name}” renews “{account.name}” too, and expires last "
+                f"“{other.file_name}” renews “{row.target_name}” too, and expires last "
                 f"({other_expires_at:%-d %b %Y %H:%M} UTC): this file is skipped."
             ),
         )
@@ -202,25 +186,37 @@ def _duplicates_skip(rows: list[BulkRenewalRow]) -> None:
 def bulk_renewal_apply(
     *, renewals: Sequence[StagedRenewal], actor: User | None
 ) -> list[BulkRenewalResult]:
-    """Renew each account from its confirmed file; a failure stops only its own row."""
+    """Renew what each confirmed file is for, each through its kind's intake in its own
+    transaction: a refusal stops only its own row."""
     results = []
     for renewal in renewals:
-        account = DEPAccount.objects.filter(pk=renewal.account_id).first()
-        if account is None:
-            results.append(
-                BulkRenewalResult(renewal.file_name, None, None, "Its DEP account was deleted.")
-            )
-            continue
-        try:
-            server_token = token_intake(
-                account=account,
-                upload=TokenFile(renewal.file_name, renewal.token_file),
-                actor=actor,
-                intent=Intent.RENEW,
-                confirmations=Confirmations(apple_id_changed=renewal.apple_id_change_confirmed),
-            )
-        except Refusal as refusal:
-            results.append(BulkRenewalResult(renewal.file_name, account, None, refusal.message))
+        if renewal.kind == FileKind.CONTENT_TOKEN:
+            results.append(bulk_kinds.content_token_apply(renewal, actor=actor))
+        elif renewal.kind == FileKind.PUSH_CERTIFICATE:
+            results.append(bulk_kinds.push_apply(renewal, actor=actor))
         else:
-            results.append(BulkRenewalResult(renewal.file_name, account, server_token))
+            results.append(_server_token_apply(renewal, actor=actor))
     return results
+
+
+@sensitive_variables()
+def _server_token_apply(renewal: StagedRenewal, *, actor: User | None) -> BulkRenewalResult:
+    account = DEPAccount.objects.filter(pk=renewal.account_id or 0).first()
+    kind = FileKind.SERVER_TOKEN
+    if account is None:
+        return BulkRenewalResult(
+            renewal.file_name, kind, "", problem="Its DEP account was deleted."
+        )
+    try:
+        server_token = token_intake(
+            account=account,
+            upload=TokenFile(renewal.file_name, renewal.token_file),
+            actor=actor,
+            intent=Intent.RENEW,
+            confirmations=Confirmations(apple_id_changed=renewal.apple_id_change_confirmed),
+        )
+    except Refusal as refusal:
+        return BulkRenewalResult(renewal.file_name, kind, account.name, problem=refusal.message)
+    return BulkRenewalResult(
+        renewal.file_name, kind, account.name, expires_at=server_token.access_token_expiry
+    )
