@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 T = TypeVar("T")
@@ -56,3 +57,34 @@ def bounded(call: Callable[[], T], *, expected: tuple[type[BaseException], ...])
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         assert peak < MEMORY_LIMIT_BYTES, f"{peak:,} bytes at peak"
+
+
+@st.composite
+def mutated(draw: st.DrawFn, original: bytes) -> bytes:
+    """`original` with a few bytes flipped, cut out, repeated or inserted, or cut short."""
+    data = bytearray(original)
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        kind = draw(st.sampled_from(["flip", "delete", "insert", "repeat", "truncate", "set"]))
+        if kind == "flip" and data:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "set" and data:
+            data[at] = draw(st.sampled_from([0x00, 0x30, 0x80, 0x81, 0x84, 0xFF, 0x7F]))
+        elif kind == "delete":
+            del data[at : at + draw(st.integers(1, 16))]
+        elif kind == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=16))
+        elif kind == "repeat":
+            data[at:at] = data[at : at + draw(st.integers(1, 64))] * draw(st.integers(1, 8))
+        else:
+            del data[at:]
+    return bytes(data)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=20), children, max_size=6)
+    ),
+    max_leaves=30,
+)

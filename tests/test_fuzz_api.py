@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 
 from dep_accounts.services.api_tokens import api_token_create
 from tests.api_contract import response_check
-from tests.fuzzing import bounded
-from tests.test_fuzz_token import json_values, mutated
+from tests.fuzzing import bounded, json_values, mutated
 from tests.token_corpus import DEEP_JSON
 
 pytestmark = pytest.mark.django_db

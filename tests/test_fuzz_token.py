@@ -19,7 +19,7 @@ from dep_accounts.apple.token import (
     ServerTokenError,
     server_token_from_plaintext,
 )
-from tests.fuzzing import bounded
+from tests.fuzzing import bounded, json_values, mutated
 from tests.token_corpus import p7m_encrypted, payload, payload_fields
 
 # The DER of ContentInfo's start: SEQUENCE (indefinite), contentType enveloped-data, [0].
@@ -57,28 +57,6 @@ def _decrypt(data: bytes) -> ServerTokenCredentials | None:
         ),
         expected=(ServerTokenError,),
     )
-
-
-@st.composite
-def mutated(draw: st.DrawFn, original: bytes) -> bytes:
-    """`original` with a few bytes flipped, cut out, repeated or inserted, or cut short."""
-    data = bytearray(original)
-    for _ in range(draw(st.integers(1, 4))):
-        at = draw(st.integers(0, max(len(data) - 1, 0)))
-        kind = draw(st.sampled_from(["flip", "delete", "insert", "repeat", "truncate", "set"]))
-        if kind == "flip" and data:
-            data[at] ^= 1 << draw(st.integers(0, 7))
-        elif kind == "set" and data:
-            data[at] = draw(st.sampled_from([0x00, 0x30, 0x80, 0x81, 0x84, 0xFF, 0x7F]))
-        elif kind == "delete":
-            del data[at : at + draw(st.integers(1, 16))]
-        elif kind == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=16))
-        elif kind == "repeat":
-            data[at:at] = data[at : at + draw(st.integers(1, 64))] * draw(st.integers(1, 8))
-        else:
-            del data[at:]
-    return bytes(data)
 
 
 def _wrapped(der: bytes, form: str) -> bytes:
@@ -151,15 +129,6 @@ def test_recipients_of_a_mutated_p7m_are_a_list_or_a_server_token_error(data):
         lambda: server_token_recipients(data.draw(mutated(_token()))),
         expected=(ServerTokenError,),
     )
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
-    lambda children: (
-        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=20), children, max_size=6)
-    ),
-    max_leaves=30,
-)
 
 
 def _good_fields() -> dict[str, str]:

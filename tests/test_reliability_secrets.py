@@ -516,14 +516,15 @@ def test_sign_in_secrets_stay_out_of_the_database_logs_and_pages(
     client, sso, admin, caplog, settings
 ):
     """The OIDC client secret, TOTP keys and recovery codes (issue 16)."""
-    from tests.test_sso import ADMIN, _enrol_totp, _password_sign_in, _sign_in_through_idp
+    from tests.idpsim import ADMIN
+    from tests.sign_in import password_sign_in, sign_in_through_idp, totp_enrol
 
     caplog.set_level(logging.DEBUG)
-    responses = [_sign_in_through_idp(Client(), sso, ADMIN)]
-    responses.append(_password_sign_in(client, "alex.admin"))
-    totp, recovery_codes = _enrol_totp(client)
+    responses = [sign_in_through_idp(Client(), sso, ADMIN)]
+    responses.append(password_sign_in(client, "alex.admin"))
+    totp, recovery_codes = totp_enrol(client)
     client.post(reverse("logout"))
-    _password_sign_in(client, "alex.admin")
+    password_sign_in(client, "alex.admin")
     responses.append(client.post(reverse("mfa_authenticate"), {"code": totp.now()}))
     for name in ("dep_accounts:two_factor", "dep_accounts:me", "dep_accounts:audit_log"):
         responses.append(client.get(reverse(name)))
@@ -546,10 +547,10 @@ def test_sign_in_secrets_stay_out_of_the_database_logs_and_pages(
 def test_rotating_the_encryption_key_re_encrypts_two_factor_secrets(client, admin, settings):
     from allauth.mfa.models import Authenticator
 
-    from tests.test_sso import _enrol_totp, _password_sign_in
+    from tests.sign_in import password_sign_in, totp_enrol
 
-    _password_sign_in(client, "alex.admin")
-    totp, recovery_codes = _enrol_totp(client)
+    password_sign_in(client, "alex.admin")
+    totp, recovery_codes = totp_enrol(client)
     old_keys = list(settings.SECRETS_ENCRYPTION_KEYS)
     new_key = Fernet.generate_key().decode()
     settings.SECRETS_ENCRYPTION_KEYS = [new_key, *old_keys]
@@ -566,10 +567,10 @@ def test_rotating_the_encryption_key_re_encrypts_two_factor_secrets(client, admi
     # The old key removed: the TOTP code and a recovery code still sign in.
     settings.SECRETS_ENCRYPTION_KEYS = [new_key]
     client.post(reverse("logout"))
-    _password_sign_in(client, "alex.admin")
+    password_sign_in(client, "alex.admin")
     client.post(reverse("mfa_authenticate"), {"code": totp.now()})
     assert client.session["_auth_user_id"] == str(admin.pk)
     client.post(reverse("logout"))
-    _password_sign_in(client, "alex.admin")
+    password_sign_in(client, "alex.admin")
     client.post(reverse("mfa_authenticate"), {"code": recovery_codes[-1]})
     assert client.session["_auth_user_id"] == str(admin.pk)

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from io import StringIO
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-import pyotp
 import pytest
-import requests
 from allauth.mfa.models import Authenticator
 from allauth.socialaccount.models import SocialAccount
 from django.core.management import call_command
@@ -23,30 +21,9 @@ from dep_accounts.encryption import secret_decrypt
 from dep_accounts.models import AuditEvent
 from dep_accounts.roles import ADMINS, VIEWERS
 from tests.idpsim import ADMIN, NO_ROLE, VIEWER
+from tests.sign_in import password_sign_in, sign_in_through_idp, totp_enrol
 
 pytestmark = pytest.mark.django_db
-
-
-def _sign_in_through_idp(client, idp, user: tuple[str, str]):
-    """Press "Sign in with Demo IdP", sign in at the IdP, and bring its answer back."""
-    response = client.post(reverse("openid_connect_login", kwargs={"provider_id": "demo"}))
-    assert response.status_code == 302, response.content[:500]
-    location = response["Location"]
-    assert location.startswith(idp.issuer + "/auth?")
-    assert "code_challenge=" in location
-    browser = requests.Session()
-    answer = browser.get(location, allow_redirects=False)
-    interaction = urljoin(idp.issuer, answer.headers["location"])
-    assert "Demo IdP" in browser.get(interaction).text
-    username, password = user
-    answer = browser.post(
-        interaction, data={"login": username, "password": password}, allow_redirects=False
-    )
-    while urljoin(idp.issuer, answer.headers["location"]).startswith(idp.issuer):
-        answer = browser.get(urljoin(idp.issuer, answer.headers["location"]), allow_redirects=False)
-    callback = answer.headers["location"]
-    assert callback.startswith("http://testserver/accounts/oidc/demo/login/callback/?")
-    return client.get(callback.removeprefix("http://testserver"))
 
 
 def _role(username: str, django_user_model) -> list[str]:
@@ -69,7 +46,7 @@ def test_login_page_without_identity_provider_offers_only_the_password(client):
 def test_sso_admin_is_created_with_the_admin_role_from_the_groups_claim(
     client, sso, django_user_model
 ):
-    response = _sign_in_through_idp(client, sso, ADMIN)
+    response = sign_in_through_idp(client, sso, ADMIN)
     assert response.status_code == 302
     assert response["Location"] == reverse("dep_accounts:dashboard")
     assert _role("ada.admin", django_user_model) == [ADMINS]
@@ -81,14 +58,14 @@ def test_sso_admin_is_created_with_the_admin_role_from_the_groups_claim(
 
 
 def test_sso_viewer_reads_but_cannot_change(client, sso, django_user_model):
-    _sign_in_through_idp(client, sso, VIEWER)
+    sign_in_through_idp(client, sso, VIEWER)
     assert _role("victor.viewer", django_user_model) == [VIEWERS]
     assert client.get(reverse("dep_accounts:list")).status_code == 200
     assert client.get(reverse("dep_accounts:add")).status_code == 403
 
 
 def test_sso_user_without_a_role_is_refused_and_not_created(client, sso, django_user_model):
-    response = _sign_in_through_idp(client, sso, NO_ROLE)
+    response = sign_in_through_idp(client, sso, NO_ROLE)
     assert response.status_code == 403
     assert "none of your groups there gives a role in mdmportal" in response.content.decode()
     assert not django_user_model.objects.filter(username="nora.norole").exists()
@@ -100,10 +77,10 @@ def test_sso_user_without_a_role_is_refused_and_not_created(client, sso, django_
 
 
 def test_role_is_applied_again_at_every_sign_in(client, sso, settings, django_user_model):
-    _sign_in_through_idp(client, sso, VIEWER)
+    sign_in_through_idp(client, sso, VIEWER)
     client.post(reverse("logout"))
     settings.OIDC_PROVIDERS[0]["settings"]["admin_values"] = ["mdm-viewers"]
-    _sign_in_through_idp(client, sso, VIEWER)
+    sign_in_through_idp(client, sso, VIEWER)
     assert _role("victor.viewer", django_user_model) == [ADMINS]
     change = AuditEvent.objects.filter(action=AuditEvent.Action.ROLE_CHANGED).first()
     assert change.message.startswith("victor.viewer is now admin (was viewer)")
@@ -112,15 +89,15 @@ def test_role_is_applied_again_at_every_sign_in(client, sso, settings, django_us
 def test_user_who_lost_their_role_is_refused_and_loses_it_here(
     client, sso, settings, django_user_model
 ):
-    _sign_in_through_idp(client, sso, VIEWER)
+    sign_in_through_idp(client, sso, VIEWER)
     client.post(reverse("logout"))
     settings.OIDC_PROVIDERS[0]["settings"]["viewer_values"] = []
-    assert _sign_in_through_idp(client, sso, VIEWER).status_code == 403
+    assert sign_in_through_idp(client, sso, VIEWER).status_code == 403
     assert _role("victor.viewer", django_user_model) == []
 
 
 def test_sign_out_ends_the_session_and_the_idp_session(client, sso):
-    _sign_in_through_idp(client, sso, ADMIN)
+    sign_in_through_idp(client, sso, ADMIN)
     response = client.post(reverse("logout"))
     assert "_auth_user_id" not in client.session
     location = urlsplit(response["Location"])
@@ -158,14 +135,14 @@ def test_local_login_off_refuses_passwords_except_the_break_glass_superuser(
 
 
 def test_sso_deactivate_removes_users_the_idp_stopped_vouching_for(client, sso, django_user_model):
-    _sign_in_through_idp(client, sso, ADMIN)
+    sign_in_through_idp(client, sso, ADMIN)
     client.post(reverse("logout"))
-    _sign_in_through_idp(client, sso, VIEWER)
+    sign_in_through_idp(client, sso, VIEWER)
     client.post(reverse("logout"))
     long_ago = timezone.now() - timedelta(days=31)
     SocialAccount.objects.update(last_login=long_ago)
     # Signing in through the IdP again is what proves it still knows someone.
-    _sign_in_through_idp(client, sso, VIEWER)
+    sign_in_through_idp(client, sso, VIEWER)
     call_command("sso_deactivate", "--days", "30", stdout=StringIO())
     assert not django_user_model.objects.get(username="ada.admin").is_active
     assert django_user_model.objects.get(username="victor.viewer").is_active
@@ -173,31 +150,14 @@ def test_sso_deactivate_removes_users_the_idp_stopped_vouching_for(client, sso, 
     assert event.details == {"username": "ada.admin", "days": 30}
     # A deactivated user is turned away even though the IdP still vouches for them.
     client.post(reverse("logout"))
-    response = _sign_in_through_idp(client, sso, ADMIN)
+    response = sign_in_through_idp(client, sso, ADMIN)
     assert response["Location"] == reverse("account_inactive")
     assert "_auth_user_id" not in client.session
 
 
-def _enrol_totp(client) -> tuple[pyotp.TOTP, list[str]]:
-    """Turn TOTP on from the two-factor page as a user would: scan, then type one code."""
-    response = client.get(reverse("dep_accounts:two_factor"))
-    assert response["Location"].startswith(reverse("account_reauthenticate"))
-    client.post(response["Location"], {"password": "correct horse 42"})
-    page = client.get(reverse("dep_accounts:two_factor"))
-    assert "<svg" in page.content.decode()
-    totp = pyotp.TOTP(page.context["secret"])
-    response = client.post(reverse("dep_accounts:two_factor"), {"code": totp.now()})
-    assert response.status_code == 200, response.content[:500]
-    return totp, response.context["recovery_codes"]
-
-
-def _password_sign_in(client, username: str):
-    return client.post(reverse("login"), {"login": username, "password": "correct horse 42"})
-
-
 def test_totp_enrolment_stores_the_secret_encrypted(client, admin):
-    _password_sign_in(client, "alex.admin")
-    totp, codes = _enrol_totp(client)
+    password_sign_in(client, "alex.admin")
+    totp, codes = totp_enrol(client)
     assert len(codes) == 10
     stored = Authenticator.objects.get(user=admin, type=Authenticator.Type.TOTP).data["secret"]
     assert stored != totp.secret
@@ -208,7 +168,7 @@ def test_totp_enrolment_stores_the_secret_encrypted(client, admin):
 
 
 def test_totp_enrolment_refuses_a_wrong_code(client, admin):
-    _password_sign_in(client, "alex.admin")
+    password_sign_in(client, "alex.admin")
     client.post(reverse("account_reauthenticate"), {"password": "correct horse 42"})
     client.get(reverse("dep_accounts:two_factor"))
     response = client.post(reverse("dep_accounts:two_factor"), {"code": "000000"})
@@ -218,10 +178,10 @@ def test_totp_enrolment_refuses_a_wrong_code(client, admin):
 
 
 def test_sign_in_asks_for_a_totp_code_after_the_password(client, admin):
-    _password_sign_in(client, "alex.admin")
-    totp, _ = _enrol_totp(client)
+    password_sign_in(client, "alex.admin")
+    totp, _ = totp_enrol(client)
     client.post(reverse("logout"))
-    response = _password_sign_in(client, "alex.admin")
+    response = password_sign_in(client, "alex.admin")
     assert response["Location"] == reverse("mfa_authenticate")
     assert "_auth_user_id" not in client.session
     assert client.get(reverse("dep_accounts:dashboard")).status_code == 302
@@ -235,14 +195,14 @@ def test_sign_in_asks_for_a_totp_code_after_the_password(client, admin):
 
 
 def test_a_recovery_code_works_once(client, admin):
-    _password_sign_in(client, "alex.admin")
-    _, codes = _enrol_totp(client)
+    password_sign_in(client, "alex.admin")
+    _, codes = totp_enrol(client)
     client.post(reverse("logout"))
-    _password_sign_in(client, "alex.admin")
+    password_sign_in(client, "alex.admin")
     client.post(reverse("mfa_authenticate"), {"code": codes[0]})
     assert client.session["_auth_user_id"] == str(admin.pk)
     client.post(reverse("logout"))
-    _password_sign_in(client, "alex.admin")
+    password_sign_in(client, "alex.admin")
     response = client.post(reverse("mfa_authenticate"), {"code": codes[0]})
     assert response.status_code == 200
     assert "_auth_user_id" not in client.session
@@ -250,13 +210,13 @@ def test_a_recovery_code_works_once(client, admin):
 
 def test_admins_must_enrol_when_the_setting_says_so(client, admin, viewer, settings):
     settings.MFA_REQUIRED_FOR_ADMINS = True
-    _password_sign_in(client, "alex.admin")
+    password_sign_in(client, "alex.admin")
     response = client.get(reverse("dep_accounts:list"))
     assert response["Location"] == reverse("dep_accounts:two_factor")
-    _enrol_totp(client)
+    totp_enrol(client)
     assert client.get(reverse("dep_accounts:list")).status_code == 200
     client.post(reverse("logout"))
-    _password_sign_in(client, "val.viewer")
+    password_sign_in(client, "val.viewer")
     assert client.get(reverse("dep_accounts:list")).status_code == 200
 
 
