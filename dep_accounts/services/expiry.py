@@ -21,6 +21,7 @@ from dep_accounts.models import AuditEvent, Banner, DEPAccount, SubscriptionLice
 from dep_accounts.selectors import email_problem, licence_current, licence_devices_stored
 from dep_accounts.services.audit import audit_record
 from dep_accounts.services.credentials import BANNER_SHOWN, credential_banner_items
+from dep_accounts.services.expiry_stage import expiry_state_for
 from dep_accounts.services.webhooks import webhooks_emit_account_state
 
 State = DEPAccount.State
@@ -30,13 +31,7 @@ def token_state_for(*, expires_at: datetime | None, now: datetime) -> tuple[str,
     """The state a token's expiry alone gives, with the reason shown to admins."""
     if expires_at is None:
         return State.AWAITING_TOKEN, "Upload a server token from Apple Business Manager."
-    if expires_at <= now:
-        return State.EXPIRED, f"The server token expired on {expires_at:%-d %b %Y}."
-    if expires_at <= now + timedelta(days=settings.DEP_TOKEN_CRITICAL_DAYS):
-        return State.CRITICAL, f"The server token expires on {expires_at:%-d %b %Y}."
-    if expires_at <= now + timedelta(days=settings.DEP_TOKEN_WARNING_DAYS):
-        return State.WARNING, f"The server token expires on {expires_at:%-d %b %Y}."
-    return State.OK, ""
+    return expiry_state_for(expires_at=expires_at, now=now, what="server token")
 
 
 def token_states_refresh(*, now: datetime | None = None) -> int:

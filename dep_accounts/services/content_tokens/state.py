@@ -25,6 +25,7 @@ from dep_accounts.services.audit import audit_record
 from dep_accounts.services.content_tokens.apple_access import assets_count_apply, vpp_client_for
 from dep_accounts.services.content_tokens.verdict import other_mdm_name
 from dep_accounts.services.expiry import banner_refresh
+from dep_accounts.services.expiry_stage import expiry_state_for
 from dep_accounts.services.webhooks import webhooks_emit_content_token_state
 
 logger = logging.getLogger(__name__)
@@ -44,13 +45,7 @@ class ContentTokenCheckUnavailableError(DomainError):
 
 def content_token_state_for(*, expires_at: datetime, now: datetime) -> tuple[str, str]:
     """The state a content token's expiry alone gives, with the reason shown to admins."""
-    if expires_at <= now:
-        return State.EXPIRED, f"The content token expired on {expires_at:%-d %b %Y}."
-    if expires_at <= now + timedelta(days=settings.DEP_TOKEN_CRITICAL_DAYS):
-        return State.CRITICAL, f"The content token expires on {expires_at:%-d %b %Y}."
-    if expires_at <= now + timedelta(days=settings.DEP_TOKEN_WARNING_DAYS):
-        return State.WARNING, f"The content token expires on {expires_at:%-d %b %Y}."
-    return State.OK, ""
+    return expiry_state_for(expires_at=expires_at, now=now, what="content token")
 
 
 def content_token_states_refresh(*, now: datetime | None = None) -> int:

@@ -9,13 +9,13 @@ the push certificate's entries for the list of credential kinds; the hourly expi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
 from dep_accounts.models import PushCertificate, calendar_days_until
+from dep_accounts.services.expiry_stage import expiry_state_for
 
 State = PushCertificate.State
 KIND = "apns"
@@ -28,13 +28,7 @@ def push_state_for(*, expires_at: datetime | None, now: datetime) -> tuple[str, 
     """The state the certificate's expiry gives, with the reason shown to admins."""
     if expires_at is None:
         return State.AWAITING_CERTIFICATE, "Upload the push certificate from Apple."
-    if expires_at <= now:
-        return State.EXPIRED, f"The push certificate expired on {expires_at:%-d %b %Y}."
-    if expires_at <= now + timedelta(days=settings.DEP_TOKEN_CRITICAL_DAYS):
-        return State.CRITICAL, f"The push certificate expires on {expires_at:%-d %b %Y}."
-    if expires_at <= now + timedelta(days=settings.DEP_TOKEN_WARNING_DAYS):
-        return State.WARNING, f"The push certificate expires on {expires_at:%-d %b %Y}."
-    return State.OK, ""
+    return expiry_state_for(expires_at=expires_at, now=now, what="push certificate")
 
 
 def push_state_refresh(*, now: datetime | None = None) -> int:
